@@ -1,0 +1,151 @@
+"""Time the dense kernels on LeNet-5 shapes against vectorised numpy.
+
+LeNet-5 here: 32x32 input, conv1 6@5x5 -> 28x28, pool 2 -> 14x14, conv2 16@5x5
+-> 10x10, pool 2 -> 5x5, conv3 120@5x5 -> 1x1 (no padding, stride 1, float32).
+Each row prints the median of >= 20 repetitions (a repetition loops a call
+for >= 2 ms) of the n2prune kernel and of a numpy equivalent written the
+way a careful numpy user would (sliding_window_view, reshape-max, slice-adds),
+and the speed-up numpy / kernel. Run: ``python benchmarks/kernels_dense.py``.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+try:
+    from n2prune import kernels
+except ImportError:     # run as a script from a source checkout, not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from n2prune import kernels
+
+CONVS = [("conv1", 1, 32), ("conv2", 6, 14), ("conv3", 16, 5)]   # (name, C, H=W); 5x5
+POOLS = [("pool1", 6, 28), ("pool2", 16, 10)]                      # 2x2, stride 2
+ACTS = [("conv1", 6, 28), ("conv2", 16, 10), ("conv3", 120, 1)]    # conv outputs
+
+
+def median_ms(fn, reps=21, min_rep_s=2e-3):
+    """Median over ``reps`` repetitions, each looping ``fn`` for >= min_rep_s."""
+    fn()
+    start, loops = time.perf_counter(), 0
+    while time.perf_counter() - start < min_rep_s:
+        fn()
+        loops += 1
+    samples = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        samples.append((time.perf_counter() - t0) / loops)
+    return 1e3 * float(np.median(samples))
+
+
+def numpy_im2col(x, k):
+    c = x.shape[0]
+    win = sliding_window_view(x, (k, k), axis=(2, 3))          # (C, N, OH, OW, k, k)
+    return win.transpose(0, 4, 5, 1, 2, 3).reshape(c * k * k, -1)
+
+
+def numpy_col2im(cols, shape, k):
+    c, n, h, w = shape
+    oh, ow = h - k + 1, w - k + 1
+    dx = np.zeros(shape, dtype=cols.dtype)
+    cols = cols.reshape(c, k, k, n, oh, ow)
+    for ky in range(k):
+        for kx in range(k):
+            dx[:, :, ky:ky + oh, kx:kx + ow] += cols[:, ky, kx]
+    return dx
+
+
+def numpy_max_pool(x):
+    c, n, h, w = x.shape
+    y = x.reshape(c, n, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+    mask = x == y.repeat(2, axis=2).repeat(2, axis=3)
+    return y, mask
+
+
+def numpy_max_pool_backward(dy, mask):
+    return mask * dy.repeat(2, axis=2).repeat(2, axis=3)
+
+
+def conv_rows(rng, n, c, h):
+    """im2col / col2im of one 5x5 conv on a (C, N, H, H) input."""
+    x = rng.standard_normal((c, n, h, h)).astype(np.float32)
+    cols = kernels.im2col(x, 5, 1, 0, 1)
+    cols_buf, dx_buf = np.empty_like(cols), np.empty_like(x)
+    return [
+        ("im2col", lambda: kernels.im2col(x, 5, 1, 0, 1), lambda: numpy_im2col(x, 5)),
+        ("im2col out=", lambda: kernels.im2col(x, 5, 1, 0, 1, out=cols_buf),
+         lambda: np.copyto(cols_buf, numpy_im2col(x, 5))),
+        ("col2im", lambda: kernels.col2im(cols, x.shape, 5, 1, 0, 1),
+         lambda: numpy_col2im(cols, x.shape, 5)),
+        ("col2im out=", lambda: kernels.col2im(cols, x.shape, 5, 1, 0, 1, out=dx_buf),
+         lambda: numpy_col2im(cols, x.shape, 5)),
+    ]
+
+
+def pool_rows(rng, n, c, h):
+    """2x2 stride-2 max and average pooling of a (C, N, H, H) input."""
+    x = rng.standard_normal((c, n, h, h)).astype(np.float32)
+    y, arg = kernels.max_pool_forward(x, 2, 2, 0)
+    _, mask = numpy_max_pool(x)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    return [
+        ("max_pool_fwd", lambda: kernels.max_pool_forward(x, 2, 2, 0),
+         lambda: numpy_max_pool(x)),
+        ("max_pool_bwd", lambda: kernels.max_pool_backward(dy, arg, x.shape),
+         lambda: numpy_max_pool_backward(dy, mask)),
+        ("avg_pool_fwd", lambda: kernels.avg_pool_forward(x, 2, 2, 0),
+         lambda: x.reshape(c, n, h // 2, 2, h // 2, 2).mean(axis=(3, 5))),
+        ("avg_pool_bwd", lambda: kernels.avg_pool_backward(dy, x.shape, 2, 2, 0),
+         lambda: dy.repeat(2, axis=2).repeat(2, axis=3) * np.float32(0.25)),
+    ]
+
+
+def numpy_relu_backward_bias_grad(dy, y):
+    dx = dy * (y > 0)
+    return dx, dx.sum(axis=(1, 2, 3))
+
+
+def act_rows(rng, n, c, h):
+    """Rectifier and bias kernels on a conv output (C, N, H, H)."""
+    x = rng.standard_normal((c, n, h, h)).astype(np.float32)
+    y, dy = np.maximum(x, 0), rng.standard_normal(x.shape).astype(np.float32)
+    buf = np.empty_like(x)
+    bias = rng.standard_normal(c).astype(np.float32)
+    b4 = bias.reshape(c, 1, 1, 1)
+    return [
+        ("relu_fwd", lambda: kernels.relu_forward(x), lambda: np.maximum(x, 0)),
+        ("relu_bwd", lambda: kernels.relu_backward(dy, y), lambda: dy * (y > 0)),
+        ("add_bias (in place)", lambda: kernels.add_bias_cnhw(buf, bias),
+         lambda: np.add(buf, b4, out=buf)),
+        ("bias_grad", lambda: kernels.bias_grad_cnhw(dy), lambda: dy.sum(axis=(1, 2, 3))),
+        ("bias+relu fused", lambda: kernels.add_bias_relu_cnhw(buf, bias),
+         lambda: np.maximum(np.add(buf, b4, out=buf), 0, out=buf)),
+        ("relu_bwd+bias_grad", lambda: kernels.relu_backward_bias_grad(dy, y),
+         lambda: numpy_relu_backward_bias_grad(dy, y)),
+    ]
+
+
+LAYERS = [(conv_rows, CONVS, "k5"), (pool_rows, POOLS, "p2s2"), (act_rows, ACTS, "")]
+
+
+def main():
+    rng = np.random.default_rng(0)
+    header = (f"{'kernel':<20} {'layer':<6} {'shape':<20} {'n2prune ms':>11} "
+              f"{'numpy ms':>10} {'speed-up':>9}")
+    for n in (64, 256):
+        print(f"\nbatch {n}, median of 21 (best)\n{header}\n{'-' * len(header)}")
+        for make_rows, layers, suffix in LAYERS:
+            for layer, c, h in layers:
+                shape = f"{c}x{n}x{h}x{h} {suffix}"
+                for kernel, ours, reference in make_rows(rng, n, c, h):
+                    t_ours, t_ref = median_ms(ours), median_ms(reference)
+                    print(f"{kernel:<20} {layer:<6} {shape:<20} {t_ours:>11.4f} "
+                          f"{t_ref:>10.4f} {t_ref / t_ours:>8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Cells: plain classes with ``forward``/``backward`` on CNHW activations.
+
+``CELL_TYPES`` maps each N2D2 ``Type=`` name to its class; every module
+below files its class there with ``@register_cell`` when imported.
+"""
+
+from n2prune.cells.activation_cell import Activation
+from n2prune.cells.batchnorm import BatchNorm
+from n2prune.cells.conv import Conv
+from n2prune.cells.dropout import Dropout
+from n2prune.cells.elemwise import ElemWise
+from n2prune.cells.fc import Fc
+from n2prune.cells.padding import Padding
+from n2prune.cells.pool import Pool
+from n2prune.cells.registry import CELL_TYPES, register_cell
+from n2prune.cells.softmax import Softmax
+
+__all__ = [
+    "CELL_TYPES",
+    "Activation",
+    "BatchNorm",
+    "Conv",
+    "Dropout",
+    "ElemWise",
+    "Fc",
+    "Padding",
+    "Pool",
+    "Softmax",
+    "register_cell",
+]

@@ -1,0 +1,178 @@
+"""Activation functions (N2D2 ``ActivationFunction=``), each a tiny forward/backward pair.
+
+Formulas follow N2D2's ``include/Activation/*Activation_Frame.hpp``. Every
+object works on arrays of any shape and dtype: ``forward(x)`` returns ``y``
+and caches what ``backward(dy)`` needs, which returns ``dx``. One object
+serves one cell (the cache holds one batch).
+"""
+
+import numpy as np
+
+from n2prune.kernels import relu_backward, relu_forward
+
+ACTIVATIONS = {}
+
+# N2D2 parameter names (``ActivationFunction.<Key>=``) -> (kwarg, type).
+ACTIVATION_KEYS = {}
+
+
+def register_activation(name, keys=None):
+    """Class decorator: file ``cls`` under its N2D2 name, with its declared keys."""
+
+    def decorate(cls):
+        ACTIVATIONS[name] = cls
+        ACTIVATION_KEYS[name] = dict(keys or {})
+        cls.n2d2_name = name
+        return cls
+
+    return decorate
+
+
+def _sigmoid(x):
+    # exp of a non-positive number only, so large |x| neither overflows nor warns.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+@register_activation("Rectifier", {"LeakSlope": ("leak_slope", "float"),
+                                   "Clipping": ("clipping", "float")})
+class Rectifier:
+    """``x`` if ``x > 0`` else ``leak_slope * x``; capped at ``clipping`` if ``> 0``."""
+
+    def __init__(self, leak_slope=0.0, clipping=0.0):
+        if leak_slope < 0:
+            # The backward pass reads the branch from the sign of the output.
+            raise ValueError(f"Rectifier LeakSlope must be >= 0 (got {leak_slope})")
+        self.leak_slope = float(leak_slope)
+        self.clipping = float(clipping)
+
+    def forward(self, x):
+        self.y = relu_forward(x, self.leak_slope, self.clipping)
+        return self.y
+
+    def backward(self, dy):
+        return relu_backward(dy, self.y, self.leak_slope, self.clipping)
+
+
+@register_activation("Linear", {"Clipping": ("clipping", "float")})
+class Linear:
+    """Identity, clamped to ``[-clipping, clipping]`` when ``clipping != 0``.
+
+    ``Linear()`` is also what a cell uses when no activation is given.
+    """
+
+    def __init__(self, clipping=0.0):
+        self.clipping = abs(float(clipping))
+
+    def forward(self, x):
+        if not self.clipping:
+            return x
+        self.y = np.clip(x, -self.clipping, self.clipping)
+        return self.y
+
+    def backward(self, dy):
+        if not self.clipping:
+            return dy
+        # As N2D2: the gradient stops where the output sits on a bound.
+        return dy * (np.abs(self.y) < self.clipping)
+
+
+@register_activation("Saturation", {"Threshold": ("threshold", "float")})
+class Saturation:
+    """``x`` clamped to ``[-threshold, threshold]``."""
+
+    def __init__(self, threshold=1.0):
+        self.threshold = abs(float(threshold))
+
+    def forward(self, x):
+        self.y = np.clip(x, -self.threshold, self.threshold)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (np.abs(self.y) < self.threshold)
+
+
+@register_activation("Tanh", {"Alpha": ("alpha", "float")})
+class Tanh:
+    """``tanh(alpha * x)``."""
+
+    def __init__(self, alpha=1.0):
+        self.alpha = float(alpha)
+
+    def forward(self, x):
+        self.y = np.tanh(x * x.dtype.type(self.alpha)) if self.alpha != 1.0 else np.tanh(x)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (self.alpha * (1 - self.y * self.y))
+
+
+@register_activation("TanhLeCun")
+class TanhLeCun(Tanh):
+    """N2D2's TanhLeCun: ``tanh(alpha * x)`` with ``alpha = 1.7159 * 2/3``.
+
+    N2D2 (TanhActivationGenerator) sets only the slope, without LeCun's outer
+    1.7159 factor; we do the same.
+    """
+
+    ALPHA = 1.7159 * (2.0 / 3.0)
+
+    def __init__(self):
+        super().__init__(self.ALPHA)
+
+
+@register_activation("Logistic")
+class Logistic:
+    """``1 / (1 + exp(-x))``."""
+
+    with_loss = False
+
+    def forward(self, x):
+        self.y = _sigmoid(x)
+        return self.y
+
+    def backward(self, dy):
+        if self.with_loss:
+            return dy
+        return dy * (self.y * (1 - self.y))
+
+
+@register_activation("LogisticWithLoss")
+class LogisticWithLoss(Logistic):
+    """Logistic whose backward passes ``dy`` through unchanged.
+
+    As N2D2: the loss gradient it receives already is ``y - target``, the
+    combined sigmoid + cross-entropy gradient.
+    """
+
+    with_loss = True
+
+
+@register_activation("Softplus")
+class Softplus:
+    """``log(1 + exp(x))``; its derivative ``sigmoid(x) = 1 - exp(-y)``."""
+
+    def forward(self, x):
+        self.y = np.logaddexp(x.dtype.type(0), x)
+        return self.y
+
+    def backward(self, dy):
+        return dy * -np.expm1(-self.y)
+
+
+@register_activation("Swish")
+class Swish:
+    """``x * sigmoid(x)``; derivative ``s + y * (1 - s)``."""
+
+    def forward(self, x):
+        self.sigmoid = _sigmoid(x)
+        self.y = x * self.sigmoid
+        return self.y
+
+    def backward(self, dy):
+        return dy * (self.sigmoid + self.y * (1 - self.sigmoid))
+
+
+def resolve(activation):
+    """``activation`` itself, or a no-op ``Linear()`` for ``None``."""
+    return Linear() if activation is None else activation

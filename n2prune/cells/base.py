@@ -1,0 +1,62 @@
+"""What every cell promises to the network that runs it.
+
+Activations are CNHW float32 arrays (channel, batch, height, width). A cell
+receives one array per input (``Input=a,b`` gives two) and returns one.
+"""
+
+import numpy as np
+
+
+class Param:
+    """A trainable array, its gradient and the solver role that updates it.
+
+    ``role`` is ``"weights"`` or ``"biases"``: N2D2 gives each role its own
+    solver (``WeightsSolver.*`` / ``BiasSolver.*``). ``grad`` is the gradient
+    of the **batch-mean** loss, written by the cell's ``backward``.
+    """
+
+    def __init__(self, name, value, role):
+        self.name = name
+        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        self.grad = np.zeros_like(self.value)
+        self.role = role
+
+
+class Cell:
+    """Base class: a named node with inputs, an output shape and gradients.
+
+    Subclasses set ``self.output_shape`` (C, H, W) in ``__init__`` from
+    ``input_shapes`` (a list of (C, H, W)) and implement ``forward`` and
+    ``backward``. ``forward(xs, train)`` caches what ``backward(dy)`` needs;
+    ``backward`` returns one gradient per input (``None`` where the input is
+    the stimuli provider and no gradient is wanted).
+    """
+
+    type_name = "Cell"
+
+    def __init__(self, name, input_shapes):
+        self.name = name
+        self.input_shapes = [tuple(s) for s in input_shapes]
+        self.output_shape = None
+
+    def params(self):
+        """The trainable ``Param`` objects, weights first."""
+        return []
+
+    def forward(self, xs, train):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def macs_per_sample(self):
+        """Multiply-accumulates for one sample's forward pass."""
+        return 0
+
+    def state(self):
+        """Arrays to checkpoint besides ``params`` (e.g. BatchNorm statistics)."""
+        return {}
+
+    def load_state(self, arrays):
+        for key, value in arrays.items():
+            getattr(self, key)[...] = value

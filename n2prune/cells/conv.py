@@ -1,0 +1,249 @@
+"""2-D convolution (N2D2 ``Type=Conv``): im2col + GEMM on CNHW activations.
+
+One OCHW weight tensor ``(nb_outputs, C_k, KH, KW)`` per input ``k``; the
+contributions of all inputs are summed (= a convolution of their channel
+concatenation). A mapping matrix per input says which (channel, output)
+kernels exist: unconnected kernels are zero at init and get zero gradient.
+Grouped and depthwise mappings are computed per group instead of as a dense
+GEMM full of zeros.
+"""
+
+import numpy as np
+
+from n2prune.cells import fillers
+from n2prune.cells.activations import resolve
+from n2prune.cells.base import Cell, Param
+from n2prune.cells.mapping import group_bounds, is_block_diagonal
+from n2prune.cells.registry import (
+    as_pair,
+    check_inputs,
+    common_plane,
+    register_cell,
+    set_grad,
+    shape_error,
+)
+from n2prune.kernels import (
+    add_bias_cnhw,
+    bias_grad_cnhw,
+    col2im,
+    conv_out_size,
+    im2col,
+    matmul,
+    matmul_nt,
+    matmul_tn,
+)
+
+
+class Connection:
+    """How one input's channels reach the outputs, and the cheapest way to compute it.
+
+    ``kind`` is ``"dense"`` (all connected), ``"masked"`` (any other pattern:
+    dense GEMM with the unconnected kernels masked out), ``"grouped"``
+    (block-diagonal: one GEMM per group) or ``"depthwise"`` (one channel per
+    group, every group with outputs). ``mask`` is the (O, C, 1, 1) 0/1 array of connected kernels,
+    ``None`` when all are; ``groups`` lists ``(channel slice, output slice)``.
+    """
+
+    def __init__(self, mapping, nb_channels, nb_outputs):
+        self.kind, self.mask, self.groups, self.per_group = "dense", None, None, nb_channels
+        if mapping is None or mapping.all():
+            return
+        self.mask = (mapping.T != 0)[:, :, None, None].astype(np.int8)
+        nb_groups = is_block_diagonal(mapping)
+        if nb_groups is None:
+            self.kind = "masked"
+            return
+        self.per_group = nb_channels // nb_groups
+        bounds = group_bounds(nb_outputs, nb_groups)
+        self.groups = [(slice(g * self.per_group, (g + 1) * self.per_group), slice(a, b))
+                       for g, (a, b) in enumerate(bounds) if b > a]
+        if self.per_group == 1 and len(self.groups) == nb_groups:
+            self.kind = "depthwise"
+            sizes = [b - a for a, b in bounds]
+            self.source = np.repeat(np.arange(nb_groups), sizes)  # input channel of each output
+            self.starts = np.array([a for a, _ in bounds])
+            self.identity = nb_outputs == nb_groups
+        else:
+            self.kind = "grouped"
+
+    def forward(self, w, cols):
+        """``(O, P)`` contribution of weights ``w`` (O, C, KH, KW) on ``cols`` (C*KH*KW, P)."""
+        nb_outputs = w.shape[0]
+        if self.kind == "masked":
+            w = w * self.mask  # unconnected kernels never act, as N2D2 skips them
+        if self.kind in ("dense", "masked"):
+            return matmul(w.reshape(nb_outputs, -1), cols)
+        if self.kind == "depthwise":
+            w_taps, taps = self._depthwise_operands(w, cols)
+            return np.einsum("ok,okp->op", w_taps, taps)
+        y = np.zeros((nb_outputs, cols.shape[1]), dtype=cols.dtype)
+        taps = w.shape[2] * w.shape[3]
+        for chans, outs in self.groups:
+            rows = slice(chans.start * taps, chans.stop * taps)
+            y[outs] = matmul(w[outs, chans].reshape(outs.stop - outs.start, -1), cols[rows])
+        return y
+
+    def backward(self, w, cols, dy):
+        """``(dw, dcols)`` for ``dy`` (O, P), the adjoint of ``forward``."""
+        if self.kind in ("dense", "masked"):
+            w2 = (w if self.mask is None else w * self.mask).reshape(w.shape[0], -1)
+            return matmul_nt(dy, cols).reshape(w.shape), matmul_tn(w2, dy)
+        if self.kind == "depthwise":
+            return self._depthwise_backward(w, cols, dy)
+        dw = np.zeros_like(w)
+        dcols = np.zeros_like(cols)
+        taps = w.shape[2] * w.shape[3]
+        for chans, outs in self.groups:
+            rows = slice(chans.start * taps, chans.stop * taps)
+            w_group = w[outs, chans].reshape(outs.stop - outs.start, -1)
+            dw[outs, chans] = matmul_nt(dy[outs], cols[rows]).reshape(dw[outs, chans].shape)
+            dcols[rows] = matmul_tn(w_group, dy[outs])
+        return dw, dcols
+
+    def _depthwise_operands(self, w, cols):
+        """Per-output taps ``(O, KH*KW)`` and the matching cols rows ``(O, KH*KW, P)``."""
+        nb_outputs, taps = w.shape[0], w.shape[2] * w.shape[3]
+        w_taps = w[np.arange(nb_outputs), self.source].reshape(nb_outputs, taps)
+        cols3 = cols.reshape(-1, taps, cols.shape[1])
+        return w_taps, (cols3 if self.identity else cols3[self.source])
+
+    def _depthwise_backward(self, w, cols, dy):
+        w_taps, taps = self._depthwise_operands(w, cols)
+        dw = np.zeros_like(w)
+        dw[np.arange(w.shape[0]), self.source] = np.einsum(
+            "op,okp->ok", dy, taps).reshape(w.shape[0], *w.shape[2:])
+        per_output = w_taps[:, :, None] * dy[:, None, :]
+        # Outputs of one channel are contiguous: reduceat sums each block.
+        per_channel = per_output if self.identity else np.add.reduceat(per_output, self.starts, axis=0)
+        return dw, per_channel.reshape(cols.shape)
+
+
+@register_cell("Conv")
+class Conv(Cell):
+    """Convolution of CNHW inputs into ``(nb_outputs, N, OH, OW)``.
+
+    ``kernel``, ``stride``, ``padding`` (symmetric, zero) and ``dilation``
+    are ``(h, w)`` pairs or ints. ``mappings`` is ``None`` or one entry per
+    input: ``None`` (full) or a 0/1 array ``(C_k, nb_outputs)``. Fillers
+    default to N2D2's Normal(0, 0.05); fans follow ``fillers.conv_fans``
+    (grouped mappings fill the compact ``(O, C_k/G, KH, KW)`` tensor, as N2D2).
+    """
+
+    def __init__(self, name, input_shapes, nb_outputs, kernel, stride=(1, 1), padding=(0, 0),
+                 dilation=(1, 1), no_bias=False, mappings=None, weights_filler=None,
+                 bias_filler=None, activation=None, rng=None):
+        super().__init__(name, input_shapes)
+        self.nb_outputs = int(nb_outputs)
+        self.kernel = as_pair(name, "kernel", kernel)
+        self.stride = as_pair(name, "stride", stride)
+        self.padding = as_pair(name, "padding", padding)
+        self.dilation = as_pair(name, "dilation", dilation)
+        self.output_shape = (self.nb_outputs, *self._output_plane())
+        rng = np.random.default_rng(0) if rng is None else rng
+        weights_filler = weights_filler or fillers.DEFAULT_WEIGHTS_FILLER
+        self.connections, self.weights = [], []
+        for k, mapping in enumerate(self._check_mappings(mappings)):
+            conn = Connection(mapping, self.input_shapes[k][0], self.nb_outputs)
+            self.connections.append(conn)
+            value = self._initial_weights(k, conn, weights_filler, rng)
+            self.weights.append(Param(f"{name}.weights[{k}]", value, "weights"))
+        self.bias = None if no_bias else self._initial_bias(bias_filler, rng)
+        self.activation = resolve(activation)
+        self._cols = None
+
+    def _output_plane(self):
+        height, width = common_plane(self.name, self.input_shapes)
+        if self.nb_outputs < 1:
+            raise shape_error(self.name, f"NbOutputs must be >= 1, got {self.nb_outputs}")
+        try:
+            return tuple(conv_out_size(size, *args) for size, *args in zip(
+                (height, width), self.kernel, self.stride, self.padding, self.dilation))
+        except ValueError as exc:
+            raise shape_error(self.name, f"input {height}x{width}: {exc}") from None
+
+    def _check_mappings(self, mappings):
+        if mappings is None:
+            return [None] * len(self.input_shapes)
+        if len(mappings) != len(self.input_shapes):
+            raise shape_error(self.name, f"{len(mappings)} mappings for {len(self.input_shapes)} inputs")
+        checked = []
+        for (channels, _, _), mapping in zip(self.input_shapes, mappings):
+            if mapping is not None:
+                mapping = np.asarray(mapping)
+                if mapping.shape != (channels, self.nb_outputs):
+                    raise shape_error(self.name, f"mapping of shape {mapping.shape}, expected "
+                                      f"({channels}, {self.nb_outputs}) (input channels x outputs)")
+            checked.append(mapping)
+        return checked
+
+    def _initial_weights(self, k, conn, filler, rng):
+        channels = self.input_shapes[k][0]
+        if conn.groups is None:
+            fans = fillers.conv_fans(self.nb_outputs, channels, self.kernel)
+            w = filler.fill((self.nb_outputs, channels, *self.kernel), *fans, rng)
+            return w if conn.mask is None else w * conn.mask
+        fans = fillers.conv_fans(self.nb_outputs, conn.per_group, self.kernel)
+        compact = filler.fill((self.nb_outputs, conn.per_group, *self.kernel), *fans, rng)
+        w = np.zeros((self.nb_outputs, channels, *self.kernel), dtype=compact.dtype)
+        for chans, outs in conn.groups:
+            w[outs, chans] = compact[outs]
+        return w
+
+    def _initial_bias(self, filler, rng):
+        filler = filler or fillers.DEFAULT_BIAS_FILLER
+        fans = fillers.conv_bias_fans(self.nb_outputs)
+        return Param(f"{self.name}.biases", filler.fill((self.nb_outputs,), *fans, rng), "biases")
+
+    def effective_weights(self, k):
+        """The weights the forward pass uses (the pruning seam: later ``W * mask``)."""
+        return self.weights[k].value
+
+    def mask_weight_grad(self, k, grad):
+        """The gradient the solver sees for ``weights[k]`` (the pruning seam)."""
+        return grad
+
+    def params(self):
+        return self.weights + ([self.bias] if self.bias is not None else [])
+
+    def _geometry(self):
+        return self.kernel, self.stride, self.padding, self.dilation
+
+    def forward(self, xs, train):
+        """``xs``: one (C_k, N, H, W) array per input; returns (O, N, OH, OW)."""
+        check_inputs(self.name, xs, self.input_shapes)
+        y, cols_list = None, []
+        for k, x in enumerate(xs):
+            cols = im2col(x, *self._geometry())
+            w = self.effective_weights(k).astype(x.dtype, copy=False)
+            part = self.connections[k].forward(w, cols)
+            y = part if y is None else np.add(y, part, out=y)
+            cols_list.append(cols)
+        self._cols = cols_list if train else None
+        y = y.reshape(self.nb_outputs, xs[0].shape[1], *self.output_shape[1:])
+        if self.bias is not None:
+            add_bias_cnhw(y, self.bias.value)
+        return self.activation.forward(y)
+
+    def backward(self, dy):
+        if self._cols is None:
+            raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
+        dy = np.ascontiguousarray(self.activation.backward(dy))
+        if self.bias is not None:
+            set_grad(self.bias, bias_grad_cnhw(dy))
+        dy2 = dy.reshape(self.nb_outputs, -1)
+        dxs = []
+        for k, cols in enumerate(self._cols):
+            conn = self.connections[k]
+            w = self.effective_weights(k).astype(dy.dtype, copy=False)
+            dw, dcols = conn.backward(w, cols, dy2)
+            if conn.mask is not None:
+                dw *= conn.mask
+            set_grad(self.weights[k], self.mask_weight_grad(k, dw))
+            x_shape = (self.input_shapes[k][0], dy.shape[1], *self.input_shapes[k][1:])
+            dxs.append(col2im(dcols, x_shape, *self._geometry()))
+        return dxs
+
+    def macs_per_sample(self):
+        kernels = sum(c.mask.sum() if c.mask is not None else self.nb_outputs * s[0]
+                      for c, s in zip(self.connections, self.input_shapes))
+        return int(kernels) * self.kernel[0] * self.kernel[1] * self.output_shape[1] * self.output_shape[2]

@@ -1,0 +1,104 @@
+"""Fully connected layer (N2D2 ``Type=Fc``) on CNHW activations.
+
+One weight matrix ``(nb_outputs, C_k*H_k*W_k)`` per input ``k``, whose
+column ``(c*H + y)*W + x`` is the input feature at channel c, pixel (y, x)
+(N2D2's order). The contributions of all inputs are summed. The output is
+CNHW with a 1x1 plane: ``(nb_outputs, N, 1, 1)``.
+"""
+
+import math
+
+import numpy as np
+
+from n2prune.cells import fillers
+from n2prune.cells.activations import resolve
+from n2prune.cells.base import Cell, Param
+from n2prune.cells.registry import check_inputs, register_cell, set_grad, shape_error
+from n2prune.kernels import add_bias_cnhw, bias_grad_cnhw, matmul, matmul_nt, matmul_tn
+
+
+def features(x):
+    """CNHW ``x`` (C, N, H, W) as a sample-major ``(N, C*H*W)`` matrix."""
+    n = x.shape[1]
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(n, -1)
+
+
+@register_cell("Fc")
+class Fc(Cell):
+    """``y = sum_k W_k @ features(x_k) + b``, then the activation.
+
+    Fillers default to N2D2's Normal(0, 0.05), with the fans of
+    ``fillers.fc_fans`` (fan-in C_k*H_k*W_k, fan-out nb_outputs).
+    """
+
+    def __init__(self, name, input_shapes, nb_outputs, no_bias=False, weights_filler=None,
+                 bias_filler=None, activation=None, rng=None):
+        super().__init__(name, input_shapes)
+        self.nb_outputs = int(nb_outputs)
+        if self.nb_outputs < 1:
+            raise shape_error(name, f"NbOutputs must be >= 1, got {self.nb_outputs}")
+        if not self.input_shapes:
+            raise shape_error(name, "the cell has no input")
+        self.output_shape = (self.nb_outputs, 1, 1)
+        rng = np.random.default_rng(0) if rng is None else rng
+        weights_filler = weights_filler or fillers.DEFAULT_WEIGHTS_FILLER
+        self.weights = []
+        for k, shape in enumerate(self.input_shapes):
+            size = math.prod(shape)
+            value = weights_filler.fill((self.nb_outputs, size),
+                                        *fillers.fc_fans(size, self.nb_outputs), rng)
+            self.weights.append(Param(f"{name}.weights[{k}]", value, "weights"))
+        self.bias = None
+        if not no_bias:
+            filler = bias_filler or fillers.DEFAULT_BIAS_FILLER
+            value = filler.fill((self.nb_outputs,), *fillers.fc_bias_fans(self.nb_outputs), rng)
+            self.bias = Param(f"{name}.biases", value, "biases")
+        self.activation = resolve(activation)
+        self._features = None
+
+    def effective_weights(self, k):
+        """The weights the forward pass uses (the pruning seam: later ``W * mask``)."""
+        return self.weights[k].value
+
+    def mask_weight_grad(self, k, grad):
+        """The gradient the solver sees for ``weights[k]`` (the pruning seam)."""
+        return grad
+
+    def params(self):
+        return self.weights + ([self.bias] if self.bias is not None else [])
+
+    def forward(self, xs, train):
+        """``xs``: one (C_k, N, H_k, W_k) array per input; returns (O, N, 1, 1)."""
+        check_inputs(self.name, xs, self.input_shapes)
+        y, feats = None, []
+        for k, x in enumerate(xs):
+            f = features(x)
+            w = self.effective_weights(k).astype(x.dtype, copy=False)
+            part = matmul_nt(w, f)  # (O, N)
+            y = part if y is None else np.add(y, part, out=y)
+            feats.append(f)
+        self._features = feats if train else None
+        y = y.reshape(self.nb_outputs, -1, 1, 1)
+        if self.bias is not None:
+            add_bias_cnhw(y, self.bias.value)
+        return self.activation.forward(y)
+
+    def backward(self, dy):
+        if self._features is None:
+            raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
+        dy = np.ascontiguousarray(self.activation.backward(dy))
+        if self.bias is not None:
+            set_grad(self.bias, bias_grad_cnhw(dy))
+        dy2 = dy.reshape(self.nb_outputs, -1)  # (O, N)
+        dxs = []
+        for k, f in enumerate(self._features):
+            w = self.effective_weights(k).astype(dy.dtype, copy=False)
+            set_grad(self.weights[k], self.mask_weight_grad(k, matmul(dy2, f)))
+            df = matmul_tn(dy2, w)  # (N, C*H*W)
+            channels, height, width = self.input_shapes[k]
+            dx = df.reshape(-1, channels, height, width).transpose(1, 0, 2, 3)
+            dxs.append(np.ascontiguousarray(dx))
+        return dxs
+
+    def macs_per_sample(self):
+        return sum(self.nb_outputs * math.prod(s) for s in self.input_shapes)

@@ -1,0 +1,74 @@
+"""``n2prune``: train, test and check N2D2-style INI models.
+
+User mistakes (bad INI, missing file, shape mismatch, NaN) print one line and
+exit with code 2; ``--debug`` shows the traceback. Ctrl-C during training
+saves a snapshot and exits with 130.
+"""
+
+import argparse
+import logging
+import sys
+import time
+
+from n2prune import __version__
+from n2prune.errors import UserError
+
+log = logging.getLogger("n2prune")
+
+
+def _common(parser):
+    parser.add_argument("model", help="the network's INI file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override an INI key (repeatable)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 1)")
+    parser.add_argument("--strict", action="store_true", help="unknown INI keys are errors")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="n2prune", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"n2prune {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    train = verbs.add_parser("train", help="train a model on its database")
+    _common(train)
+    train.add_argument("--epochs", type=int, default=None, help="epochs to train (default 10)")
+    train.add_argument("--out", default=None, help="run folder (default runs/<model>)")
+    train.add_argument("--log-every", type=int, default=100, help="steps between log lines")
+    train.add_argument("--resume", metavar="RUN", default=None, help="continue the run in RUN")
+    train.add_argument("--weights", metavar="DIR", default=None,
+                       help="start from these weights (run folder, .npz or N2D2 folder)")
+    test = verbs.add_parser("test", help="measure accuracy on the test set")
+    _common(test)
+    test.add_argument("--weights", metavar="RUN", required=True,
+                      help="run folder, weights .npz or N2D2 weights folder")
+    check = verbs.add_parser("check", help="parse a model and print its cell graph")
+    _common(check)
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from n2prune import commands
+    try:
+        return getattr(commands, f"run_{args.verb}")(args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        return 130
+
+
+def entry_point():
+    started = time.perf_counter()
+    code = main()
+    log.debug("n2prune finished in %.1fs", time.perf_counter() - started)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,95 @@
+"""What each ``n2prune`` verb does, on top of the library."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from n2prune.errors import UserError
+from n2prune.io.checkpoint import load_network_arrays
+from n2prune.io.syntxt import import_network
+from n2prune.train.evaluate import accuracy
+from n2prune.train.loop import Trainer
+from n2prune.train.model import Model
+from n2prune.train.runfolder import RunFolder, new_run_dir
+
+log = logging.getLogger("n2prune")
+
+DEFAULT_SEED = 1
+DEFAULT_EPOCHS = 10
+
+
+def load_weights(network, source):
+    """Weights from a run folder, a ``.npz`` file or an N2D2 ``weights/`` folder."""
+    path = Path(source)
+    if path.is_dir() and (path / "weights.npz").is_file():
+        path = path / "weights.npz"
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except FileNotFoundError:
+            raise UserError(f"{path}: no such weights file") from None
+        load_network_arrays(network, arrays, path)
+    elif path.is_dir():
+        import_network(network, path)
+    else:
+        raise UserError(f"{path}: not a run folder, .npz file or N2D2 weights folder")
+
+
+def _run_settings(args):
+    """Seed, overrides and epochs, from the command line or the run being resumed."""
+    settings = {"seed": args.seed, "overrides": list(args.overrides), "epochs": args.epochs}
+    if args.resume:
+        saved = RunFolder(args.resume).run_info()
+        if args.overrides and args.overrides != saved["overrides"]:
+            raise UserError(f"{args.resume}: --set differs from the run's own overrides "
+                            f"{saved['overrides']}; resume without --set")
+        settings["seed"] = saved["seed"] if args.seed is None else args.seed
+        settings["overrides"] = saved["overrides"]
+        settings["epochs"] = args.epochs or saved["epochs"]
+    settings["seed"] = DEFAULT_SEED if settings["seed"] is None else settings["seed"]
+    settings["epochs"] = settings["epochs"] or DEFAULT_EPOCHS
+    return settings
+
+
+def run_train(args):
+    settings = _run_settings(args)
+    model = Model(args.model, settings["overrides"], settings["seed"], args.strict)
+    run = RunFolder(args.resume or new_run_dir(args.model, args.out))
+    if not args.resume:
+        run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings})
+        if args.weights:
+            load_weights(model.network, args.weights)
+    log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
+             run.path, len(model.network.cells), model.network.nb_params(),
+             model.network.macs_per_sample() / 1e6)
+    trainer = Trainer(model, run, settings["epochs"], args.log_every, settings["seed"])
+    trainer.train(resume=bool(args.resume))
+    return 0
+
+
+def run_test(args):
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    model = Model(args.model, args.overrides, seed, args.strict)
+    load_weights(model.network, args.weights)
+    acc = accuracy(model.network, model, "test")
+    print(f"test accuracy {acc:.4f} on {model.partition_size('test')} images")
+    return 0
+
+
+def run_check(args):
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    model = Model(args.model, args.overrides, seed, args.strict, need_data=False)
+    net = model.network
+    rows = [("cell", "type", "inputs", "output CxHxW", "params", "MACs")]
+    for cell in net.cells:
+        shape = "x".join(str(d) for d in cell.output_shape)
+        params = sum(p.value.size for p in cell.params())
+        rows.append((cell.name, cell.type_name, ",".join(net.inputs[cell.name]), shape,
+                     str(params), str(cell.macs_per_sample())))
+    rows.append(("total", "", "", "", str(net.nb_params()), str(net.macs_per_sample())))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0

@@ -1,0 +1,98 @@
+"""Stimuli provider: turns a partition's uint8 images into float32 CNHW batches.
+
+As N2D2's ``StimuliProvider``: ``Transformation*`` sections are applied once
+and cached, ``OnTheFlyTransformation*`` sections on every batch, and data
+still 8-bit after all of them are divided by 255 (``normalizeIntegersStimuli``
+in N2D2's exec/n2d2.cpp), so inputs land in [0, 1].
+"""
+
+import numpy as np
+
+from n2prune.errors import ShapeError
+
+# Images per chunk when caching: bounds the float32 temporaries of a Rescale.
+PREPARE_CHUNK = 4096
+
+
+def _split_cacheable(transforms):
+    """(leading deterministic uint8-keeping transforms, the rest)."""
+    for index, transform in enumerate(transforms):
+        if transform.random or not transform.keeps_uint8:
+            return list(transforms[:index]), list(transforms[index:])
+    return list(transforms), []
+
+
+class StimuliProvider:
+    """Batches of ``size = (height, width, channels)`` images, ``batch_size`` at a time.
+
+    ``transforms`` are N2D2's cached transformations, ``on_the_fly`` the
+    per-batch ones, each list in file order. Only the leading transformations
+    that are deterministic and keep uint8 are really cached (``prepare``);
+    from the first other one on, everything runs per batch (``batch``), which
+    gives the same result as N2D2 for deterministic ones and keeps the cache
+    uint8.
+    """
+
+    def __init__(self, size, batch_size, transforms=(), on_the_fly=()):
+        self.size = tuple(int(s) for s in size)
+        if len(self.size) != 3:
+            raise ValueError(f"size must be (height, width, channels), got {size}")
+        self.batch_size = int(batch_size)
+        self.cached, per_batch = _split_cacheable(list(transforms))
+        self.per_batch = per_batch + list(on_the_fly)
+
+    def prepare(self, images):
+        """Apply the cached transformations once to a whole partition.
+
+        ``images`` is uint8 (N, H, W) or (N, H, W, C); the result is uint8
+        with the transformed shape. Work goes by chunks of ``PREPARE_CHUNK``
+        images; with nothing to cache, ``images`` itself is returned.
+        """
+        if not self.cached:
+            return images
+        chunks = [self._apply(self.cached, images[start:start + PREPARE_CHUNK], None)
+                  for start in range(0, len(images), PREPARE_CHUNK)]
+        return np.concatenate(chunks) if chunks else images[:0]
+
+    @staticmethod
+    def _apply(transforms, batch, rng):
+        for transform in transforms:
+            batch = transform.apply(batch, rng)
+        return batch
+
+    def batch(self, cached, indices, rng):
+        """float32 CNHW (C, N, H, W) batch of the rows ``indices`` of ``cached``.
+
+        Applies the per-batch transformations, then divides by 255 if the data
+        are still uint8. Raises ``ShapeError`` when the result is not ``size``.
+        """
+        batch = self._apply(self.per_batch, cached[indices], rng)
+        self._check_shape(batch)
+        if batch.dtype == np.uint8:
+            batch = batch.astype(np.float32) / np.float32(255)
+        else:
+            batch = batch.astype(np.float32, copy=False)
+        if batch.ndim == 3:
+            return np.ascontiguousarray(batch[np.newaxis])
+        return np.ascontiguousarray(batch.transpose(3, 0, 1, 2))
+
+    def _check_shape(self, batch):
+        got = (batch.shape[1], batch.shape[2], batch.shape[3] if batch.ndim == 4 else 1)
+        if got != self.size:
+            height, width, channels = self.size
+            raise ShapeError(f"stimuli are {got[1]}x{got[0]} with {got[2]} channel(s) but [sp] "
+                             f"expects {width}x{height} with {channels}; add a Rescale or "
+                             "PadCrop transformation (or fix SizeX/SizeY/NbChannels)")
+
+    def epoch_order(self, n, rng, shuffle=True):
+        """Indices 0..n-1, permuted by ``rng`` when ``shuffle``."""
+        return rng.permutation(n) if shuffle else np.arange(n)
+
+    def batches(self, n, rng, shuffle=True):
+        """Yield index arrays of ``batch_size`` covering one epoch of ``n`` items.
+
+        The last batch keeps the remainder (it may be smaller).
+        """
+        order = self.epoch_order(n, rng, shuffle)
+        for start in range(0, n, self.batch_size):
+            yield order[start:start + self.batch_size]

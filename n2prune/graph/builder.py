@@ -1,0 +1,199 @@
+"""From a parsed INI file to a ``Network``: N2D2's DeepNetGenerator, in short.
+
+A section is a cell iff it has ``Input=``. Cells are built by level
+(1 + the highest level of their inputs), in file order within a level, each
+by the builder registered for its ``Type=``. Shapes flow from the stimuli
+provider; generated keys (``_NbOutputs``, ``_OutputsWidth``...) are injected
+as each cell is built so that later sections can reference them.
+"""
+
+import logging
+
+import numpy as np
+
+from n2prune.errors import IniError, ShapeError
+from n2prune.graph.cell_builders import BUILDERS
+from n2prune.graph.config import config_sections, route_cell_config
+from n2prune.graph.network import PROVIDER, Network
+from n2prune.graph.objects import build_solvers
+from n2prune.graph.reader import IGNORED_CELL_KEYS, SectionReader, unknown_key_message
+from n2prune.graph.stimuli import PROVIDER_SECTIONS, build_provider
+from n2prune.graph.targets import Target
+from n2prune.ini import did_you_mean, values
+
+log = logging.getLogger("n2prune")
+
+QUANTIZERS = ("Prune",)
+GLOBAL_KEYS = {"DefaultModel", "DefaultDataType", "InsertBatchNormAfterConv", "CheckWeightRange"}
+
+
+class BuildContext:
+    """What builders share: the INI, the seeded generator, declared keys, routing."""
+
+    def __init__(self, ini, rng):
+        self.ini = ini
+        self.rng = rng
+        self.known_keys = {}
+        self._routed = {}
+
+    def reader(self, section):
+        return SectionReader(self.ini, section, self.known_keys.setdefault(section, set()))
+
+    def routed(self, cell):
+        if cell not in self._routed:
+            self._routed[cell] = route_cell_config(self.ini, cell)
+        return self._routed[cell]
+
+
+def check_global(ini):
+    """Global keys: CPU float32 only; a CUDA model runs here on CPU with a notice."""
+    sec = ini.global_section
+    if sec.has("DefaultModel"):
+        model = ini.read("", "DefaultModel", values.as_str)
+        if model.startswith(("Transcode", "Spike")):
+            raise IniError(f"{ini.where('', 'DefaultModel')}: spiking models ({model}) are not supported")
+        if model.endswith("_CUDA"):
+            log.info("notice: DefaultModel=%s: n2prune runs on CPU (numpy/numba)", model)
+    if sec.has("DefaultDataType") and ini.read("", "DefaultDataType", values.as_str) != "Float32":
+        raise IniError(f"{ini.where('', 'DefaultDataType')}: only Float32 is supported")
+    if sec.has("InsertBatchNormAfterConv") and ini.read("", "InsertBatchNormAfterConv", values.as_bool):
+        raise IniError(f"{ini.where('', 'InsertBatchNormAfterConv')}: not supported; "
+                       "add BatchNorm cells explicitly")
+    if sec.has("CheckWeightRange"):
+        ini.mark_used("", "CheckWeightRange")
+
+
+def cell_sections(ini):
+    """Cell sections (those with ``Input=``) sorted by level, then file order."""
+    cells = {s.name: s for s in ini.sections() if s.has("Input")}
+    inputs = {}
+    for name in cells:
+        names = ini.value(name, "Input").split(",")
+        for parent in names:
+            if parent not in cells and parent not in PROVIDER_SECTIONS:
+                hint = did_you_mean(parent, list(cells))
+                extra = f"; did you mean {hint}?" if hint else ""
+                raise IniError(f"{ini.where(name, 'Input')}: unknown input {parent!r}{extra}")
+        inputs[name] = [PROVIDER if p in PROVIDER_SECTIONS else p for p in names]
+    levels = {}
+
+    def level(name, seen=()):
+        if name == PROVIDER:
+            return 0
+        if name in seen:
+            raise IniError(f"{ini.where(name, 'Input')}: cycle through [{name}]")
+        if name not in levels:
+            levels[name] = 1 + max(level(p, seen + (name,)) for p in inputs[name])
+        return levels[name]
+
+    position = {name: i for i, name in enumerate(cells)}
+    order = sorted(cells, key=lambda n: (level(n), position[n]))
+    return order, inputs
+
+
+def _inject_shape_keys(ini, name, input_shapes, output_shape):
+    channels = sum(s[0] for s in input_shapes)
+    out_c, out_h, out_w = output_shape
+    for key, value in (("_NbOutputs", out_c), ("_OutputsHeight", out_h), ("_OutputsWidth", out_w),
+                       ("_NbChannels", channels), ("_ChannelsHeight", input_shapes[0][1]),
+                       ("_ChannelsWidth", input_shapes[0][2])):
+        ini.inject(name, key, str(value))
+
+
+def build_cell(ctx, name, inputs, shapes):
+    reader = ctx.reader(name)
+    type_name = reader.get("Type", values.as_str)
+    reader.ignore("Input", "ConfigSection", *IGNORED_CELL_KEYS)
+    if type_name not in BUILDERS:
+        hint = did_you_mean(type_name, list(BUILDERS))
+        extra = f"did you mean {hint}? " if hint else ""
+        raise reader.error("Type", f"unknown Type={type_name} ({extra}known: {', '.join(BUILDERS)})")
+    if reader.has("QWeight"):
+        ctx.routed(name)  # QWeight.* keys are routed and kept for the quantizer
+        kind = reader.get("QWeight", values.as_str)
+        if kind not in QUANTIZERS:
+            raise reader.error("QWeight", f"weight quantizer {kind} is not supported "
+                               f"(known: {', '.join(QUANTIZERS)})")
+    try:
+        cell = BUILDERS[type_name](ctx, name, inputs, shapes)
+    except ShapeError as exc:
+        raise ShapeError(f"{ini_where_section(ctx.ini, name)}: {exc}") from None
+    cell.type_name = type_name
+    return cell
+
+
+def ini_where_section(ini, name):
+    sec = ini.section(name)
+    return f"{sec.file}:{sec.line} [{name}]"
+
+
+def read_targets(ini, cell_names, known_keys):
+    targets = []
+    for sec in ini.sections():
+        if ".Target" not in sec.name:
+            continue
+        cell = sec.name[: sec.name.index(".Target")]
+        if cell not in cell_names:
+            raise IniError(f"{sec.file}:{sec.line} [{sec.name}]: no cell [{cell}] to attach this target to")
+        reader = SectionReader(ini, sec.name, known_keys.setdefault(sec.name, set()))
+        kind = reader.get("Type", values.as_str, "TargetScore")
+        if kind != "TargetScore":
+            raise reader.error("Type", f"target type {kind} is not supported (known: TargetScore)")
+        if reader.has("LabelsMapping"):
+            raise reader.error("LabelsMapping", "LabelsMapping is not supported")
+        targets.append(Target(cell, reader.get("TargetValue", values.as_float, 1.0),
+                              reader.get("DefaultValue", values.as_float, 0.0),
+                              reader.get("TopN", values.as_uint, 1)))
+    if not targets:
+        raise IniError(f"{ini.path}: missing target: add a [<cell>.Target] section (e.g. [softmax.Target])")
+    return targets
+
+
+def build_network(ini, seed=0, epoch_size=None):
+    """Build the network of ``ini``; returns ``(network, provider, context)``.
+
+    ``epoch_size`` (learn stimuli per epoch) is injected as ``[sp]_EpochSize``
+    before any cell reads it (solver step sizes).
+    """
+    ctx = BuildContext(ini, np.random.default_rng(seed))
+    check_global(ini)
+    sp_name, provider = build_provider(ini, ctx.known_keys)
+    ini.inject(sp_name, "_EpochSize", str(epoch_size if epoch_size else 1))
+    order, inputs = cell_sections(ini)
+    shapes = {PROVIDER: (provider.size[2], provider.size[0], provider.size[1])}
+    cells = []
+    for name in order:
+        in_shapes = [shapes[p] for p in inputs[name]]
+        cell = build_cell(ctx, name, inputs[name], in_shapes)
+        shapes[name] = cell.output_shape
+        _inject_shape_keys(ini, name, in_shapes, cell.output_shape)
+        cells.append(cell)
+    network = Network(cells, inputs, shapes[PROVIDER], read_targets(ini, set(order), ctx.known_keys))
+    for cell in cells:
+        if cell.params():
+            network.solvers[cell.name] = build_solvers(ini, cell.name, ctx.routed(cell.name))
+    network.quantizer_keys = {c: r.quantizer for c, r in ctx._routed.items() if r.quantizer}
+    return network, provider, ctx
+
+
+def unknown_keys(ini, ctx):
+    """Messages for keys nothing read, in sections something read (file order)."""
+    known = {name: set(keys) for name, keys in ctx.known_keys.items()}
+    known.setdefault("", set()).update(GLOBAL_KEYS)
+    for cell in ctx._routed:
+        for name in config_sections(ini, cell):
+            known.setdefault(name, set())
+    # A key written in a template section is read through the cells that
+    # inherit it: judge it against what those cells know.
+    for name in list(known):
+        for parent in _ancestors(ini, name):
+            known.setdefault(parent, set()).update(known[name])
+    return [unknown_key_message(ini, sec.name, key, known[sec.name])
+            for sec, key in ini.unused_keys() if sec.name in known]
+
+
+def _ancestors(ini, name):
+    if not name or not ini.has_section(name):
+        return []
+    parents = list(ini.section(name).parents)
+    return parents + [a for p in parents for a in _ancestors(ini, p)]

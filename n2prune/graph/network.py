@@ -1,0 +1,88 @@
+"""The layer graph: cells in build order, wired by name, with targets and a loss.
+
+Activations inside are CNHW; ``predict`` takes and returns batch-first arrays.
+"""
+
+import numpy as np
+
+from n2prune.graph.targets import Target
+
+PROVIDER = "sp"
+
+
+class Network:
+    """Cells in topological (N2D2 level) order.
+
+    ``inputs[name]`` lists the names a cell reads (``"sp"`` is the stimuli
+    provider). ``targets`` are the cells a loss is attached to.
+    """
+
+    def __init__(self, cells, inputs, input_shape, targets):
+        self.cells = list(cells)
+        self.by_name = {c.name: c for c in self.cells}
+        self.inputs = {name: list(names) for name, names in inputs.items()}
+        self.input_shape = tuple(input_shape)
+        self.targets = [t if isinstance(t, Target) else Target(t) for t in targets]
+        self.outputs = {}
+        self.solvers = {}  # cell name -> (weights solver, bias solver)
+
+    def cell(self, name):
+        return self.by_name[name]
+
+    def params(self):
+        return [p for c in self.cells for p in c.params()]
+
+    def forward(self, x, train=False):
+        """Run every cell on ``x`` (C, N, H, W); returns the first target's output."""
+        self.outputs = {PROVIDER: x}
+        for cell in self.cells:
+            xs = [self.outputs[name] for name in self.inputs[cell.name]]
+            self.outputs[cell.name] = cell.forward(xs, train)
+        return self.outputs[self.targets[0].cell]
+
+    def loss_and_backward(self, labels):
+        """Loss of the last forward against ``labels`` (N,), then every gradient.
+
+        Returns ``(loss, correct)``: the batch-mean loss summed over targets and
+        the number of samples the first target classified right.
+        """
+        grads = {}
+        loss, correct = 0.0, None
+        for target in self.targets:
+            out = self.outputs[target.cell]
+            t_loss, grad, t_correct = target.loss(self.by_name[target.cell], out, labels)
+            loss += t_loss
+            grads[target.cell] = grads.get(target.cell, 0) + grad
+            correct = t_correct if correct is None else correct
+        self.backward(grads)
+        return loss, correct
+
+    def backward(self, grads):
+        """Propagate output gradients ``{cell: dY}`` back through the graph."""
+        for cell in reversed(self.cells):
+            dy = grads.pop(cell.name, None)
+            if dy is None:
+                continue
+            dxs = cell.backward(dy)
+            for name, dx in zip(self.inputs[cell.name], dxs):
+                if name == PROVIDER or dx is None:
+                    continue
+                grads[name] = dx if name not in grads else grads[name] + dx
+
+    def predict(self, x, batch_size=1000):
+        """Class scores for batch-first input ``x`` (N, C, H, W) or (N, H, W)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[:, None]
+        outs = []
+        for start in range(0, len(x), batch_size):
+            chunk = np.ascontiguousarray(x[start:start + batch_size].transpose(1, 0, 2, 3))
+            y = self.forward(chunk, train=False)
+            outs.append(y.reshape(y.shape[0], y.shape[1], -1).transpose(1, 0, 2).reshape(y.shape[1], -1))
+        return np.concatenate(outs)
+
+    def macs_per_sample(self):
+        return sum(c.macs_per_sample() for c in self.cells)
+
+    def nb_params(self):
+        return sum(p.value.size for p in self.params())

@@ -1,0 +1,92 @@
+"""Activation functions, fillers and solvers read from a cell section."""
+
+from n2prune.cells import activations as act
+from n2prune.cells import fillers
+from n2prune.errors import IniError
+from n2prune.graph.config import read_params
+from n2prune.graph.tables import (
+    ACTIVATION_KEYS, FILLER_KEYS, SGD_IGNORED_KEYS, SGD_KEYS,
+)
+from n2prune.ini import MISSING, did_you_mean, values
+from n2prune.solvers.sgd import SGD
+
+
+def _unknown_type(reader, key, name, known):
+    hint = did_you_mean(name, known)
+    extra = f"did you mean {hint}? " if hint else ""
+    return reader.error(key, f"unknown {key}={name} ({extra}known: {', '.join(known)})")
+
+
+def _read_sub_keys(reader, prefix, table):
+    """Typed ``prefix.Key`` values per a declared table; unknown sub-keys are errors."""
+    kwargs = {}
+    for key in reader.keys_with_prefix(prefix + "."):
+        sub = key[len(prefix) + 1:]
+        if sub not in table:
+            hint = did_you_mean(sub, sorted(table))
+            extra = f"; did you mean {prefix}.{hint}?" if hint else ""
+            known = ", ".join(sorted(table)) or "none"
+            raise reader.error(key, f"unknown parameter{extra} (known: {known})")
+    for sub, (py_name, reader_fn, default) in table.items():
+        kwargs[py_name] = reader.get(f"{prefix}.{sub}", reader_fn, default)
+    return kwargs
+
+
+def read_activation(reader):
+    """The ``ActivationFunction`` object of a cell, or ``None`` (identity)."""
+    if not reader.has("ActivationFunction"):
+        for key in reader.keys_with_prefix("ActivationFunction."):
+            raise reader.error(key, "ActivationFunction.* given without ActivationFunction=")
+        return None
+    known = list(ACTIVATION_KEYS)
+    name = reader.get("ActivationFunction", values.as_str)
+    if name not in ACTIVATION_KEYS:
+        raise _unknown_type(reader, "ActivationFunction", name, known)
+    kwargs = _read_sub_keys(reader, "ActivationFunction", ACTIVATION_KEYS[name])
+    return act.ACTIVATIONS[name](**kwargs)
+
+
+def read_filler(reader, key):
+    """A filler object for ``WeightsFiller`` / ``BiasFiller``, or ``None`` (default)."""
+    if not reader.has(key):
+        return None
+    name = reader.get(key, values.as_str)
+    if name not in FILLER_KEYS:
+        raise _unknown_type(reader, key, name, list(FILLER_KEYS))
+    kwargs = _read_sub_keys(reader, key, FILLER_KEYS[name])
+    return fillers.FILLERS[name](**kwargs)
+
+
+def read_solver_kwargs(ini, refs):
+    """SGD keyword arguments from routed ``(section, key)`` references."""
+    kwargs = {}
+    for name, (section, key) in refs.items():
+        if name in SGD_IGNORED_KEYS:
+            continue
+        if name not in SGD_KEYS:
+            hint = did_you_mean(name, sorted(SGD_KEYS))
+            extra = f"; did you mean {hint}?" if hint else ""
+            raise IniError(f"{ini.where(section, key)}: unknown SGD solver parameter{extra}")
+        py_name, reader_fn, _default = SGD_KEYS[name]
+        kwargs[py_name] = ini.read(section, key, reader_fn)
+    return kwargs
+
+
+def build_solvers(ini, cell, routed):
+    """The (weights, biases) SGD solvers of a cell, as configured."""
+    sec = ini.section(cell)
+    for key in ("Solvers", "WeightsSolver", "BiasSolver"):
+        if sec.has(key):
+            kind = ini.read(cell, key, values.as_str)
+            if kind != "SGD":
+                raise IniError(f"{ini.where(cell, key)}: solver {kind} is not supported (known: SGD)")
+    return (SGD(**read_solver_kwargs(ini, routed.weights_solver)),
+            SGD(**read_solver_kwargs(ini, routed.bias_solver)))
+
+
+def cell_params(ini, cell, routed, table):
+    """Cell parameters (``NoBias``...) given through ConfigSection."""
+    return read_params(ini, cell, routed, table)
+
+
+__all__ = ["read_activation", "read_filler", "build_solvers", "cell_params", "MISSING"]

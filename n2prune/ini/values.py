@@ -1,0 +1,84 @@
+"""Typed readers: evaluated INI text -> Python value, as N2D2's ``getProperty<T>``.
+
+N2D2 reads with a C++ stream whose locale groups digits with ``,``
+(``PeriodMin=1,000,000``), and fails unless the whole value is consumed.
+Every reader takes the evaluated string and returns the value, or raises
+ValueError with a short message (``expected an integer, got 'six'``) that
+``IniFile.read`` prefixes with ``file:line [section] Key``.
+"""
+
+import re
+
+_DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
+_INT = re.compile(rf"[+-]?{_DIGITS}")
+_FLOAT = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def as_int(text):
+    """``"12"``, ``"-3"``, ``"1,000,000"`` -> int. ``"5.0"`` is refused (not consumed)."""
+    token = text.strip()
+    if not _INT.fullmatch(token):
+        raise ValueError(f"expected an integer, got {text!r}")
+    return int(token.replace(",", ""))
+
+
+def as_uint(text):
+    """A non-negative integer; a leading ``-`` is refused, even ``-0`` (N2D2's signChecked)."""
+    if text.strip().startswith("-"):
+        raise ValueError(f"expected a non-negative integer, got {text!r}")
+    return as_int(text)
+
+
+def as_float(text):
+    """``"0.5"``, ``"1e-3"``, ``".5"``, ``"1,000.5"`` -> float; no ``inf``/``nan``."""
+    token = text.strip()
+    if not _FLOAT.fullmatch(token):
+        raise ValueError(f"expected a number, got {text!r}")
+    return float(token.replace(",", ""))
+
+
+def as_bool(text):
+    """Only ``0`` and ``1``: N2D2 reads bools as numbers, so ``true`` is an error."""
+    token = text.strip()
+    if token not in ("0", "1"):
+        raise ValueError(f"expected 0 or 1, got {text!r}")
+    return token == "1"
+
+
+def as_str(text):
+    """The evaluated text unchanged."""
+    return text
+
+
+def enum(*names):
+    """A reader accepting exactly one of ``names`` (case-sensitive), returned as str."""
+
+    def read_enum(text):
+        token = text.strip()
+        if token not in names:
+            raise ValueError(f"expected one of {', '.join(names)}; got {text!r}")
+        return token
+
+    read_enum.names = names
+    return read_enum
+
+
+def vector(item_reader, length=None):
+    """A reader of whitespace-separated items, each read by ``item_reader``.
+
+    Returns a list; with ``length`` the number of items must match exactly.
+    """
+
+    def read_vector(text):
+        tokens = text.split()
+        if length is not None and len(tokens) != length:
+            raise ValueError(f"expected {length} values, got {len(tokens)} in {text!r}")
+        items = []
+        for index, token in enumerate(tokens, start=1):
+            try:
+                items.append(item_reader(token))
+            except ValueError as error:
+                raise ValueError(f"item {index} of {text!r}: {error}") from None
+        return items
+
+    return read_vector

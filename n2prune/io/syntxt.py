@@ -1,0 +1,134 @@
+"""N2D2's text weight files (``DeepNet::exportNetworkFreeParameters``), both ways.
+
+For a Conv cell ``c``: ``c_weights.syntxt`` holds one line per output; on it,
+for every *connected* input channel (all inputs in order), the KH x KW kernel
+with x fastest (OCHW). ``c_biases.syntxt`` holds one bias per line and is only
+written when the cell has biases. Fc: one line per output, the inputs'
+flattened (c, y, x) weights in input order. BatchNorm: ``_scales``,
+``_biases``, ``_means``, ``_variances``, one value per line. Import is as
+strict as N2D2's: a file with too few or too many values is an error.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from n2prune.errors import UserError
+from n2prune.io.atomic import atomic_write_text
+
+
+def _fmt(values):
+    # 9 significant digits round-trip float32 exactly.
+    return " ".join(f"{v:.9g}" for v in values)
+
+
+def _connected(cell, k):
+    """(nb_outputs, C_k) booleans: which kernels of input ``k`` exist."""
+    weights = cell.weights[k].value
+    mapping = cell.mappings[k] if getattr(cell, "mappings", None) else None
+    if mapping is None:
+        return np.ones(weights.shape[:2], dtype=bool)
+    return np.asarray(mapping, dtype=bool).T
+
+
+def weight_lines(cell):
+    """The lines of ``<cell>_weights.syntxt``."""
+    lines = []
+    for o in range(cell.nb_outputs):
+        row = []
+        for k, param in enumerate(cell.weights):
+            w = param.value
+            if w.ndim == 4:
+                keep = _connected(cell, k)[o]
+                row.extend(w[o, keep].ravel())
+            else:
+                row.extend(w[o])
+        lines.append(_fmt(row))
+    return lines
+
+
+def _parse_numbers(path, expected):
+    try:
+        numbers = np.array(Path(path).read_text().split(), dtype=np.float64)
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing weights file") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: not a list of numbers ({exc})") from None
+    if numbers.size != expected:
+        raise UserError(f"{path}: expected {expected} values, found {numbers.size} "
+                        "(was it exported from another model?)")
+    return numbers
+
+
+def _set_weights(cell, numbers):
+    pos = 0
+    for o in range(cell.nb_outputs):
+        for k, param in enumerate(cell.weights):
+            w = param.value
+            if w.ndim == 4:
+                keep = _connected(cell, k)[o]
+                size = int(keep.sum()) * w.shape[2] * w.shape[3]
+                w[o, keep] = numbers[pos:pos + size].reshape(-1, w.shape[2], w.shape[3])
+            else:
+                size = w.shape[1]
+                w[o] = numbers[pos:pos + size]
+            pos += size
+
+
+def _weight_count(cell):
+    total = 0
+    for k, param in enumerate(cell.weights):
+        w = param.value
+        kernel = w.shape[2] * w.shape[3] if w.ndim == 4 else 1
+        total += int(_connected(cell, k).sum()) * (kernel if w.ndim == 4 else w.shape[1])
+    return total
+
+
+BATCHNORM_FILES = ("scales", "biases", "means", "variances")
+
+
+def _batchnorm_arrays(cell):
+    return {"scales": cell.scale.value, "biases": cell.bias.value,
+            "means": cell.running_mean, "variances": cell.running_var}
+
+
+def export_cell(cell, folder):
+    folder = Path(folder)
+    if hasattr(cell, "running_mean"):
+        for name, array in _batchnorm_arrays(cell).items():
+            atomic_write_text(folder / f"{cell.name}_{name}.syntxt", "\n".join(_fmt([v]) for v in array) + "\n")
+        return
+    if not getattr(cell, "weights", None):
+        return
+    atomic_write_text(folder / f"{cell.name}_weights.syntxt", "\n".join(weight_lines(cell)) + "\n")
+    if cell.bias is not None:
+        atomic_write_text(folder / f"{cell.name}_biases.syntxt",
+                          "\n".join(_fmt([b]) for b in cell.bias.value) + "\n")
+
+
+def import_cell(cell, folder):
+    folder = Path(folder)
+    if hasattr(cell, "running_mean"):
+        for name, array in _batchnorm_arrays(cell).items():
+            array[...] = _parse_numbers(folder / f"{cell.name}_{name}.syntxt", array.size)
+        return
+    if not getattr(cell, "weights", None):
+        return
+    _set_weights(cell, _parse_numbers(folder / f"{cell.name}_weights.syntxt", _weight_count(cell)))
+    if cell.bias is not None:
+        cell.bias.value[...] = _parse_numbers(folder / f"{cell.name}_biases.syntxt", cell.bias.value.size)
+
+
+def export_network(network, folder):
+    """Write every cell's N2D2 files into ``folder`` (created if needed)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for cell in network.cells:
+        export_cell(cell, folder)
+
+
+def import_network(network, folder):
+    """Read every cell's N2D2 files from ``folder`` into ``network``."""
+    if not Path(folder).is_dir():
+        raise UserError(f"{folder}: no such weights folder")
+    for cell in network.cells:
+        import_cell(cell, folder)

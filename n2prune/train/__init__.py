@@ -1,0 +1,1 @@
+"""Training runs: the loaded model, the loop, progress, the run folder."""

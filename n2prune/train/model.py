@@ -1,0 +1,61 @@
+"""A model loaded from an INI file: the parsed file, its database and its network."""
+
+import logging
+from pathlib import Path
+
+from n2prune.errors import IniError, UserError
+from n2prune.graph.builder import build_network, unknown_keys
+from n2prune.graph.stimuli import read_database
+from n2prune.ini import load_ini
+
+log = logging.getLogger("n2prune")
+
+PARTITIONS = ("learn", "validation", "test")
+
+
+class Model:
+    """Everything ``train``, ``test`` and ``check`` need from ``MODEL.ini``.
+
+    ``need_data=False`` (``check``) builds the network even when the database
+    is missing or unsupported, with a notice instead of an error.
+    """
+
+    def __init__(self, ini_path, overrides=(), seed=0, strict=False, need_data=True):
+        self.path = Path(ini_path)
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: no such INI file")
+        self.ini = load_ini(self.path, overrides)
+        self.seed = seed
+        db_keys = {}
+        self.database = self._database(need_data, db_keys)
+        epoch_size = self.partition_size("learn") if self.database else 1
+        self.network, self.provider, ctx = build_network(self.ini, seed, epoch_size)
+        ctx.known_keys.update(db_keys)
+        self.rng = ctx.rng
+        self._report_unknown(unknown_keys(self.ini, ctx), strict)
+        self._cache = {}
+
+    def _database(self, need_data, known_keys):
+        try:
+            return read_database(self.ini, known_keys, self.seed)
+        except UserError as exc:
+            if need_data:
+                raise
+            log.info("notice: %s (the network is still checked)", exc)
+            return None
+
+    def _report_unknown(self, messages, strict):
+        for message in messages:
+            if strict:
+                raise IniError(message + " (--strict)")
+            log.warning("%s", message)
+
+    def partition_size(self, part):
+        return len(self.database.labels(part))
+
+    def stimuli(self, part):
+        """``(cached images, labels)`` of a partition, transformed once, uint8 kept."""
+        if part not in self._cache:
+            images = self.database.images(part)
+            self._cache[part] = (self.provider.prepare(images), self.database.labels(part))
+        return self._cache[part]

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+from gradcheck import check_cell, to_float64
+
+from n2prune.cells import fillers
+from n2prune.cells.activations import Rectifier
+from n2prune.cells.fc import Fc, features
+from n2prune.errors import ShapeError
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def test_feature_order_is_n2d2():
+    # Feature (c*H + y)*W + x of sample n is x[c, n, y, x].
+    x = np.arange(2 * 3 * 2 * 2).reshape(2, 3, 2, 2)
+    f = features(x)
+    assert f.shape == (3, 8)
+    for n in range(3):
+        np.testing.assert_array_equal(f[n], x[:, n].reshape(-1))
+
+
+def test_hand_computed():
+    cell = Fc("fc", [(2, 1, 2)], 1, weights_filler=fillers.ConstantFiller(1.0),
+              bias_filler=fillers.ConstantFiller(0.5))
+    x = np.array([1, 2, 3, 4], np.float32).reshape(2, 1, 1, 2)
+    y = cell.forward([x], False)
+    assert y.shape == (1, 1, 1, 1) and y.dtype == np.float32
+    assert y[0, 0, 0, 0] == pytest.approx(10.5)
+
+
+def test_forward_matches_reference_and_gradients():
+    rng = _rng(1)
+    cell = Fc("fc", [(3, 4, 5)], 6, activation=Rectifier(), rng=rng)
+    to_float64(cell)
+    x = rng.standard_normal((3, 2, 4, 5))
+    ref = cell.weights[0].value @ features(x).T + cell.bias.value[:, None]
+    np.testing.assert_allclose(cell.forward([x], False)[:, :, 0, 0], np.maximum(ref, 0), atol=1e-12)
+    check_cell(cell, [x], rng)
+
+
+def test_multi_input_sums_contributions():
+    rng = _rng(2)
+    cell = Fc("fc", [(2, 3, 3), (4, 1, 1)], 5, no_bias=True, rng=rng)
+    assert [p.name for p in cell.params()] == ["fc.weights[0]", "fc.weights[1]"]
+    assert cell.weights[1].value.shape == (5, 4)
+    to_float64(cell)
+    x1, x2 = rng.standard_normal((2, 3, 3, 3)), rng.standard_normal((4, 3, 1, 1))
+    ref = cell.weights[0].value @ features(x1).T + cell.weights[1].value @ features(x2).T
+    np.testing.assert_allclose(cell.forward([x1, x2], False)[:, :, 0, 0], ref, atol=1e-12)
+    check_cell(cell, [x1, x2], rng)
+    assert cell.macs_per_sample() == 5 * (18 + 4)
+
+
+def test_filler_fans():
+    calls = []
+
+    class Recording:
+        def fill(self, shape, fan_in, fan_out, rng):
+            calls.append((shape, fan_in, fan_out))
+            return np.zeros(shape, np.float32)
+
+    Fc("fc", [(3, 4, 4)], 10, weights_filler=Recording(), bias_filler=Recording())
+    assert calls == [((10, 48), 48, 10), ((10,), 10, 10)]
+
+
+def test_seams_are_used():
+    class Masked(Fc):
+        def effective_weights(self, k):
+            return np.zeros_like(self.weights[k].value)
+
+        def mask_weight_grad(self, k, grad):
+            return np.full_like(grad, 3.0)
+
+    cell = Masked("fc", [(2, 2, 2)], 3, no_bias=True)
+    y = cell.forward([np.ones((2, 4, 2, 2), np.float32)], True)
+    assert np.all(y == 0)
+    cell.backward(np.ones_like(y))
+    assert np.all(cell.weights[0].grad == 3.0)
+
+
+def test_errors():
+    with pytest.raises(ShapeError, match=r"^\[fc\] NbOutputs must be >= 1"):
+        Fc("fc", [(2, 2, 2)], 0)

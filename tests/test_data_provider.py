@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+from n2prune.data import provider as provider_module
+from n2prune.data.mnist import MnistIdxDatabase
+from n2prune.data.provider import StimuliProvider
+from n2prune.data.transforms import Flip, PadCrop, RangeAffine, Rescale
+from n2prune.errors import ShapeError
+
+
+def images(n=10, shape=(6, 6), seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, *shape)).astype(np.uint8)
+
+
+def test_cache_split_stops_at_first_float_or_random_transform():
+    rescale, affine, pad, flip = Rescale(4, 4), RangeAffine("Divides", 255), PadCrop(4, 4), Flip(
+        random_horizontal=True)
+    sp = StimuliProvider((4, 4, 1), 2, [rescale, affine, pad], on_the_fly=[flip])
+    assert sp.cached == [rescale] and sp.per_batch == [affine, pad, flip]
+    sp = StimuliProvider((4, 4, 1), 2, [Flip(random_vertical=True), rescale])
+    assert sp.cached == [] and len(sp.per_batch) == 2
+
+
+def test_prepare_keeps_uint8_and_batch_is_cnhw_in_unit_range():
+    data = images(10, (6, 6))
+    sp = StimuliProvider((4, 4, 1), 3, [Rescale(4, 4)])
+    cached = sp.prepare(data)
+    assert cached.dtype == np.uint8 and cached.shape == (10, 4, 4)
+    np.testing.assert_array_equal(cached, Rescale(4, 4).apply(data, None))
+    batch = sp.batch(cached, np.array([7, 2]), np.random.default_rng(0))
+    assert batch.dtype == np.float32 and batch.shape == (1, 2, 4, 4)
+    assert batch.flags.c_contiguous
+    assert 0.0 <= batch.min() and batch.max() <= 1.0
+    np.testing.assert_allclose(batch[0, 1], cached[2] / 255.0, rtol=1e-6)
+
+
+def test_colour_batch_is_channel_first():
+    data = images(4, (2, 3, 3))
+    sp = StimuliProvider((2, 3, 3), 4)
+    batch = sp.batch(sp.prepare(data), np.arange(4), None)
+    assert batch.shape == (3, 4, 2, 3)
+    np.testing.assert_allclose(batch[2, 1], data[1, :, :, 2] / 255.0, rtol=1e-6)
+
+
+def test_float_transform_disables_implicit_normalisation():
+    data = images(3, (4, 4))
+    sp = StimuliProvider((4, 4, 1), 3, [RangeAffine("Minus", 128)])
+    batch = sp.batch(sp.prepare(data), np.arange(3), None)
+    np.testing.assert_array_equal(batch[0], data.astype(np.float32) - 128)
+
+
+def test_prepare_by_chunks_equals_one_shot(monkeypatch):
+    data = images(23, (5, 7))
+    transforms = [Rescale(8, 6), PadCrop(7, 7)]
+    whole = StimuliProvider((7, 7, 1), 4, transforms).prepare(data)
+    monkeypatch.setattr(provider_module, "PREPARE_CHUNK", 5)
+    np.testing.assert_array_equal(StimuliProvider((7, 7, 1), 4, transforms).prepare(data), whole)
+
+
+def test_prepare_without_cached_transforms_is_identity():
+    data = images()
+    assert StimuliProvider((6, 6, 1), 2, [], [Flip(True)]).prepare(data) is data
+
+
+def test_wrong_final_shape_is_a_shape_error():
+    sp = StimuliProvider((32, 32, 1), 2)
+    with pytest.raises(ShapeError, match="28x28 with 1 channel.*32x32 with 1.*Rescale or PadCrop"):
+        sp.batch(np.zeros((2, 28, 28), np.uint8), np.arange(2), None)
+
+
+def test_random_transform_runs_per_batch_with_rng():
+    data = images(200, (3, 3))
+    sp = StimuliProvider((3, 3, 1), 200, on_the_fly=[Flip(random_horizontal=True)])
+    first = sp.batch(data, np.arange(200), np.random.default_rng(1))
+    second = sp.batch(data, np.arange(200), np.random.default_rng(2))
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, sp.batch(data, np.arange(200), np.random.default_rng(1)))
+
+
+def test_batches_cover_epoch_with_partial_last():
+    sp = StimuliProvider((1, 1, 1), 4)
+    chunks = list(sp.batches(10, np.random.default_rng(0)))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(10))
+    again = list(sp.batches(10, np.random.default_rng(0)))
+    assert all(np.array_equal(a, b) for a, b in zip(chunks, again))
+    assert np.concatenate(chunks).tolist() != list(range(10))
+    assert np.concatenate(list(sp.batches(10, None, shuffle=False))).tolist() == list(range(10))
+    assert sp.epoch_order(5, None, shuffle=False).tolist() == list(range(5))
+
+
+def test_mnist_train_pixel_mean(monkeypatch):
+    monkeypatch.delenv("N2D2_DATA", raising=False)
+    db = MnistIdxDatabase()
+    sp = StimuliProvider((28, 28, 1), 10000)
+    cached = sp.prepare(db.images("learn"))
+    total = 0.0
+    for indices in sp.batches(len(cached), None, shuffle=False):
+        total += float(sp.batch(cached, indices, None).sum(dtype=np.float64))
+    assert abs(total / cached.size - 0.1307) < 1e-4

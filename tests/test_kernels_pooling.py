@@ -1,0 +1,200 @@
+"""Max/average pooling against float64 loop references, ties, padding, adjoints."""
+
+import numpy as np
+import pytest
+
+from n2prune.kernels.pooling import (
+    avg_pool_backward,
+    avg_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+)
+
+# (C, N, H, W, pool, stride, padding)
+CASES = [
+    (3, 2, 8, 8, (2, 2), (2, 2), (0, 0)),      # LeNet-style
+    (2, 3, 9, 7, (3, 3), (2, 2), (1, 1)),      # odd sizes, overlapping, padding 1
+    (1, 1, 7, 6, (3, 2), (1, 1), (0, 0)),      # stride 1 (N2D2's default), N = C = 1
+    (2, 2, 5, 5, (5, 5), (1, 1), (0, 0)),      # pool == input
+    (2, 2, 6, 5, (1, 1), (2, 1), (0, 0)),      # 1x1
+    (2, 2, 7, 9, (5, 4), (2, 3), (2, 2)),      # padding 2
+    (1, 2, 4, 4, (2, 2), (2, 2), (2, 2)),      # windows wholly in padding
+    (2, 2, 7, 9, (2, 2), (1, 1), (1, 1)),      # 2x2 fast path, overlapping, padded
+    (1, 3, 6, 7, (2, 2), (2, 3), (0, 1)),      # 2x2 fast path, padded columns only
+]
+
+
+def windows(shape, pool, stride, padding):
+    """Yield (c, n, oy, ox, [(iy, ix) in-bounds, row-major]) for every window."""
+    c_count, n_count, h, w = shape
+    (ph, pw), (sy, sx), (py, px) = pool, stride, padding
+    oh = (h + 2 * py - ph + sy) // sy
+    ow = (w + 2 * px - pw + sx) // sx
+    for c in range(c_count):
+        for n in range(n_count):
+            for oy in range(oh):
+                for ox in range(ow):
+                    cells = [(oy * sy - py + ky, ox * sx - px + kx)
+                             for ky in range(ph) for kx in range(pw)]
+                    cells = [(iy, ix) for iy, ix in cells if 0 <= iy < h and 0 <= ix < w]
+                    yield c, n, oy, ox, cells
+
+
+def output_shape(shape, pool, stride, padding):
+    return (*shape[:2], *((shape[2 + a] + 2 * padding[a] - pool[a] + stride[a]) // stride[a]
+                          for a in (0, 1)))
+
+
+def reference_max(x, pool, stride, padding):
+    y = np.zeros(output_shape(x.shape, pool, stride, padding))
+    arg = np.full(y.shape, -1, dtype=np.int32)
+    for c, n, oy, ox, cells in windows(x.shape, pool, stride, padding):
+        if cells:
+            values = [x[c, n, iy, ix] for iy, ix in cells]
+            iy, ix = cells[int(np.argmax(values))]   # np.argmax: first max wins
+            y[c, n, oy, ox] = x[c, n, iy, ix]
+            arg[c, n, oy, ox] = iy * x.shape[3] + ix
+    return y, arg
+
+
+def reference_avg(x, pool, stride, padding):
+    y = np.zeros(output_shape(x.shape, pool, stride, padding))
+    for c, n, oy, ox, cells in windows(x.shape, pool, stride, padding):
+        if cells:
+            y[c, n, oy, ox] = np.mean([x[c, n, iy, ix] for iy, ix in cells])
+    return y
+
+
+def reference_avg_backward(dy, shape, pool, stride, padding):
+    dx = np.zeros(shape)
+    for c, n, oy, ox, cells in windows(shape, pool, stride, padding):
+        for iy, ix in cells:
+            dx[c, n, iy, ix] += dy[c, n, oy, ox] / len(cells)
+    return dx
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pool_forward_matches_reference(case, dtype):
+    c, n, h, w, *geometry = case
+    x = np.random.default_rng(1).standard_normal((c, n, h, w)).astype(dtype)
+    y, arg = max_pool_forward(x, *geometry)
+    ref_y, ref_arg = reference_max(x, *geometry)
+    assert y.dtype == dtype and arg.dtype == np.int32
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(arg, ref_arg)
+
+
+def test_max_pool_first_max_wins_on_ties_and_padding_never_wins():
+    # Integer-valued input with many ties; all-negative so padding (0) would win.
+    rng = np.random.default_rng(2)
+    x = -rng.integers(1, 3, size=(2, 3, 7, 7)).astype(np.float64)
+    for geometry in [((2, 2), (2, 2), (0, 0)), ((2, 2), (1, 1), (1, 1)),
+                     ((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 1), (2, 1))]:
+        y, arg = max_pool_forward(x, *geometry)
+        ref_y, ref_arg = reference_max(x, *geometry)
+        np.testing.assert_array_equal(arg, ref_arg)
+        np.testing.assert_array_equal(y, ref_y)
+    assert (y < 0).all()
+
+
+def test_max_pool_hand_computed():
+    x = np.array([[1, 5, 5, 0],
+                  [2, 3, 4, 7],
+                  [9, 9, 0, 1],
+                  [8, 9, 2, 2]], dtype=np.float32).reshape(1, 1, 4, 4)
+    y, arg = max_pool_forward(x, 2, 2, 0)
+    np.testing.assert_array_equal(y[0, 0], [[5, 7], [9, 2]])
+    np.testing.assert_array_equal(arg[0, 0], [[1, 7], [8, 14]])
+    dx = max_pool_backward(np.ones_like(y), arg, x.shape)
+    np.testing.assert_array_equal(dx[0, 0], [[0, 1, 0, 0], [0, 0, 0, 1],
+                                             [1, 0, 0, 0], [0, 0, 1, 0]])
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pool_backward_scatter_adds(case, dtype):
+    c, n, h, w, *geometry = case
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, size=(c, n, h, w)).astype(dtype)   # ties + overlaps
+    _, arg = max_pool_forward(x, *geometry)
+    dy = rng.standard_normal(arg.shape).astype(dtype)
+    ref = np.zeros((c, n, h * w))
+    for (ci, ni, oy, ox), a in np.ndenumerate(arg):
+        if a >= 0:
+            ref[ci, ni, a] += dy[ci, ni, oy, ox]
+    dx = max_pool_backward(dy, arg, x.shape)
+    np.testing.assert_allclose(dx, ref.reshape(x.shape), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_avg_pool_matches_reference(case, dtype):
+    c, n, h, w, *geometry = case
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((c, n, h, w)).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    y = avg_pool_forward(x, *geometry)
+    np.testing.assert_allclose(y, reference_avg(x, *geometry), rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(avg_pool_backward(dy, x.shape, *geometry),
+                               reference_avg_backward(dy, x.shape, *geometry),
+                               rtol=tol, atol=tol)
+
+
+def test_avg_pool_divides_by_in_bounds_count():
+    x = np.ones((1, 1, 3, 3))
+    y = avg_pool_forward(x, 2, 2, 1)
+    np.testing.assert_array_equal(y[0, 0], np.ones((2, 2)))   # not 1/4 at the corner
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    assert avg_pool_forward(x, 2, 2, 1)[0, 0, 0, 0] == 0.0
+    assert avg_pool_forward(x, 2, 2, 1)[0, 0, 1, 1] == (4 + 5 + 7 + 8) / 4
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pool_backwards_are_adjoints(case):
+    c, n, h, w, *geometry = case
+    rng = np.random.default_rng(5)
+    x, v = rng.standard_normal((2, c, n, h, w))
+    y = avg_pool_forward(x, *geometry)
+    dy = rng.standard_normal(y.shape)
+    assert np.isclose(np.vdot(y, dy), np.vdot(x, avg_pool_backward(dy, x.shape, *geometry)),
+                      rtol=1e-10, atol=1e-12)
+    # Max pooling is linear for a fixed argmax: y = gather(x), dx = scatter(dy).
+    _, arg = max_pool_forward(x, *geometry)
+    gathered = np.where(arg >= 0, v.reshape(c, n, -1)[
+        np.arange(c)[:, None, None], np.arange(n)[None, :, None],
+        np.maximum(arg, 0).reshape(c, n, -1)].reshape(arg.shape), 0)
+    assert np.isclose(np.vdot(gathered, dy), np.vdot(v, max_pool_backward(dy, arg, x.shape)),
+                      rtol=1e-10, atol=1e-12)
+
+
+def test_outputs_passed_in_are_fully_overwritten():
+    c, n, h, w, *geometry = CASES[1]
+    x = np.random.default_rng(6).standard_normal((c, n, h, w)).astype(np.float32)
+    ref_y, ref_arg = max_pool_forward(x, *geometry)
+    y = np.full(ref_y.shape, np.nan, dtype=np.float32)
+    arg = np.full(ref_y.shape, -7, dtype=np.int32)
+    assert max_pool_forward(x, *geometry, out=(y, arg))[0] is y
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(arg, ref_arg)
+    dx = np.full(x.shape, np.nan, dtype=np.float32)
+    assert max_pool_backward(y, arg, x.shape, out=dx) is dx
+    np.testing.assert_array_equal(dx, max_pool_backward(y, arg, x.shape))
+    y[...] = np.nan
+    assert avg_pool_forward(x, *geometry, out=y) is y
+    np.testing.assert_array_equal(y, avg_pool_forward(x, *geometry))
+    dx[...] = np.nan
+    assert avg_pool_backward(y, x.shape, *geometry, out=dx) is dx
+    np.testing.assert_array_equal(dx, avg_pool_backward(y, x.shape, *geometry))
+
+
+def test_shape_mismatch_raises_value_error():
+    x = np.zeros((1, 2, 4, 4))
+    y, arg = max_pool_forward(x, 2, 2, 0)
+    with pytest.raises(ValueError):
+        max_pool_backward(y, arg[:, :1], x.shape)
+    with pytest.raises(ValueError):
+        avg_pool_backward(y, (1, 2, 6, 6), 2, 2, 0)
+    with pytest.raises(ValueError):
+        max_pool_forward(x, 5, 1, 0)
