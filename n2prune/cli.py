@@ -32,6 +32,8 @@ def make_parser():
     train = verbs.add_parser("train", help="train a model on its database")
     _common(train)
     train.add_argument("--epochs", type=int, default=None, help="epochs to train (default 10)")
+    train.add_argument("--steps", type=int, default=None,
+                       help="stop after this many batches in total (a short run)")
     train.add_argument("--out", default=None, help="run folder (default runs/<model>)")
     train.add_argument("--log-every", type=int, default=100, help="steps between log lines")
     train.add_argument("--resume", metavar="RUN", default=None, help="continue the run in RUN")

@@ -64,7 +64,8 @@ def run_train(args):
     log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
              run.path, len(model.network.cells), model.network.nb_params(),
              model.network.macs_per_sample() / 1e6)
-    trainer = Trainer(model, run, settings["epochs"], args.log_every, settings["seed"])
+    trainer = Trainer(model, run, settings["epochs"], args.log_every, settings["seed"],
+                      max_steps=args.steps)
     trainer.train(resume=bool(args.resume))
     return 0
 

@@ -169,6 +169,26 @@ def test_pool_backwards_are_adjoints(case):
                       rtol=1e-10, atol=1e-12)
 
 
+def test_random_geometries_match_reference():
+    rng = np.random.default_rng(7)
+    for _ in range(25):
+        pool = tuple(int(p) for p in rng.integers(1, 4, 2))
+        stride = tuple(int(s) for s in rng.integers(1, 4, 2))
+        padding = tuple(int(rng.integers(0, p + 1)) for p in pool)
+        h, w = (int(p + rng.integers(0, 6)) for p in pool)
+        x = rng.integers(-2, 3, size=(int(rng.integers(1, 3)), int(rng.integers(1, 3)), h, w))
+        x = x.astype(np.float64)        # small integers: plenty of ties
+        y, arg = max_pool_forward(x, pool, stride, padding)
+        ref_y, ref_arg = reference_max(x, pool, stride, padding)
+        np.testing.assert_array_equal(arg, ref_arg)
+        np.testing.assert_array_equal(y, ref_y)
+        np.testing.assert_allclose(avg_pool_forward(x, pool, stride, padding),
+                                   reference_avg(x, pool, stride, padding), atol=1e-12)
+        np.testing.assert_allclose(avg_pool_backward(y, x.shape, pool, stride, padding),
+                                   reference_avg_backward(y, x.shape, pool, stride, padding),
+                                   atol=1e-12)
+
+
 def test_outputs_passed_in_are_fully_overwritten():
     c, n, h, w, *geometry = CASES[1]
     x = np.random.default_rng(6).standard_normal((c, n, h, w)).astype(np.float32)

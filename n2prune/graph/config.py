@@ -85,12 +85,12 @@ def route_cell_config(ini, cell):
     """Collect the routed keys of ``cell`` (cell section first, ConfigSection after)."""
     routed = RoutedConfig()
     sec = ini.section(cell)
-    for key in sec.keys():
+    for key in sec:
         _check_supported(ini, cell, key)
         if _route(routed, cell, key, from_config=False):
             ini.mark_used(cell, key)
     for name in config_sections(ini, cell):
-        for key in ini.section(name).keys():
+        for key in ini.section(name):
             if key.startswith("$"):
                 continue
             _check_supported(ini, name, key)

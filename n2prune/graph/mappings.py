@@ -29,7 +29,7 @@ def _generator_value(reader, prefixes, axis_key, both_key, default):
 
 def _generated(reader, parent_keys, nb_channels, nb_outputs):
     prefixes = [f"Mapping({p})" for p in parent_keys] + ["Mapping"]
-    get = lambda axis, both, default: _generator_value(reader, prefixes, axis, both, default)  # noqa: E731
+    get = lambda axis, both, default: _generator_value(reader, prefixes, axis, both, default)
     return maps.generated_mapping(
         nb_channels, nb_outputs,
         size_y=get("SizeY", "Size", 1), size_x=get("SizeX", "Size", 1),

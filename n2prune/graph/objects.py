@@ -5,7 +5,10 @@ from n2prune.cells import fillers
 from n2prune.errors import IniError
 from n2prune.graph.config import read_params
 from n2prune.graph.tables import (
-    ACTIVATION_KEYS, FILLER_KEYS, SGD_IGNORED_KEYS, SGD_KEYS,
+    ACTIVATION_KEYS,
+    FILLER_KEYS,
+    SGD_IGNORED_KEYS,
+    SGD_KEYS,
 )
 from n2prune.ini import MISSING, did_you_mean, values
 from n2prune.solvers.sgd import SGD
@@ -89,4 +92,4 @@ def cell_params(ini, cell, routed, table):
     return read_params(ini, cell, routed, table)
 
 
-__all__ = ["read_activation", "read_filler", "build_solvers", "cell_params", "MISSING"]
+__all__ = ["MISSING", "build_solvers", "cell_params", "read_activation", "read_filler"]

@@ -46,7 +46,7 @@ class SectionReader:
         return IniError(f"{self.where(key)}: {message}")
 
     def keys_with_prefix(self, prefix):
-        return [k for k in self.ini.section(self.section).keys() if k.startswith(prefix)]
+        return [k for k in self.ini.section(self.section) if k.startswith(prefix)]
 
     def ignore(self, *keys):
         for key in keys:

@@ -85,6 +85,10 @@ class Section:
     def inject(self, key, entry):
         self._injected[key] = entry
 
+    def __iter__(self):
+        """Iterate over ``keys()``: own and inherited keys, in order."""
+        return iter(self.keys())
+
     def keys(self):
         """Own and inherited keys: inherited ones first, in parent order."""
         ordered = {}

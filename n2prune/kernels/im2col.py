@@ -9,6 +9,8 @@
 import numba
 import numpy as np
 
+# Argument checks shared by the kernel modules.
+
 
 def pair(value, name):
     """``(h, w)`` ints from an int or a 2-sequence."""
@@ -38,7 +40,6 @@ def check_out(out, shape, dtype):
             f"out must be a C-contiguous {np.dtype(dtype).name} array of shape "
             f"{tuple(shape)}, got {out.dtype.name} {out.shape}")
     return out
-
 
 
 def conv_out_size(size, kernel, stride, padding, dilation):
@@ -71,7 +72,7 @@ def conv_geometry(input_shape, kernel, stride, padding, dilation):
 
 
 @numba.njit(cache=True, inline="always")
-def valid_span(offset, stride, size, out_size):
+def _valid_span(offset, stride, size, out_size):
     """Outputs ``[lo, hi)`` whose input index ``o*stride + offset`` is in ``[0, size)``."""
     lo = 0
     if offset < 0:
@@ -123,18 +124,21 @@ def _im2col_kernel(x, table, block, cols):
         tab = table[r % taps]
         dst = cols[r, n0 * plane:(n0 + count) * plane]
         src = x[r // taps, n0:n0 + count].reshape(count * hw)
+        zero = x.dtype.type(0)   # typed: a bare 0 would promote to float64
         if plane >= _SMALL_PLANE:
             for n in range(count):
                 d = dst[n * plane:(n + 1) * plane]
                 s = src[n * hw:(n + 1) * hw]
                 for q in range(plane):
                     t = tab[q]
-                    d[q] = s[max(t, 0)] if t >= 0 else 0
+                    # Clamped load + select, no branch: padding taps are
+                    # irregular, a branch on them would mispredict.
+                    d[q] = s[max(t, 0)] if t >= 0 else zero
         else:
             for q in range(plane):
                 t = tab[q]
                 for n in range(count):
-                    dst[n * plane + q] = src[n * hw + t] if t >= 0 else 0
+                    dst[n * plane + q] = src[max(t, 0) + n * hw] if t >= 0 else zero
 
 
 @numba.njit(cache=True, inline="always")
@@ -144,7 +148,7 @@ def _add_rows(src, dst, k, geometry, count, hw, width):
     ky, kx = k // kw, k % kw
     height = hw // width
     x_off = kx * dx - px
-    lo, hi = valid_span(x_off, 1, width, ow)
+    lo, hi = _valid_span(x_off, 1, width, ow)
     for n in range(count):
         for oy in range(oh):
             iy = oy * sy - py + ky * dy
@@ -162,6 +166,8 @@ def _col2im_kernel(cols, table, geometry, block, dx_out):
     taps, plane = table.shape
     hw = height * width
     n_blocks = (n_samples + block - 1) // block
+    # Long unit-stride rows: contiguous adds (they vectorise) beat the table.
+    use_rows = geometry[3] == 1 and geometry[9] >= _SMALL_PLANE   # sx, ow
     for item in numba.prange(n_channels * n_blocks):
         c = item // n_blocks
         n0 = (item - c * n_blocks) * block
@@ -171,7 +177,7 @@ def _col2im_kernel(cols, table, geometry, block, dx_out):
         for k in range(taps):
             tab = table[k]
             src = cols[c * taps + k, n0 * plane:(n0 + count) * plane]
-            if geometry[3] == 1 and geometry[9] >= _SMALL_PLANE:
+            if use_rows:
                 _add_rows(src, dst, k, geometry, count, hw, width)
             elif plane >= _SMALL_PLANE:
                 for n in range(count):
@@ -242,6 +248,6 @@ def col2im(cols, input_shape, kernel, stride, padding, dilation, out=None):
     dx = check_out(out, input_shape, cols.dtype)
     geometry = _geometry_tuple(kernel, stride, padding, dilation, (oh, ow))
     table = _offset_table(geometry, input_shape[2], input_shape[3])
-    block = _samples_per_item(n_samples, n_channels, expected[0] // n_channels * oh * ow)
+    block = _samples_per_item(n_samples, n_channels, kernel[0] * kernel[1] * oh * ow)
     _col2im_kernel(cols, table, geometry, block, dx)
     return dx

@@ -43,8 +43,9 @@ class RunState:
 
 
 class Trainer:
-    def __init__(self, model, run, epochs, log_every=100, seed=0):
+    def __init__(self, model, run, epochs, log_every=100, seed=0, max_steps=None):
         self.model = model
+        self.max_steps = max_steps
         self.net = model.network
         self.run = run
         self.state = RunState(epochs)
@@ -98,9 +99,16 @@ class Trainer:
         starts = range(self.state.batch * self.batch_size, n, self.batch_size)
         return [self.order[s:s + self.batch_size] for s in starts]
 
+    def out_of_steps(self):
+        return self.max_steps is not None and self.state.step >= self.max_steps
+
     def run_epoch(self, images, labels):
+        """One epoch (or what is left of it); False if ``max_steps`` cut it short."""
         started = time.perf_counter()
         for indices in self.epoch_batches(len(labels)):
+            if self.out_of_steps():
+                self.state.seconds += time.perf_counter() - started
+                return False
             loss, correct = self.train_step(images, labels, indices)
             self.state.batch += 1
             self.state.step += 1
@@ -110,6 +118,7 @@ class Trainer:
         self.state.epoch += 1
         self.state.batch = 0
         self.end_epoch()
+        return True
 
     def end_epoch(self):
         val = None
@@ -126,10 +135,13 @@ class Trainer:
             self.resume()
         images, labels = self.model.stimuli("learn")
         steps_per_epoch = math.ceil(len(labels) / self.batch_size)
-        self.progress = Progress(self.run, self.log_every, steps_per_epoch * self.state.epochs)
+        total = steps_per_epoch * self.state.epochs
+        if self.max_steps is not None:
+            total = min(total, self.max_steps)
+        self.progress = Progress(self.run, self.log_every, total, steps_per_epoch)
         try:
-            while self.state.epoch < self.state.epochs:
-                self.run_epoch(images, labels)
+            while self.state.epoch < self.state.epochs and self.run_epoch(images, labels):
+                pass
         except KeyboardInterrupt:
             self.snapshot()
             self.progress.close()
@@ -140,6 +152,8 @@ class Trainer:
         return self.finish()
 
     def finish(self):
+        if self.state.batch:  # stopped inside an epoch by --steps: keep a snapshot too
+            self.snapshot()
         self.run.save_weights(self.net, "weights")
         test = accuracy(self.net, self.model, "test")
         summary = {

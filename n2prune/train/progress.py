@@ -23,10 +23,11 @@ def _tqdm_bar(total):
 
 
 class Progress:
-    def __init__(self, run, log_every, total_steps):
+    def __init__(self, run, log_every, total_steps, steps_per_epoch):
         self.run = run
         self.log_every = log_every
         self.total = total_steps
+        self.steps_per_epoch = steps_per_epoch
         self.window = [0.0, 0, 0]   # loss sum, correct, samples since the last line
         self.window_steps = 0
         self.started = time.perf_counter()
@@ -58,7 +59,7 @@ class Progress:
         loss = self.window[0] / self.window_steps
         acc = self.window[1] / max(self.window[2], 1)
         speed = self.window[2] / max(now - self.window_started, 1e-9)
-        epoch = state.epoch + state.batch / max(self.total / state.epochs, 1)
+        epoch = state.epoch + state.batch / self.steps_per_epoch
         val = "-" if self.val is None else f"{self.val:.4f}"
         self.line(f"step {state.step}/{self.total} ep {epoch:.2f} loss {loss:.4f} acc {acc:.4f} "
                   f"val {val} lr {lr:.5g} {speed:.0f} samples/s {now - self.started:.1f}s")
@@ -73,6 +74,9 @@ class Progress:
         self.emit(state, lr)
         text = "-" if val is None else f"{val:.4f}"
         self.line(f"epoch {state.epoch}/{state.epochs} done: validation accuracy {text}")
+        self.run.metrics_row({"step": state.step, "epoch": state.epoch,
+                              "val_acc": "" if val is None else val, "lr": f"{lr:.6g}",
+                              "seconds": f"{time.perf_counter() - self.started:.3f}"})
 
     def close(self):
         if self.bar is not None:
