@@ -48,9 +48,24 @@ def make_parser():
     return parser
 
 
+class _StderrHandler(logging.Handler):
+    """Notices and warnings on whatever ``sys.stderr`` is now, one line each."""
+
+    def emit(self, record):
+        prefix = "warning: " if record.levelno >= logging.WARNING else ""
+        print(prefix + record.getMessage(), file=sys.stderr)
+
+
+def _setup_logging():
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    _setup_logging()
     from n2prune import commands
     try:
         return getattr(commands, f"run_{args.verb}")(args)

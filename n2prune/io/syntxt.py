@@ -23,12 +23,11 @@ def _fmt(values):
 
 
 def _connected(cell, k):
-    """(nb_outputs, C_k) booleans: which kernels of input ``k`` exist."""
-    weights = cell.weights[k].value
-    mapping = cell.mappings[k] if getattr(cell, "mappings", None) else None
-    if mapping is None:
-        return np.ones(weights.shape[:2], dtype=bool)
-    return np.asarray(mapping, dtype=bool).T
+    """(nb_outputs, C_k) booleans: which kernels of Conv input ``k`` exist."""
+    mask = cell.connections[k].mask
+    if mask is None:
+        return np.ones(cell.weights[k].value.shape[:2], dtype=bool)
+    return mask[:, :, 0, 0].astype(bool)
 
 
 def weight_lines(cell):
@@ -79,8 +78,7 @@ def _weight_count(cell):
     total = 0
     for k, param in enumerate(cell.weights):
         w = param.value
-        kernel = w.shape[2] * w.shape[3] if w.ndim == 4 else 1
-        total += int(_connected(cell, k).sum()) * (kernel if w.ndim == 4 else w.shape[1])
+        total += int(_connected(cell, k).sum()) * w.shape[2] * w.shape[3] if w.ndim == 4 else w.size
     return total
 
 
@@ -89,12 +87,12 @@ BATCHNORM_FILES = ("scales", "biases", "means", "variances")
 
 def _batchnorm_arrays(cell):
     return {"scales": cell.scale.value, "biases": cell.bias.value,
-            "means": cell.running_mean, "variances": cell.running_var}
+            "means": cell.mean, "variances": cell.variance}
 
 
 def export_cell(cell, folder):
     folder = Path(folder)
-    if hasattr(cell, "running_mean"):
+    if hasattr(cell, "variance"):
         for name, array in _batchnorm_arrays(cell).items():
             atomic_write_text(folder / f"{cell.name}_{name}.syntxt", "\n".join(_fmt([v]) for v in array) + "\n")
         return
@@ -108,7 +106,7 @@ def export_cell(cell, folder):
 
 def import_cell(cell, folder):
     folder = Path(folder)
-    if hasattr(cell, "running_mean"):
+    if hasattr(cell, "variance"):
         for name, array in _batchnorm_arrays(cell).items():
             array[...] = _parse_numbers(folder / f"{cell.name}_{name}.syntxt", array.size)
         return

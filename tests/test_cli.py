@@ -1,0 +1,82 @@
+"""The command line: exit codes, one-line errors, overrides, check output."""
+
+import subprocess
+import sys
+
+import pytest
+
+from n2prune import cli
+
+LENET = "models_ini/lenet.ini"
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "n2prune", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_check_prints_graph_and_totals(capsys):
+    assert cli.main(["check", LENET]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["cell", "type", "inputs", "output", "CxHxW", "params", "MACs"]
+    conv2 = next(line for line in out if line.startswith("conv2"))
+    # 60 of 96 kernel pairs connected: 1500 live weights x 10x10 outputs.
+    assert conv2.split()[1:] == ["Conv", "pool1", "16x10x10", "2400", "150000"]
+    assert out[-1].split() == ["total", "61470", "332824"]
+
+
+def test_set_override_changes_the_network(capsys):
+    assert cli.main(["check", LENET, "--set", "fc1.NbOutputs=50"]) == 0
+    fc1 = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fc1 "))
+    assert fc1.split()[1:] == ["Fc", "conv3", "50x1x1", "6000", "6000"]
+
+
+def test_bad_value_is_one_line_with_file_and_line(tmp_path):
+    bad = tmp_path / "bad.ini"
+    bad.write_text(open(LENET).read().replace("NbOutputs=6", "NbOutputs=six"))
+    result = run_cli("check", str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "bad.ini:" in lines[0] and "[conv1] NbOutputs" in lines[0] and "six" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    bad = tmp_path / "bad.ini"
+    bad.write_text(open(LENET).read().replace("Type=Conv\nKernelDims=5 5\nNbOutputs=6", "Type=Convv\nKernelDims=5 5\nNbOutputs=6"))
+    result = run_cli("check", str(bad), "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+    plain = run_cli("check", str(bad))
+    assert plain.returncode == 2 and "unknown Type=Convv" in plain.stderr and "known: Conv" in plain.stderr
+
+
+def test_unknown_key_warns_and_strict_refuses(tmp_path, capsys):
+    typo = tmp_path / "typo.ini"
+    typo.write_text(open(LENET).read().replace("KernelDims=5 5\nNbOutputs=6", "KernelDims=5 5\nKernelDim=5 5\nNbOutputs=6"))
+    assert cli.main(["check", str(typo)]) == 0
+    err = capsys.readouterr().err
+    assert "typo.ini:" in err and "KernelDim" in err and "did you mean KernelDims?" in err
+    assert cli.main(["check", str(typo), "--strict"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--strict" in err[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["check", "nosuch.ini"], "nosuch.ini: no such INI file"),
+    (["test", LENET, "--weights", "nosuch_run"], "nosuch_run"),
+])
+def test_missing_files_exit_2(args, message, capsys):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_expression_never_runs_code(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ini"
+    evil.write_text(open(LENET).read().replace(
+        "NbOutputs=16", f"NbOutputs=$(__import__('os').system('touch {marker}'))"))
+    result = run_cli("check", str(evil))
+    assert result.returncode == 2 and "evil.ini:" in result.stderr
+    assert not marker.exists()
