@@ -2,16 +2,18 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from n2prune import cli
 
 LENET = "models_ini/lenet.ini"
+LENET_TEXT = Path(LENET).read_text()
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "n2prune", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "n2prune", *args], capture_output=True, text=True, check=False,
                           timeout=300)
 
 
@@ -33,7 +35,7 @@ def test_set_override_changes_the_network(capsys):
 
 def test_bad_value_is_one_line_with_file_and_line(tmp_path):
     bad = tmp_path / "bad.ini"
-    bad.write_text(open(LENET).read().replace("NbOutputs=6", "NbOutputs=six"))
+    bad.write_text(LENET_TEXT.replace("NbOutputs=6", "NbOutputs=six"))
     result = run_cli("check", str(bad))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -44,7 +46,7 @@ def test_bad_value_is_one_line_with_file_and_line(tmp_path):
 
 def test_debug_shows_the_traceback(tmp_path):
     bad = tmp_path / "bad.ini"
-    bad.write_text(open(LENET).read().replace("Type=Conv\nKernelDims=5 5\nNbOutputs=6", "Type=Convv\nKernelDims=5 5\nNbOutputs=6"))
+    bad.write_text(LENET_TEXT.replace("Type=Conv\nKernelDims=5 5\nNbOutputs=6", "Type=Convv\nKernelDims=5 5\nNbOutputs=6"))
     result = run_cli("check", str(bad), "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr
     plain = run_cli("check", str(bad))
@@ -53,7 +55,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_unknown_key_warns_and_strict_refuses(tmp_path, capsys):
     typo = tmp_path / "typo.ini"
-    typo.write_text(open(LENET).read().replace("KernelDims=5 5\nNbOutputs=6", "KernelDims=5 5\nKernelDim=5 5\nNbOutputs=6"))
+    typo.write_text(LENET_TEXT.replace("KernelDims=5 5\nNbOutputs=6", "KernelDims=5 5\nKernelDim=5 5\nNbOutputs=6"))
     assert cli.main(["check", str(typo)]) == 0
     err = capsys.readouterr().err
     assert "typo.ini:" in err and "KernelDim" in err and "did you mean KernelDims?" in err
@@ -75,7 +77,7 @@ def test_missing_files_exit_2(args, message, capsys):
 def test_expression_never_runs_code(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.ini"
-    evil.write_text(open(LENET).read().replace(
+    evil.write_text(LENET_TEXT.replace(
         "NbOutputs=16", f"NbOutputs=$(__import__('os').system('touch {marker}'))"))
     result = run_cli("check", str(evil))
     assert result.returncode == 2 and "evil.ini:" in result.stderr
