@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 
-from n2prune.errors import IniError, ShapeError
+from n2prune.errors import IniError, ShapeError, UserError
 from n2prune.graph.cell_builders import BUILDERS
 from n2prune.graph.config import config_sections, route_cell_config
 from n2prune.graph.network import PROVIDER, Network
@@ -24,6 +24,7 @@ from n2prune.ini import did_you_mean, values
 log = logging.getLogger("n2prune")
 
 QUANTIZERS = ("Prune",)
+QUANTIZED_TYPES = ("Conv", "Fc")  # N2D2: only these generators read QWeight=
 GLOBAL_KEYS = {"DefaultModel", "DefaultDataType", "InsertBatchNormAfterConv", "CheckWeightRange"}
 
 
@@ -100,6 +101,20 @@ def _inject_shape_keys(ini, name, input_shapes, output_shape):
         ini.inject(name, key, str(value))
 
 
+def _check_quantizer(ctx, reader, name, type_name):
+    """``QWeight=``: a known quantizer, on a cell type that has weights to quantize."""
+    if not reader.has("QWeight"):
+        return
+    ctx.routed(name)  # QWeight.* keys are routed and kept for the quantizer
+    kind = reader.get("QWeight", values.as_str)
+    if kind not in QUANTIZERS:
+        raise reader.error("QWeight", f"weight quantizer {kind} is not supported "
+                           f"(known: {', '.join(QUANTIZERS)})")
+    if type_name not in QUANTIZED_TYPES:
+        raise reader.error("QWeight", f"QWeight is only read on {' and '.join(QUANTIZED_TYPES)} "
+                           f"cells, not on Type={type_name}")
+
+
 def build_cell(ctx, name, inputs, shapes):
     reader = ctx.reader(name)
     type_name = reader.get("Type", values.as_str)
@@ -108,18 +123,23 @@ def build_cell(ctx, name, inputs, shapes):
         hint = did_you_mean(type_name, list(BUILDERS))
         extra = f"did you mean {hint}? " if hint else ""
         raise reader.error("Type", f"unknown Type={type_name} ({extra}known: {', '.join(BUILDERS)})")
-    if reader.has("QWeight"):
-        ctx.routed(name)  # QWeight.* keys are routed and kept for the quantizer
-        kind = reader.get("QWeight", values.as_str)
-        if kind not in QUANTIZERS:
-            raise reader.error("QWeight", f"weight quantizer {kind} is not supported "
-                               f"(known: {', '.join(QUANTIZERS)})")
+    _check_quantizer(ctx, reader, name, type_name)
     try:
         cell = BUILDERS[type_name](ctx, name, inputs, shapes)
-    except ShapeError as exc:
-        raise ShapeError(f"{ini_where_section(ctx.ini, name)}: {exc}") from None
+    except IniError:
+        raise  # already says file:line [section] Key
+    except (UserError, ValueError) as exc:
+        # Cells and the objects they take know nothing of the INI: name the
+        # section the cell was written in, keeping the error's own class.
+        kind = ShapeError if isinstance(exc, ShapeError) else IniError
+        raise kind(f"{ini_where_section(ctx.ini, name)}: {_without_cell_name(exc, name)}") from None
     cell.type_name = type_name
     return cell
+
+
+def _without_cell_name(exc, name):
+    """The message of ``exc`` without the ``[name] `` prefix cells put (it is in the where)."""
+    return str(exc).removeprefix(f"[{name}] ")
 
 
 def ini_where_section(ini, name):
@@ -127,7 +147,9 @@ def ini_where_section(ini, name):
     return f"{sec.file}:{sec.line} [{name}]"
 
 
-def read_targets(ini, cell_names, known_keys):
+def read_targets(ini, order, known_keys):
+    """The ``[<cell>.Target*]`` sections, in file order (at least one)."""
+    cell_names = set(order)
     targets = []
     for sec in ini.sections():
         if ".Target" not in sec.name:
@@ -145,7 +167,10 @@ def read_targets(ini, cell_names, known_keys):
                               reader.get("DefaultValue", values.as_float, 0.0),
                               reader.get("TopN", values.as_uint, 1)))
     if not targets:
-        raise IniError(f"{ini.path}: missing target: add a [<cell>.Target] section (e.g. [softmax.Target])")
+        last = order[-1] if order else None
+        where = ini_where_section(ini, last) if last else str(ini.path)
+        raise IniError(f"{where}: no target cell: add a [{last or '<cell>'}.Target] section "
+                       "naming the cell the loss is computed on")
     return targets
 
 
@@ -168,12 +193,30 @@ def build_network(ini, seed=0, epoch_size=None):
         shapes[name] = cell.output_shape
         _inject_shape_keys(ini, name, in_shapes, cell.output_shape)
         cells.append(cell)
-    network = Network(cells, inputs, shapes[PROVIDER], read_targets(ini, set(order), ctx.known_keys))
+    network = Network(cells, inputs, shapes[PROVIDER], read_targets(ini, order, ctx.known_keys))
     for cell in cells:
         if cell.params():
             network.solvers[cell.name] = build_solvers(ini, cell.name, ctx.routed(cell.name))
-    network.quantizer_keys = {c: r.quantizer for c, r in ctx._routed.items() if r.quantizer}
+    network.quantizer_keys = _quantizer_keys(ini, ctx)
     return network, provider, ctx
+
+
+def _quantizer_keys(ini, ctx):
+    """``{cell: {Param: (section, key)}}`` of the ``QWeight.*`` keys of quantized cells.
+
+    As N2D2, ``QWeight.X`` (in the cell or its ConfigSection) without
+    ``QWeight=`` in the cell is an error, not a silently unquantized cell.
+    """
+    keys = {}
+    for cell, routed in ctx._routed.items():
+        if not routed.quantizer:
+            continue
+        if not ini.section(cell).has("QWeight"):
+            section, key = next(iter(routed.quantizer.values()))
+            raise IniError(f"{ini.where(section, key)}: {key} is given for cell [{cell}], "
+                           f"which has no QWeight= (e.g. QWeight=Prune in [{cell}])")
+        keys[cell] = routed.quantizer
+    return keys
 
 
 def unknown_keys(ini, ctx):
@@ -189,7 +232,19 @@ def unknown_keys(ini, ctx):
         for parent in _ancestors(ini, name):
             known.setdefault(parent, set()).update(known[name])
     return [unknown_key_message(ini, sec.name, key, known[sec.name])
-            for sec, key in ini.unused_keys() if sec.name in known]
+            for sec, key in ini.unused_keys()
+            if sec.name in known and not _overridden(ini, sec, key, known[sec.name])]
+
+
+def _overridden(ini, template, key, known):
+    """True for a known key of a template section that an inheriting section rewrote.
+
+    Such a key is a default nobody needed, not a misspelling.
+    """
+    own = template.own(key)
+    return key in known and any(
+        template.name in _ancestors(ini, sec.name) and sec.entry(key) is not own
+        for sec in ini.sections())
 
 
 def _ancestors(ini, name):

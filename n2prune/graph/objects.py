@@ -35,6 +35,18 @@ def _read_sub_keys(reader, prefix, table):
     return kwargs
 
 
+def _construct(reader, key, cls, kwargs):
+    """``cls(**kwargs)``; a ValueError (bad value) becomes an IniError at the key's line.
+
+    The line is that of the ``key.Sub`` the message names (``LeakSlope``), else ``key``'s.
+    """
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        subs = [k for k in reader.keys_with_prefix(key + ".") if k[len(key) + 1:] in str(exc)]
+        raise reader.error(subs[0] if subs else key, str(exc)) from None
+
+
 def read_activation(reader):
     """The ``ActivationFunction`` object of a cell, or ``None`` (identity)."""
     if not reader.has("ActivationFunction"):
@@ -46,7 +58,7 @@ def read_activation(reader):
     if name not in ACTIVATION_KEYS:
         raise _unknown_type(reader, "ActivationFunction", name, known)
     kwargs = _read_sub_keys(reader, "ActivationFunction", ACTIVATION_KEYS[name])
-    return act.ACTIVATIONS[name](**kwargs)
+    return _construct(reader, "ActivationFunction", act.ACTIVATIONS[name], kwargs)
 
 
 def read_filler(reader, key):
@@ -57,7 +69,7 @@ def read_filler(reader, key):
     if name not in FILLER_KEYS:
         raise _unknown_type(reader, key, name, list(FILLER_KEYS))
     kwargs = _read_sub_keys(reader, key, FILLER_KEYS[name])
-    return fillers.FILLERS[name](**kwargs)
+    return _construct(reader, key, fillers.FILLERS[name], kwargs)
 
 
 def read_solver_kwargs(ini, refs):
@@ -68,8 +80,9 @@ def read_solver_kwargs(ini, refs):
             continue
         if name not in SGD_KEYS:
             hint = did_you_mean(name, sorted(SGD_KEYS))
-            extra = f"; did you mean {hint}?" if hint else ""
-            raise IniError(f"{ini.where(section, key)}: unknown SGD solver parameter{extra}")
+            extra = f"did you mean {hint}? " if hint else ""
+            raise IniError(f"{ini.where(section, key)}: unknown SGD solver parameter {name} "
+                           f"({extra}known: {', '.join(SGD_KEYS)})")
         py_name, reader_fn, _default = SGD_KEYS[name]
         kwargs[py_name] = ini.read(section, key, reader_fn)
     return kwargs

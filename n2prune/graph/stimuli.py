@@ -3,7 +3,7 @@
 import re
 
 from n2prune import data
-from n2prune.errors import IniError
+from n2prune.errors import IniError, UserError
 from n2prune.graph.reader import SectionReader
 from n2prune.ini import did_you_mean, expand_env_path, values
 
@@ -60,9 +60,15 @@ def read_size(reader):
     if reader.has("Size"):
         dims = reader.get("Size", values.vector(_uint))
         if len(dims) not in (2, 3):
-            raise reader.error("Size", "expected 'width height [channels]'")
-        return (dims[2] if len(dims) == 3 else 1, dims[1], dims[0])
-    return (reader.get("NbChannels", _uint, 1), reader.get("SizeY", _uint), reader.get("SizeX", _uint))
+            raise reader.error("Size", "expected 'width height [channels]' (no depth: 2-D only)")
+        size, keys = (dims[2] if len(dims) == 3 else 1, dims[1], dims[0]), ("Size",) * 3
+    else:
+        size = (reader.get("NbChannels", _uint, 1), reader.get("SizeY", _uint), reader.get("SizeX", _uint))
+        keys = ("NbChannels", "SizeY", "SizeX")
+    for value, key in zip(size, keys):
+        if value == 0:
+            raise reader.error(key, "stimuli sizes must be at least 1")
+    return size
 
 
 def _transform(ini, section, known):
@@ -82,7 +88,11 @@ def _transform(ini, section, known):
         value = reader.get(key, fn) if key in REQUIRED else reader.get(key, fn, default)
         if value is not None:
             kwargs[py_name] = value
-    return data.TRANSFORMS[class_name](**kwargs)
+    try:
+        return data.TRANSFORMS[class_name](**kwargs)
+    except (UserError, ValueError) as exc:
+        sec = ini.section(section)
+        raise IniError(f"{sec.file}:{sec.line} [{section}]: {exc}") from None
 
 
 def read_transforms(ini, sp_name, known_keys):

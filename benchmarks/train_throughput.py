@@ -1,0 +1,125 @@
+"""Training throughput, n2prune against PyTorch CPU measured in the same run.
+
+    python benchmarks/train_throughput.py [--reps 7] [--steps 30]
+
+For LeNet-5 (models_ini/lenet.ini: 32x32 input, N2D2's conv2 table) and
+LeNet-300-100 (models_ini/lenet_300_100.ini), at batch 64 and 256, times full
+training steps (forward, backward, SGD update) on random inputs with 2
+threads, and prints the median samples/s of each side and their ratio.
+PyTorch runs the same layers (conv2 dense, as the mapping costs it nothing)
+when it is installed (``pip install torch==2.13.0``).
+
+Each measurement runs in its own process: PyTorch and numba would otherwise
+share one OpenMP runtime whose busy-waiting threads slow both sides down.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {"LeNet-5": ROOT / "models_ini" / "lenet.ini",
+          "LeNet-300-100": ROOT / "models_ini" / "lenet_300_100.ini"}
+
+
+def n2prune_step_fn(ini, batch):
+    from n2prune.train.model import Model
+    model = Model(ini, overrides=[f"sp.BatchSize={batch}"], seed=1, need_data=False)
+    net = model.network
+    c, h, w = net.input_shape
+    rng = np.random.default_rng(0)
+    x = rng.random((c, batch, h, w), dtype=np.float32)
+    labels = rng.integers(0, 10, batch)
+
+    def step():
+        net.forward(x, train=True)
+        net.loss_and_backward(labels)
+        for cell in net.cells:
+            if cell.name in net.solvers:
+                ws, bs = net.solvers[cell.name]
+                for p in cell.params():
+                    (ws if p.role == "weights" else bs).update(p, batch)
+    return step
+
+
+def torch_step_fn(name, batch):
+    import torch
+    from torch import nn
+    torch.set_num_threads(2)
+    if name == "LeNet-5":
+        net = nn.Sequential(nn.Conv2d(1, 6, 5, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(6, 16, 5, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(16, 120, 5, bias=False), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(120, 84, bias=False), nn.ReLU(), nn.Dropout(0.5),
+                            nn.Linear(84, 10, bias=False))
+        x = torch.rand(batch, 1, 32, 32)
+    else:
+        net = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(),
+                            nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+        x = torch.rand(batch, 1, 28, 28)
+    labels = torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss_fn(net(x), labels).backward()
+        opt.step()
+    return step
+
+
+def samples_per_second(step, batch, steps, reps):
+    for _ in range(5):
+        step()
+    rates = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        rates.append(batch * steps / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def measure(side, name, batch, args):
+    """Median samples/s of one side, measured in a fresh process."""
+    cmd = [sys.executable, __file__, "--one", side, name, str(batch),
+           "--reps", str(args.reps), "--steps", str(args.steps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--one", nargs=3, metavar=("SIDE", "MODEL", "BATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        side, name, batch = args.one[0], args.one[1], int(args.one[2])
+        step = n2prune_step_fn(MODELS[name], batch) if side == "n2prune" else torch_step_fn(name, batch)
+        print(samples_per_second(step, batch, args.steps, args.reps))
+        return
+    torch_version = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.__version__)"],
+        capture_output=True, text=True, check=False).stdout.strip() or None
+    print(f"# {platform.machine()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}, "
+          f"numpy {np.__version__}, torch {torch_version or 'not installed'}, "
+          f"{time.strftime('%Y-%m-%d')}")
+    print(f"{'model':14} {'batch':>5} {'n2prune/s':>10} {'torch/s':>10} {'ratio':>6}")
+    for name in MODELS:
+        for batch in (64, 256):
+            ours = measure("n2prune", name, batch, args)
+            theirs = measure("torch", name, batch, args) if torch_version else None
+            ratio = f"{ours / theirs:6.2f}" if theirs else "     -"
+            print(f"{name:14} {batch:5d} {ours:10.0f} {theirs or 0:10.0f} {ratio}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
