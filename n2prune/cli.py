@@ -60,7 +60,6 @@ def _setup_logging():
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         log.addHandler(_StderrHandler())
     log.setLevel(logging.INFO)
-    log.propagate = False
 
 
 def main(argv=None):

@@ -403,4 +403,4 @@ def test_key_shadowed_by_a_stronger_spelling_is_still_reported(tmp_path):
     text = SP + CONV + "Mapping.NbGroups=2\nMapping(sp).Size=1\n" + FC_TARGET
     _, _, ctx, ini = build(tmp_path, text)
     messages = unknown_keys(ini, ctx)
-    assert len(messages) == 1 and "[c] Mapping(sp).Size: unknown key" in messages[0]
+    assert len(messages) == 1 and "[c] Mapping(sp).Size: key not used" in messages[0]

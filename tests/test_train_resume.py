@@ -122,6 +122,7 @@ def test_ctrl_c_saves_snapshot_and_resume_matches(tiny_ini, tmp_path, monkeypatc
 
 def test_existing_run_folder_is_not_overwritten(tiny_ini, tmp_path, capsys):
     train(tiny_ini, tmp_path / "run", "--steps", "2")
+    capsys.readouterr()
     assert train(tiny_ini, tmp_path / "run", "--steps", "2") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--resume" in err[0]

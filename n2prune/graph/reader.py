@@ -93,6 +93,8 @@ def read_dims(reader, name, default=MISSING):
 
 
 def unknown_key_message(ini, section, key, known):
+    if key in known:  # declared, but a key of higher precedence was used instead
+        return f"{ini.where(section, key)}: key not used (another key sets the same thing)"
     hint = did_you_mean(key, sorted(known))
     suffix = f"; did you mean {hint}?" if hint else ""
     return f"{ini.where(section, key)}: unknown key{suffix}"
