@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 
 from n2prune.errors import UserError
+from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
 from n2prune.io.checkpoint import load_network_arrays
 from n2prune.io.syntxt import import_network
+from n2prune.prune.network import initialize_masks, pruned_cells
 from n2prune.train.evaluate import accuracy
 from n2prune.train.loop import Trainer
 from n2prune.train.model import Model
@@ -20,7 +22,10 @@ DEFAULT_EPOCHS = 10
 
 
 def load_weights(network, source):
-    """Weights from a run folder, a ``.npz`` file or an N2D2 ``weights/`` folder."""
+    """Weights from a run folder, a ``.npz`` file or an N2D2 ``weights/`` folder.
+
+    Returns the names of the pruned cells whose masks came with the weights.
+    """
     path = Path(source)
     if path.is_dir() and (path / "weights.npz").is_file():
         path = path / "weights.npz"
@@ -31,8 +36,9 @@ def load_weights(network, source):
         except FileNotFoundError:
             raise UserError(f"{path}: no such weights file") from None
         load_network_arrays(network, arrays, path)
-    elif path.is_dir():
-        import_network(network, path)
+        return {k.split("/")[1] for k in arrays if k.startswith("quant/")}
+    if path.is_dir():
+        return set(import_network(network, path))
     else:
         raise UserError(f"{path}: not a run folder, .npz file or N2D2 weights folder")
 
@@ -58,9 +64,14 @@ def run_train(args):
     model = Model(args.model, settings["overrides"], settings["seed"], args.strict)
     run = RunFolder(args.resume or new_run_dir(args.model, args.out))
     if not args.resume:
-        run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings})
+        sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
+        run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings},
+                   sparsity_fields)
         if args.weights:
-            load_weights(model.network, args.weights)
+            restored = load_weights(model.network, args.weights)
+            # Masks follow the imported weights, unless the files carried them.
+            stale = [c for c in pruned_cells(model.network) if c.name not in restored]
+            initialize_masks(model.network, model.rng, model.epoch_size, stale)
     log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
              run.path, len(model.network.cells), model.network.nb_params(),
              model.network.macs_per_sample() / 1e6)

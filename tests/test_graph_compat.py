@@ -8,15 +8,15 @@ the file holds the key that is not supported, and says what it is.
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import N2D2_MODELS
 
 from n2prune.errors import UserError
 from n2prune.train.model import Model
 
-MODELS = Path("/work/shared/n2d2_models")
+MODELS = N2D2_MODELS
 
 # file -> number of outputs of the target cell (the network builds and runs)
 BUILDS = {

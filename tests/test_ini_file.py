@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from paths import N2D2_MODELS
 
 from n2prune.errors import IniError
 from n2prune.ini import (
@@ -18,7 +19,7 @@ from n2prune.ini import (
     values,
 )
 
-MODELS = Path("/work/shared/n2d2_models")
+MODELS = N2D2_MODELS
 MODEL_FILES = sorted(MODELS.glob("*.ini"))
 
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from paths import N2D2_MODELS
 
 from n2prune import cli
 from n2prune.train.loop import Trainer
@@ -131,7 +132,7 @@ def test_existing_run_folder_is_not_overwritten(tiny_ini, tmp_path, capsys):
 def test_lenet_short_run_on_real_mnist(tmp_path):
     """N2D2's own LeNet.ini, unmodified, for 40 steps of 128 images."""
     run = tmp_path / "lenet"
-    assert cli.main(["train", "../shared/n2d2_models/LeNet.ini", "--steps", "40",
+    assert cli.main(["train", str(N2D2_MODELS / "LeNet.ini"), "--steps", "40",
                      "--out", str(run), "--log-every", "20"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 40

@@ -12,7 +12,7 @@ import numpy as np
 
 from n2prune.cells import fillers
 from n2prune.cells.activations import resolve
-from n2prune.cells.base import Cell, Param
+from n2prune.cells.base import Param
 from n2prune.cells.mapping import group_bounds, is_block_diagonal
 from n2prune.cells.registry import (
     as_pair,
@@ -22,6 +22,7 @@ from n2prune.cells.registry import (
     set_grad,
     shape_error,
 )
+from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import (
     add_bias_cnhw,
     bias_grad_cnhw,
@@ -119,7 +120,7 @@ class Connection:
 
 
 @register_cell("Conv")
-class Conv(Cell):
+class Conv(WeightCell):
     """Convolution of CNHW inputs into ``(nb_outputs, N, OH, OW)``.
 
     ``kernel``, ``stride``, ``padding`` (symmetric, zero) and ``dilation``
@@ -193,17 +194,6 @@ class Conv(Cell):
         filler = filler or fillers.DEFAULT_BIAS_FILLER
         fans = fillers.conv_bias_fans(self.nb_outputs)
         return Param(f"{self.name}.biases", filler.fill((self.nb_outputs,), *fans, rng), "biases")
-
-    def effective_weights(self, k):
-        """The weights the forward pass uses (the pruning seam: later ``W * mask``)."""
-        return self.weights[k].value
-
-    def mask_weight_grad(self, k, grad):
-        """The gradient the solver sees for ``weights[k]`` (the pruning seam)."""
-        return grad
-
-    def params(self):
-        return self.weights + ([self.bias] if self.bias is not None else [])
 
     def _geometry(self):
         return self.kernel, self.stride, self.padding, self.dilation

@@ -12,8 +12,9 @@ import numpy as np
 
 from n2prune.cells import fillers
 from n2prune.cells.activations import resolve
-from n2prune.cells.base import Cell, Param
+from n2prune.cells.base import Param
 from n2prune.cells.registry import check_inputs, register_cell, set_grad, shape_error
+from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import add_bias_cnhw, bias_grad_cnhw, matmul, matmul_nt, matmul_tn
 
 
@@ -24,7 +25,7 @@ def features(x):
 
 
 @register_cell("Fc")
-class Fc(Cell):
+class Fc(WeightCell):
     """``y = sum_k W_k @ features(x_k) + b``, then the activation.
 
     Fillers default to N2D2's Normal(0, 0.05), with the fans of
@@ -55,17 +56,6 @@ class Fc(Cell):
             self.bias = Param(f"{name}.biases", value, "biases")
         self.activation = resolve(activation)
         self._features = None
-
-    def effective_weights(self, k):
-        """The weights the forward pass uses (the pruning seam: later ``W * mask``)."""
-        return self.weights[k].value
-
-    def mask_weight_grad(self, k, grad):
-        """The gradient the solver sees for ``weights[k]`` (the pruning seam)."""
-        return grad
-
-    def params(self):
-        return self.weights + ([self.bias] if self.bias is not None else [])
 
     def forward(self, xs, train):
         """``xs``: one (C_k, N, H_k, W_k) array per input; returns (O, N, 1, 1)."""

@@ -16,6 +16,7 @@ from n2prune.graph.cell_builders import BUILDERS
 from n2prune.graph.config import config_sections, route_cell_config
 from n2prune.graph.network import PROVIDER, Network
 from n2prune.graph.objects import build_solvers
+from n2prune.graph.quantizers import build_prune_quantizer
 from n2prune.graph.reader import IGNORED_CELL_KEYS, SectionReader, unknown_key_message
 from n2prune.graph.stimuli import PROVIDER_SECTIONS, build_provider
 from n2prune.graph.targets import Target
@@ -134,6 +135,8 @@ def build_cell(ctx, name, inputs, shapes):
         kind = ShapeError if isinstance(exc, ShapeError) else IniError
         raise kind(f"{ini_where_section(ctx.ini, name)}: {_without_cell_name(exc, name)}") from None
     cell.type_name = type_name
+    if reader.has("QWeight"):
+        cell.quantizer = build_prune_quantizer(ctx.ini, name, ctx.routed(name).quantizer)
     return cell
 
 

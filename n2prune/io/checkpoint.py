@@ -16,12 +16,20 @@ from n2prune.io.atomic import atomic_open
 
 
 def network_arrays(network):
-    """Parameter values and cell states of ``network`` as a flat dict."""
+    """Parameter values, cell states and quantizer states (masks) as a flat dict."""
     arrays = {f"param/{p.name}": p.value for p in network.params()}
     for cell in network.cells:
         for key, value in cell.state().items():
             arrays[f"cell/{cell.name}/{key}"] = value
+        quantizer = getattr(cell, "quantizer", None)
+        if quantizer is not None:
+            for key, value in quantizer.state().items():
+                arrays[f"quant/{cell.name}/{key}"] = np.asarray(value)
     return arrays
+
+
+def _sub_dict(arrays, prefix):
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def load_network_arrays(network, arrays, source):
@@ -35,10 +43,13 @@ def load_network_arrays(network, arrays, source):
                             f"the model expects {p.value.shape}")
         p.value[...] = arrays[key]
     for cell in network.cells:
-        prefix = f"cell/{cell.name}/"
-        state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        state = _sub_dict(arrays, f"cell/{cell.name}/")
         if state:
             cell.load_state(state)
+        quantizer = getattr(cell, "quantizer", None)
+        state = _sub_dict(arrays, f"quant/{cell.name}/")
+        if quantizer is not None and state:
+            quantizer.load_state(state)
 
 
 def _solver_arrays(network):

@@ -30,13 +30,13 @@ def _connected(cell, k):
     return mask[:, :, 0, 0].astype(bool)
 
 
-def weight_lines(cell):
-    """The lines of ``<cell>_weights.syntxt``."""
+def weight_lines(cell, tensors=None):
+    """The lines of ``<cell>_weights.syntxt`` (of ``tensors``, default the weights)."""
+    tensors = tensors if tensors is not None else [p.value for p in cell.weights]
     lines = []
     for o in range(cell.nb_outputs):
         row = []
-        for k, param in enumerate(cell.weights):
-            w = param.value
+        for k, w in enumerate(tensors):
             if w.ndim == 4:
                 keep = _connected(cell, k)[o]
                 row.extend(w[o, keep].ravel())
@@ -85,6 +85,50 @@ def _weight_count(cell):
 BATCHNORM_FILES = ("scales", "biases", "means", "variances")
 
 
+def mask_lines(quantizer, nb_tensors):
+    """``<cell>_masks.syntxt``: for each input tensor, one line of 0/1 per output.
+
+    Conv: the C_k x KH x KW mask of an output with x fastest, then y, then the
+    channel (unconnected channels included); Fc: the C*H*W inputs of tensor k.
+    """
+    lines = []
+    for k in range(nb_tensors):
+        mask = quantizer.get_pruned_masks(k)
+        lines.extend(" ".join(str(int(v)) for v in row.ravel()) for row in mask)
+    return lines
+
+
+def _write_quantizer(cell, folder):
+    quantizer = cell.quantizer
+    atomic_write_text(folder / f"{cell.name}_masks.syntxt",
+                      "\n".join(mask_lines(quantizer, len(cell.weights))) + "\n")
+    pruned = [quantizer.get_quantized_weights(k) for k in range(len(cell.weights))]
+    atomic_write_text(folder / f"{cell.name}_quant_weights.syntxt",
+                      "\n".join(weight_lines(cell, pruned)) + "\n")
+
+
+def _read_masks(cell, folder):
+    """Every input tensor's mask from ``<cell>_masks.syntxt`` (N2D2 reads only the first).
+
+    Returns False when the file is absent: the caller then computes masks from
+    the imported weights.
+    """
+    path = folder / f"{cell.name}_masks.syntxt"
+    if not path.is_file():
+        return False
+    shapes = [p.value.shape for p in cell.weights]
+    numbers = _parse_numbers(path, sum(int(np.prod(s)) for s in shapes))
+    if not np.isin(numbers, (0.0, 1.0)).all():
+        raise UserError(f"{path}: a mask holds only 0 and 1")
+    masks, pos = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        masks.append(numbers[pos:pos + size].reshape(shape).astype(np.uint8))
+        pos += size
+    cell.quantizer.set_masks(masks)
+    return True
+
+
 def _batchnorm_arrays(cell):
     return {"scales": cell.scale.value, "biases": cell.bias.value,
             "means": cell.mean, "variances": cell.variance}
@@ -99,12 +143,15 @@ def export_cell(cell, folder):
     if not getattr(cell, "weights", None):
         return
     atomic_write_text(folder / f"{cell.name}_weights.syntxt", "\n".join(weight_lines(cell)) + "\n")
+    if getattr(cell, "quantizer", None) is not None:
+        _write_quantizer(cell, folder)
     if cell.bias is not None:
         atomic_write_text(folder / f"{cell.name}_biases.syntxt",
                           "\n".join(_fmt([b]) for b in cell.bias.value) + "\n")
 
 
 def import_cell(cell, folder):
+    """Read ``cell``'s files; True when they carried its pruning masks."""
     folder = Path(folder)
     if hasattr(cell, "variance"):
         for name, array in _batchnorm_arrays(cell).items():
@@ -115,6 +162,7 @@ def import_cell(cell, folder):
     _set_weights(cell, _parse_numbers(folder / f"{cell.name}_weights.syntxt", _weight_count(cell)))
     if cell.bias is not None:
         cell.bias.value[...] = _parse_numbers(folder / f"{cell.name}_biases.syntxt", cell.bias.value.size)
+    return getattr(cell, "quantizer", None) is not None and _read_masks(cell, folder)
 
 
 def export_network(network, folder):
@@ -125,8 +173,10 @@ def export_network(network, folder):
 
 
 def import_network(network, folder):
-    """Read every cell's N2D2 files from ``folder`` into ``network``."""
+    """Read every cell's N2D2 files from ``folder`` into ``network``.
+
+    Returns the names of the pruned cells whose masks were in the files.
+    """
     if not Path(folder).is_dir():
         raise UserError(f"{folder}: no such weights folder")
-    for cell in network.cells:
-        import_cell(cell, folder)
+    return [cell.name for cell in network.cells if import_cell(cell, folder)]

@@ -13,6 +13,7 @@ import numpy as np
 
 from n2prune.errors import UserError
 from n2prune.io.checkpoint import load_snapshot, save_snapshot
+from n2prune.prune.network import step_quantizers
 from n2prune.train.evaluate import accuracy
 from n2prune.train.progress import Progress
 
@@ -90,6 +91,10 @@ class Trainer:
                 for param in cell.params():
                     solver = weights_solver if param.role == "weights" else bias_solver
                     solver.update(param, len(indices))
+        for cell in step_quantizers(self.net, len(indices)):
+            self.progress.line(f"[{cell.name}] Update masks: threshold "
+                               f"{cell.quantizer.get_current_threshold():.4g}, "
+                               f"sparsity {cell.quantizer.sparsity():.4f}")
         return loss, correct
 
     # -- epochs ----------------------------------------------------------
@@ -138,7 +143,7 @@ class Trainer:
         total = steps_per_epoch * self.state.epochs
         if self.max_steps is not None:
             total = min(total, self.max_steps)
-        self.progress = Progress(self.run, self.log_every, total, steps_per_epoch)
+        self.progress = Progress(self.run, self.log_every, total, steps_per_epoch, self.net)
         try:
             while self.state.epoch < self.state.epochs and self.run_epoch(images, labels):
                 pass

@@ -7,6 +7,7 @@ from n2prune.errors import IniError, UserError
 from n2prune.graph.builder import build_network, unknown_keys
 from n2prune.graph.stimuli import read_database
 from n2prune.ini import load_ini
+from n2prune.prune.network import initialize_masks
 
 log = logging.getLogger("n2prune")
 
@@ -32,6 +33,8 @@ class Model:
         self.network, self.provider, ctx = build_network(self.ini, seed, epoch_size)
         ctx.known_keys.update(db_keys)
         self.rng = ctx.rng
+        self.epoch_size = epoch_size
+        initialize_masks(self.network, self.rng, epoch_size)
         self._report_unknown(unknown_keys(self.ini, ctx), strict)
         self._cache = {}
 

@@ -11,6 +11,8 @@ When stderr is a terminal and tqdm is installed, a progress bar runs too.
 import sys
 import time
 
+from n2prune.prune.network import cell_sparsities, mean_sparsity
+
 
 def _tqdm_bar(total):
     if not sys.stderr.isatty():
@@ -23,8 +25,9 @@ def _tqdm_bar(total):
 
 
 class Progress:
-    def __init__(self, run, log_every, total_steps, steps_per_epoch):
+    def __init__(self, run, log_every, total_steps, steps_per_epoch, network):
         self.run = run
+        self.network = network
         self.log_every = log_every
         self.total = total_steps
         self.steps_per_epoch = steps_per_epoch
@@ -61,12 +64,14 @@ class Progress:
         speed = self.window[2] / max(now - self.window_started, 1e-9)
         epoch = state.epoch + state.batch / self.steps_per_epoch
         val = "-" if self.val is None else f"{self.val:.4f}"
+        sparsity = mean_sparsity(self.network)
+        shown = "" if sparsity is None else f" sparsity {sparsity:.3f}"
         self.line(f"step {state.step}/{self.total} ep {epoch:.2f} loss {loss:.4f} acc {acc:.4f} "
-                  f"val {val} lr {lr:.5g} {speed:.0f} samples/s {now - self.started:.1f}s")
+                  f"val {val}{shown} lr {lr:.5g} {speed:.0f} samples/s {now - self.started:.1f}s")
         self.run.metrics_row({"step": state.step, "epoch": f"{epoch:.3f}", "loss": f"{loss:.6f}",
                               "acc": f"{acc:.6f}", "val_acc": "" if self.val is None else self.val,
                               "lr": f"{lr:.6g}", "seconds": f"{now - self.started:.3f}",
-                              "samples_per_s": f"{speed:.1f}"})
+                              "samples_per_s": f"{speed:.1f}", **self.sparsity_columns()})
         self.window, self.window_steps, self.window_started = [0.0, 0, 0], 0, now
 
     def epoch_end(self, state, val, lr):
@@ -76,7 +81,12 @@ class Progress:
         self.line(f"epoch {state.epoch}/{state.epochs} done: validation accuracy {text}")
         self.run.metrics_row({"step": state.step, "epoch": state.epoch,
                               "val_acc": "" if val is None else val, "lr": f"{lr:.6g}",
-                              "seconds": f"{time.perf_counter() - self.started:.3f}"})
+                              "seconds": f"{time.perf_counter() - self.started:.3f}",
+                              **self.sparsity_columns()})
+
+    def sparsity_columns(self):
+        return {f"sparsity_{name}": f"{value:.6f}"
+                for name, value in cell_sparsities(self.network).items()}
 
     def close(self):
         if self.bar is not None:

@@ -46,7 +46,7 @@ class RunFolder:
     def file(self, name):
         return self.path / name
 
-    def create(self, config_text, run_info):
+    def create(self, config_text, run_info, extra_fields=()):
         if self.file("snapshot.npz").exists():
             raise UserError(f"{self.path}: holds a run already; continue it with --resume {self.path} "
                             "or choose another --out")
@@ -54,7 +54,7 @@ class RunFolder:
         atomic_write_text(self.file("config.ini"), config_text)
         self.write_json("run.json", run_info)
         with open(self.file("metrics.csv"), "w", newline="") as handle:
-            csv.writer(handle).writerow(METRICS_FIELDS)
+            csv.writer(handle).writerow(METRICS_FIELDS + tuple(extra_fields))
 
     def run_info(self):
         try:
@@ -69,9 +69,15 @@ class RunFolder:
         with open(self.file("train.log"), "a") as handle:
             handle.write(line + "\n")
 
+    def metrics_fields(self):
+        """The columns of ``metrics.csv``, as its header says (runs may add some)."""
+        with open(self.file("metrics.csv"), newline="") as handle:
+            return next(csv.reader(handle))
+
     def metrics_row(self, row):
+        fields = self.metrics_fields()
         with open(self.file("metrics.csv"), "a", newline="") as handle:
-            csv.writer(handle).writerow([row.get(k, "") for k in METRICS_FIELDS])
+            csv.writer(handle).writerow([row.get(k, "") for k in fields])
 
     def save_weights(self, network, name):
         """``<name>.npz`` and the N2D2 folder ``<name>/``."""

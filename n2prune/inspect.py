@@ -1,0 +1,110 @@
+"""``n2prune inspect RUN``: what pruning did to each cell of a trained run.
+
+The run's own resolved ``config.ini`` rebuilds the network (no data needed),
+then ``weights.npz`` (or, for a run still going or interrupted,
+``snapshot.npz``) restores weights and masks.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from n2prune.errors import UserError
+from n2prune.io.checkpoint import load_network_arrays
+from n2prune.train.model import Model
+
+PLOT_HINT = "plots need matplotlib: pip install 'n2prune[plot]'"
+
+
+def load_run(run):
+    """The network of run folder ``run`` with its latest weights and masks."""
+    run = Path(run)
+    config = run / "config.ini"
+    if not config.is_file():
+        raise UserError(f"{run}: not a run folder (no config.ini)")
+    weights = next((run / n for n in ("weights.npz", "snapshot.npz") if (run / n).is_file()), None)
+    if weights is None:
+        raise UserError(f"{run}: no weights.npz or snapshot.npz yet")
+    model = Model(config, need_data=False)
+    with np.load(weights, allow_pickle=False) as npz:
+        load_network_arrays(model.network, {k: npz[k] for k in npz.files}, weights)
+    return model.network, weights
+
+
+def _effective(cell):
+    return [cell.effective_weights(k) for k in range(len(cell.weights))]
+
+
+def cell_row(cell):
+    """One cell's numbers: shapes, parameters, non-zeros, sparsity, quantizer state."""
+    tensors = _effective(cell)
+    params = sum(t.size for t in tensors)
+    nonzero = int(sum(np.count_nonzero(t) for t in tensors))
+    row = {"cell": cell.name, "type": cell.type_name,
+           "weight_shape": [list(t.shape) for t in tensors], "params": params,
+           "nonzero": nonzero, "sparsity": 1.0 - nonzero / params if params else 0.0,
+           "mode": "-", "filler": "-", "threshold": None, "next_update": None}
+    q = getattr(cell, "quantizer", None)
+    if q is not None:
+        row.update(mode=q.prune_mode, filler=q.prune_filler, threshold=q.get_current_threshold(),
+                   mask_sparsity=q.sparsity(), next_update=q.next_update_in)
+    return row
+
+
+def network_report(network):
+    cells = [c for c in network.cells if getattr(c, "weights", None)]
+    rows = [cell_row(c) for c in cells]
+    params = sum(r["params"] for r in rows)
+    nonzero = sum(r["nonzero"] for r in rows)
+    return {"cells": rows, "total": {"params": params, "nonzero": nonzero,
+                                     "sparsity": 1.0 - nonzero / params if params else 0.0}}
+
+
+def channel_report(network, name):
+    """Per-output-channel non-zeros and sparsity of one cell."""
+    if name not in network.by_name or not getattr(network.by_name[name], "weights", None):
+        known = ", ".join(c.name for c in network.cells if getattr(c, "weights", None))
+        raise UserError(f"no cell [{name}] with weights in this run (cells: {known})")
+    kept = np.concatenate([t.reshape(t.shape[0], -1) != 0
+                           for t in _effective(network.by_name[name])], axis=1)
+    size = kept.shape[1]
+    return [{"output": o, "nonzero": int(n), "sparsity": 1.0 - int(n) / size}
+            for o, n in enumerate(kept.sum(axis=1))]
+
+
+def format_table(report):
+    head = ("cell", "type", "weights", "params", "nonzero", "sparsity", "mode", "filler",
+            "threshold", "next update")
+    rows = [head]
+    for r in report["cells"]:
+        shape = "+".join("x".join(map(str, s)) for s in r["weight_shape"])
+        threshold = "-" if r["threshold"] is None else f"{r['threshold']:.4g}"
+        nxt = "-" if r["next_update"] is None else f"{r['next_update']} stimuli"
+        rows.append((r["cell"], r["type"], shape, str(r["params"]), str(r["nonzero"]),
+                     f"{r['sparsity']:.4f}", r["mode"], r["filler"], threshold, nxt))
+    t = report["total"]
+    rows.append(("total", "", "", str(t["params"]), str(t["nonzero"]), f"{t['sparsity']:.4f}",
+                 "", "", "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def run_inspect(args):
+    network, source = load_run(args.run)
+    if args.cell:
+        channels = channel_report(network, args.cell)
+        if args.json:
+            print(json.dumps({"cell": args.cell, "outputs": channels}, indent=2))
+        else:
+            print(f"{args.cell}: per-output sparsity ({source.name})")
+            for c in channels:
+                print(f"  output {c['output']:4d}  nonzero {c['nonzero']:6d}  sparsity {c['sparsity']:.4f}")
+    else:
+        report = network_report(network)
+        print(json.dumps(report, indent=2) if args.json else format_table(report))
+    if args.plot:
+        from n2prune.plots import plot_run
+        for path in plot_run(network, Path(args.run)):
+            print(f"wrote {path}")
+    return 0

@@ -1,0 +1,152 @@
+"""QWeight=Prune end to end: INI keys, Gradual schedule in a real run, files, inspect."""
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from n2prune import cli
+from n2prune.errors import IniError
+from n2prune.train.model import Model
+
+# 6,000 learn images (Validation=0.9): an epoch is 30 steps of 200.
+GRADUAL = """
+[database]
+Type=MNIST_IDX_Database
+Validation=0.9
+
+[sp]
+SizeX=28
+SizeY=28
+BatchSize=200
+
+[fc1]
+QWeight=Prune
+Input=sp
+Type=Fc
+NbOutputs=64
+ActivationFunction=Rectifier
+WeightsFiller=HeFiller
+ConfigSection=common.config,prune.config
+
+[fc2]
+QWeight=Prune
+Input=fc1
+Type=Fc
+NbOutputs=10
+ConfigSection=common.config,prune.config
+
+[softmax]
+Input=fc2
+Type=Softmax
+NbOutputs=10
+WithLoss=1
+
+[softmax.Target]
+
+[prune.config]
+QWeight.PruningMode=Gradual
+QWeight.PruningFiller=IterNonStruct
+QWeight.StartThreshold=0.1
+QWeight.GammaThreshold=0.2
+QWeight.Threshold=0.5
+QWeight.StepSizeThreshold=[sp]_EpochSize
+
+[common.config]
+Solvers.LearningRate=0.1
+Solvers.Momentum=0.9
+"""
+
+
+@pytest.fixture(scope="module")
+def gradual_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gradual")
+    ini = folder / "gradual.ini"
+    ini.write_text(GRADUAL)
+    run = folder / "run"
+    assert cli.main(["train", str(ini), "--epochs", "3", "--out", str(run), "--log-every", "30"]) == 0
+    return run
+
+
+def test_gradual_threshold_sequence_in_the_log(gradual_run):
+    log = (gradual_run / "train.log").read_text()
+    events = re.findall(r"\[(fc\d)\] Update masks: threshold ([0-9.]+), sparsity ([0-9.]+)", log)
+    # One fire per epoch (StepSizeThreshold = 6000 stimuli = 30 steps of 200):
+    # 0.1 at init, 0.3 after epoch 1, 0.5 after epoch 2, then capped: no third update.
+    assert [(c, float(t)) for c, t, _ in events] == [("fc1", 0.3), ("fc2", 0.3), ("fc1", 0.5), ("fc2", 0.5)]
+    for _cell, threshold, sparsity in events:
+        assert float(threshold) <= float(sparsity) < float(threshold) + 0.05  # IterNonStruct overshoot
+
+
+def test_final_sparsity_and_metrics(gradual_run):
+    with np.load(gradual_run / "weights.npz") as npz:
+        for cell, size in (("fc1", 784 * 64), ("fc2", 64 * 10)):
+            mask = npz[f"quant/{cell}/mask0"]
+            assert mask.size == size
+            assert 0.5 <= 1 - mask.mean() < 0.55
+    with open(gradual_run / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert "sparsity_fc1" in rows[0] and "sparsity_fc2" in rows[0]
+    assert float(rows[-1]["sparsity_fc1"]) >= 0.5
+    summary = json.loads((gradual_run / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.85
+
+
+def test_mask_files_exported_in_n2d2_layout(gradual_run):
+    lines = (gradual_run / "weights" / "fc2_masks.syntxt").read_text().splitlines()
+    assert len(lines) == 10 and all(len(line.split()) == 64 for line in lines)
+    assert set(" ".join(lines).split()) <= {"0", "1"}
+    quant = (gradual_run / "weights" / "fc2_quant_weights.syntxt").read_text().split()
+    full = (gradual_run / "weights" / "fc2_weights.syntxt").read_text().split()
+    masks = " ".join(lines).split()
+    assert len(quant) == len(full) == 640
+    assert all(float(q) == 0.0 for q, m in zip(quant, masks) if m == "0")
+    assert any(float(f) != 0.0 for f, m in zip(full, masks) if m == "0")  # N2D2 keeps them
+
+
+def test_inspect_table_and_json(gradual_run, capsys):
+    assert cli.main(["inspect", str(gradual_run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    fc1 = next(line for line in out if line.startswith("fc1 "))
+    assert "Gradual" in fc1 and "IterNonStruct" in fc1 and "64x784" in fc1
+    assert cli.main(["inspect", str(gradual_run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    cells = {c["cell"]: c for c in report["cells"]}
+    assert cells["fc2"]["threshold"] == pytest.approx(0.5)
+    assert cells["fc1"]["sparsity"] >= 0.5
+    assert cli.main(["inspect", str(gradual_run), "--cell", "fc2", "--json"]) == 0
+    outputs = json.loads(capsys.readouterr().out)["outputs"]
+    assert len(outputs) == 10 and all(0 <= o["sparsity"] <= 1 for o in outputs)
+
+
+def test_weights_import_restores_every_mask(gradual_run, tmp_path):
+    model = Model(gradual_run / "config.ini", seed=5, need_data=False)
+    from n2prune.commands import load_weights
+    restored = load_weights(model.network, gradual_run / "weights")
+    assert restored == {"fc1", "fc2"}
+    with np.load(gradual_run / "weights.npz") as npz:
+        np.testing.assert_array_equal(model.network.cell("fc1").quantizer.get_pruned_masks(0),
+                                      npz["quant/fc1/mask0"])
+
+
+@pytest.mark.parametrize("line, message", [
+    ("QWeight.Threshold=1.5", "Threshold"),
+    ("QWeight.Delta=-0.1", "Delta"),
+    ("QWeight.PruningMode=gradual", "expected one of"),
+    ("QWeight.Treshold=0.5", "did you mean QWeight.Threshold"),
+])
+def test_bad_prune_keys_name_file_and_line(tmp_path, line, message):
+    ini = tmp_path / "bad.ini"
+    ini.write_text(GRADUAL.replace("QWeight.Threshold=0.5", line))
+    with pytest.raises(IniError, match=message) as info:
+        Model(ini, need_data=False)
+    assert re.match(r".*bad\.ini:\d+ ", str(info.value))
+
+
+def test_prune_on_a_pool_is_refused(tmp_path):
+    ini = tmp_path / "pool.ini"
+    ini.write_text(GRADUAL.replace("[softmax]\nInput=fc2", "[softmax]\nQWeight=Prune\nInput=fc2"))
+    with pytest.raises(IniError, match="pool.ini:\\d+ \\[softmax\\] QWeight"):
+        Model(ini, need_data=False)
