@@ -14,7 +14,6 @@ from n2prune.errors import UserError
 from n2prune.io.checkpoint import load_network_arrays
 from n2prune.train.model import Model
 
-PLOT_HINT = "plots need matplotlib: pip install 'n2prune[plot]'"
 
 
 def load_run(run):

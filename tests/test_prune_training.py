@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -150,3 +151,38 @@ def test_prune_on_a_pool_is_refused(tmp_path):
     ini.write_text(GRADUAL.replace("[softmax]\nInput=fc2", "[softmax]\nQWeight=Prune\nInput=fc2"))
     with pytest.raises(IniError, match="pool.ini:\\d+ \\[softmax\\] QWeight"):
         Model(ini, need_data=False)
+
+
+def test_pruned_round_trip_through_n2d2_files_gives_identical_outputs(gradual_run, tmp_path):
+    from n2prune.commands import load_weights
+    from n2prune.io.syntxt import export_network
+    a = Model(gradual_run / "config.ini", seed=1, need_data=False)
+    load_weights(a.network, gradual_run / "weights.npz")
+    export_network(a.network, tmp_path)
+    b = Model(gradual_run / "config.ini", seed=2, need_data=False)
+    assert load_weights(b.network, tmp_path) == {"fc1", "fc2"}
+    x = np.random.default_rng(0).random((1, 8, 28, 28), dtype=np.float32)
+    np.testing.assert_array_equal(a.network.forward(x), b.network.forward(x))
+    assert b.network.cell("fc1").quantizer.get_current_threshold() == \
+        pytest.approx(a.network.cell("fc1").quantizer.sparsity())
+
+
+def test_range_and_quantmode_are_accepted_with_a_notice(tmp_path, caplog):
+    ini = tmp_path / "range.ini"
+    ini.write_text(GRADUAL.replace("QWeight.Threshold=0.5", "QWeight.Threshold=0.5\nQWeight.Range=255"))
+    with caplog.at_level("INFO", logger="n2prune"):
+        Model(ini, need_data=False)
+    assert any("QWeight.Range" in r.getMessage() and "ignored" in r.getMessage() for r in caplog.records)
+
+
+def test_inspect_plot_writes_pictures(gradual_run, capsys):
+    assert cli.main(["inspect", str(gradual_run), "--plot"]) == 0
+    assert (gradual_run / "sparsity.png").stat().st_size > 1000
+    assert (gradual_run / "masks" / "fc1.png").is_file()
+
+
+def test_inspect_plot_without_matplotlib_gives_the_install_hint(gradual_run, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes "import matplotlib" fail
+    assert cli.main(["inspect", str(gradual_run), "--plot"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: plots need matplotlib: pip install 'n2prune[plot]'"]
