@@ -15,7 +15,6 @@ from n2prune.io.checkpoint import load_network_arrays
 from n2prune.train.model import Model
 
 
-
 def load_run(run):
     """The network of run folder ``run`` with its latest weights and masks."""
     run = Path(run)
