@@ -12,16 +12,13 @@ from n2prune.kernels import relu_backward, relu_forward
 
 ACTIVATIONS = {}
 
-# N2D2 parameter names (``ActivationFunction.<Key>=``) -> (kwarg, type).
-ACTIVATION_KEYS = {}
 
 
-def register_activation(name, keys=None):
-    """Class decorator: file ``cls`` under its N2D2 name, with its declared keys."""
+def register_activation(name):
+    """Class decorator: file ``cls`` under its N2D2 name."""
 
     def decorate(cls):
         ACTIVATIONS[name] = cls
-        ACTIVATION_KEYS[name] = dict(keys or {})
         cls.n2d2_name = name
         return cls
 
@@ -34,8 +31,7 @@ def _sigmoid(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-@register_activation("Rectifier", {"LeakSlope": ("leak_slope", "float"),
-                                   "Clipping": ("clipping", "float")})
+@register_activation("Rectifier")
 class Rectifier:
     """``x`` if ``x > 0`` else ``leak_slope * x``; capped at ``clipping`` if ``> 0``."""
 
@@ -54,7 +50,7 @@ class Rectifier:
         return relu_backward(dy, self.y, self.leak_slope, self.clipping)
 
 
-@register_activation("Linear", {"Clipping": ("clipping", "float")})
+@register_activation("Linear")
 class Linear:
     """Identity, clamped to ``[-clipping, clipping]`` when ``clipping != 0``.
 
@@ -77,7 +73,7 @@ class Linear:
         return dy * (np.abs(self.y) < self.clipping)
 
 
-@register_activation("Saturation", {"Threshold": ("threshold", "float")})
+@register_activation("Saturation")
 class Saturation:
     """``x`` clamped to ``[-threshold, threshold]``."""
 
@@ -92,7 +88,7 @@ class Saturation:
         return dy * (np.abs(self.y) < self.threshold)
 
 
-@register_activation("Tanh", {"Alpha": ("alpha", "float")})
+@register_activation("Tanh")
 class Tanh:
     """``tanh(alpha * x)``."""
 

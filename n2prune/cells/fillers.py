@@ -25,25 +25,6 @@ FILLERS = {}
 VARIANCE_NORMS = ("FanIn", "Average", "FanOut")
 DISTRIBUTIONS = ("Uniform", "Normal")
 
-# N2D2 sub-keys (``WeightsFiller.<Key>``) -> (kwarg, type). Types are
-# "float" or "enum:<names>"; a kwarg without a default is required.
-FILLER_KEYS = {
-    "HeFiller": {
-        "VarianceNorm": ("variance_norm", "enum:" + ",".join(VARIANCE_NORMS)),
-        "MeanNorm": ("mean_norm", "float"),
-        "Scaling": ("scaling", "float"),
-    },
-    "XavierFiller": {
-        "VarianceNorm": ("variance_norm", "enum:" + ",".join(VARIANCE_NORMS)),
-        "Distribution": ("distribution", "enum:" + ",".join(DISTRIBUTIONS)),
-        "Scaling": ("scaling", "float"),
-    },
-    "NormalFiller": {"Mean": ("mean", "float"), "StdDev": ("std_dev", "float")},
-    "UniformFiller": {"Min": ("min", "float"), "Max": ("max", "float")},
-    "ConstantFiller": {"Value": ("value", "float")},
-}
-
-
 def register_filler(name):
     """Class decorator that files a filler under its N2D2 name in ``FILLERS``."""
 
