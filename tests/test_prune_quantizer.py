@@ -29,6 +29,14 @@ def test_gradual_fires_every_stepsize_stimuli_with_remainder_carried():
     assert versions == [1, 1, 1, 2, 2, 3, 3, 3, 3, 3, 3]  # masks change only on fires
 
 
+def test_gradual_threshold_adds_in_float32_like_n2d2():
+    # In float64 0.1 + 8 x 0.1 stops just below 0.9 and fires a ninth time.
+    q = PruneCell("Gradual", "Random", threshold=0.9, start=0.1, gamma=0.1, stepsize=1)
+    q.initialize([W.copy()], np.random.default_rng(0))
+    assert sum(q.update(1) for _ in range(12)) == 8
+    assert np.float32(q.get_current_threshold()) == np.float32(0.9)
+
+
 def test_gradual_uses_the_epoch_when_stepsize_is_zero():
     q = PruneCell("Gradual", "Random", threshold=0.5, start=0.1, gamma=0.1)
     q.initialize([W.copy()], np.random.default_rng(0), log_period=1000)

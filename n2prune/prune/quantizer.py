@@ -57,8 +57,8 @@ class PruneCell:
         self.period = self.stepsize or int(log_period)
         self.counter = 0
         if self.prune_filler != "None":
-            self.current_threshold = {"Identity": 0.0, "Static": self.threshold,
-                                      "Gradual": self.start}[self.prune_mode]
+            start = {"Identity": 0.0, "Static": self.threshold, "Gradual": self.start}
+            self.current_threshold = float(np.float32(start[self.prune_mode]))
             self.recompute_masks()
         self.after_update(self.weights)
 
@@ -85,11 +85,17 @@ class PruneCell:
         if self.counter < self.period:
             return False
         self.counter -= self.period
-        if self.current_threshold >= self.threshold:
+        if not self.below_target():
             return False
-        self.current_threshold = min(self.current_threshold + self.gamma, self.threshold)
+        # float32 like N2D2's mCurrentThreshold: 0.1 + 8 x 0.1 lands exactly on
+        # 0.9f, where float64 would stop just short and fire once more.
+        raised = np.float32(self.current_threshold) + np.float32(self.gamma)
+        self.current_threshold = float(min(raised, np.float32(self.threshold)))
         self.recompute_masks()
         return True
+
+    def below_target(self):
+        return np.float32(self.current_threshold) < np.float32(self.threshold)
 
     def after_update(self, weights):
         """With ``hard_zero``, masked weights are set to 0 (N2D2 keeps them)."""
@@ -119,7 +125,7 @@ class PruneCell:
     @property
     def next_update_in(self):
         """Stimuli before the next Gradual fire, or None when masks are final."""
-        if self.prune_mode != "Gradual" or self.period <= 0 or self.current_threshold >= self.threshold:
+        if self.prune_mode != "Gradual" or self.period <= 0 or not self.below_target():
             return None
         return self.period - self.counter
 
