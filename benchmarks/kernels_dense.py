@@ -48,14 +48,16 @@ def time_pair(ours, reference, reps=21, min_rep_s=2e-3):
     return [(float(np.median(s)), min(s)) for s in samples]
 
 
-def warm_up(seconds=3.0):
-    """Call a parallel kernel for a few seconds first: for the first ~2 s of a
-    process every parallel numba call was seen to stall ~8 ms (the worker
-    thread waits on the main thread's CPU until the scheduler moves it)."""
+def warm_up(seconds=2.0):
+    """Run the kernels a little first: numba's thread pool starts on the first
+    parallel call (and, with OpenMP spinning, the first ~2 s of a process
+    were seen to stall ~8 ms per parallel call until the scheduler spread the
+    threads over both CPUs)."""
     x = np.ones((16, 64, 10, 10), dtype=np.float32)
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         kernels.relu_forward(x)
+        kernels.relu_forward(np.ones(1 << 21, dtype=np.float32))     # parallel path
 
 
 def numpy_im2col(x, k):

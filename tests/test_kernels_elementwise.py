@@ -1,5 +1,7 @@
 """Rectifier and per-channel bias kernels against numpy, by hand and by finite differences."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,20 @@ from n2prune.kernels.elementwise import (
 SETTINGS = [(0.0, 0.0), (0.1, 0.0), (0.0, 1.5), (0.25, 0.75)]   # (leak_slope, clipping)
 # Sizes around the kernels' 16384-element block, and a 1-element array.
 SHAPES = [(3, 2, 5, 7), (6, 8, 28, 28), (120, 64), (1, 1), (2, 16384 + 3)]
+
+
+# Parallel drivers are thin loops over the same serial block functions, and
+# each costs seconds to compile: they are run in float32 (the production
+# dtype) only, the block functions in both dtypes.
+DTYPE_MODES = [(np.float64, "serial"), (np.float32, "serial"), (np.float32, "parallel")]
+
+
+@pytest.fixture
+def mode(request, monkeypatch):
+    """Force the serial or the parallel driver (``request.param``)."""
+    threshold = 0 if request.param == "parallel" else 1 << 62
+    monkeypatch.setattr(sys.modules["n2prune.kernels.im2col"], "PARALLEL_MIN_ELEMENTS", threshold)
+    return request.param
 
 
 def reference_relu(x, leak, clip):
@@ -38,8 +54,8 @@ def test_relu_hand_computed():
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("setting", SETTINGS)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_relu_matches_reference(shape, setting, dtype):
+@pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
+def test_relu_matches_reference(shape, setting, dtype, mode):
     rng = np.random.default_rng(1)
     x = (2 * rng.standard_normal(shape)).astype(dtype)
     y = relu_forward(x, *setting)
@@ -70,7 +86,8 @@ def test_relu_backward_is_the_finite_difference_derivative(setting):
     np.testing.assert_allclose(analytic, numeric, atol=1e-7)
 
 
-def test_relu_in_place_and_out_fully_written():
+@pytest.mark.parametrize("mode", ["serial", "parallel"], indirect=True)
+def test_relu_in_place_and_out_fully_written(mode):
     x = np.random.default_rng(3).standard_normal((6, 4, 9, 9)).astype(np.float32)
     expected = reference_relu(x, 0.1, 0.5)
     out = np.full_like(x, np.nan)
@@ -87,8 +104,8 @@ def test_relu_in_place_and_out_fully_written():
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_bias_add_and_grad_match_numpy(shape, dtype):
+@pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
+def test_bias_add_and_grad_match_numpy(shape, dtype, mode):
     rng = np.random.default_rng(4)
     y = rng.standard_normal(shape).astype(dtype)
     bias = rng.standard_normal(shape[0]).astype(dtype)
@@ -101,8 +118,8 @@ def test_bias_add_and_grad_match_numpy(shape, dtype):
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fused_bias_relu_equals_the_two_steps(setting, dtype):
+@pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
+def test_fused_bias_relu_equals_the_two_steps(setting, dtype, mode):
     rng = np.random.default_rng(5)
     z = rng.standard_normal((6, 5, 7, 7)).astype(dtype)
     bias = rng.standard_normal(6).astype(dtype)
@@ -114,7 +131,8 @@ def test_fused_bias_relu_equals_the_two_steps(setting, dtype):
     np.testing.assert_allclose(db, dx.astype(np.float64).sum(axis=(1, 2, 3)), rtol=1e-5)
 
 
-def test_bias_grad_float32_sum_keeps_precision():
+@pytest.mark.parametrize("mode", ["serial", "parallel"], indirect=True)
+def test_bias_grad_float32_sum_keeps_precision(mode):
     # 1e6 ones plus tiny values: a plain float32 running sum would drift.
     dy = np.full((1, 1000, 1000), 0.1, dtype=np.float32).reshape(1, 1000, 10, 100)
     assert abs(bias_grad_cnhw(dy)[0] - 1e6 * np.float64(np.float32(0.1))) < 0.1

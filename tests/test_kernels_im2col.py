@@ -1,5 +1,7 @@
 """im2col / col2im against a slicing reference, the adjoint identity, and N2D2 sizes."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,21 @@ CASES = [
     (1, 1, 8, 8, (3, 3), (2, 2), (1, 1), (1, 1)),     # N = C = 1
     (2, 3, 13, 12, (4, 3), (3, 2), (2, 1), (2, 3)),   # everything at once
 ]
+
+
+# Parallel drivers are thin loops over the same per-item functions, and each
+# costs seconds to compile: they are run in float32 (the production dtype)
+# only, the item functions in both dtypes.
+DTYPE_MODES = [(np.float64, "serial"), (np.float32, "serial"), (np.float32, "parallel")]
+
+
+@pytest.fixture
+def mode(request, monkeypatch):
+    """Force the serial or the parallel driver (``request.param``)."""
+    module = sys.modules["n2prune.kernels.im2col"]
+    threshold = 0 if request.param == "parallel" else 1 << 62
+    monkeypatch.setattr(module, "PARALLEL_MIN_ELEMENTS", threshold)
+    return request.param
 
 
 def reference_im2col(x, kernel, stride, padding, dilation):
@@ -69,8 +86,8 @@ def test_conv_out_size_rejects_kernels_that_do_not_fit(args):
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_im2col_matches_reference(case, dtype):
+@pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
+def test_im2col_matches_reference(case, dtype, mode):
     c, n, h, w, *geometry = case
     x = np.random.default_rng(1).standard_normal((c, n, h, w)).astype(dtype)
     cols = im2col(x, *geometry)
@@ -79,8 +96,8 @@ def test_im2col_matches_reference(case, dtype):
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_col2im_matches_reference(case, dtype):
+@pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
+def test_col2im_matches_reference(case, dtype, mode):
     c, n, h, w, *geometry = case
     rows = im2col(np.zeros((c, n, h, w)), *geometry).shape
     cols = np.random.default_rng(2).standard_normal(rows).astype(dtype)
@@ -118,7 +135,8 @@ def test_random_geometries_match_reference():
                                    reference_col2im(cols, x.shape, *geometry), atol=1e-12)
 
 
-def test_outputs_passed_in_are_fully_overwritten():
+@pytest.mark.parametrize("mode", ["serial", "parallel"], indirect=True)
+def test_outputs_passed_in_are_fully_overwritten(mode):
     c, n, h, w, *geometry = CASES[-1]
     x = np.random.default_rng(5).standard_normal((c, n, h, w)).astype(np.float32)
     expected = reference_im2col(x, *geometry)

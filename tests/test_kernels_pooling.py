@@ -1,5 +1,7 @@
 """Max/average pooling against float64 loop references, ties, padding, adjoints."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,20 @@ CASES = [
     (2, 2, 7, 9, (2, 2), (1, 1), (1, 1)),      # 2x2 fast path, overlapping, padded
     (1, 3, 6, 7, (2, 2), (2, 3), (0, 1)),      # 2x2 fast path, padded columns only
 ]
+
+
+# Parallel drivers are thin loops over the same per-item functions, and each
+# costs seconds to compile: they are run in float32 (the production dtype)
+# only, the item functions in both dtypes.
+DTYPE_MODES = [(np.float64, "serial"), (np.float32, "serial"), (np.float32, "parallel")]
+
+
+@pytest.fixture
+def mode(request, monkeypatch):
+    """Force the serial or the parallel driver (``request.param``)."""
+    threshold = 0 if request.param == "parallel" else 1 << 62
+    monkeypatch.setattr(sys.modules["n2prune.kernels.im2col"], "PARALLEL_MIN_ELEMENTS", threshold)
+    return request.param
 
 
 def windows(shape, pool, stride, padding):
@@ -74,8 +90,8 @@ def reference_avg_backward(dy, shape, pool, stride, padding):
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_max_pool_forward_matches_reference(case, dtype):
+@pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
+def test_max_pool_forward_matches_reference(case, dtype, mode):
     c, n, h, w, *geometry = case
     x = np.random.default_rng(1).standard_normal((c, n, h, w)).astype(dtype)
     y, arg = max_pool_forward(x, *geometry)
@@ -112,8 +128,8 @@ def test_max_pool_hand_computed():
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_max_pool_backward_scatter_adds(case, dtype):
+@pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
+def test_max_pool_backward_scatter_adds(case, dtype, mode):
     c, n, h, w, *geometry = case
     rng = np.random.default_rng(3)
     x = rng.integers(0, 3, size=(c, n, h, w)).astype(dtype)   # ties + overlaps
@@ -128,8 +144,8 @@ def test_max_pool_backward_scatter_adds(case, dtype):
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_avg_pool_matches_reference(case, dtype):
+@pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
+def test_avg_pool_matches_reference(case, dtype, mode):
     c, n, h, w, *geometry = case
     rng = np.random.default_rng(4)
     x = rng.standard_normal((c, n, h, w)).astype(dtype)
@@ -189,7 +205,8 @@ def test_random_geometries_match_reference():
                                    atol=1e-12)
 
 
-def test_outputs_passed_in_are_fully_overwritten():
+@pytest.mark.parametrize("mode", ["serial", "parallel"], indirect=True)
+def test_outputs_passed_in_are_fully_overwritten(mode):
     c, n, h, w, *geometry = CASES[1]
     x = np.random.default_rng(6).standard_normal((c, n, h, w)).astype(np.float32)
     ref_y, ref_arg = max_pool_forward(x, *geometry)

@@ -150,15 +150,18 @@ def ini_where_section(ini, name):
     return f"{sec.file}:{sec.line} [{name}]"
 
 
-def read_targets(ini, order, known_keys):
-    """The ``[<cell>.Target*]`` sections, in file order (at least one)."""
-    cell_names = set(order)
+def read_targets(ini, cell_shapes, known_keys):
+    """The ``[<cell>.Target*]`` sections, in file order (at least one).
+
+    ``cell_shapes`` maps each cell, in build order, to its output shape.
+    """
+    order = list(cell_shapes)
     targets = []
     for sec in ini.sections():
         if ".Target" not in sec.name:
             continue
         cell = sec.name[: sec.name.index(".Target")]
-        if cell not in cell_names:
+        if cell not in cell_shapes:
             raise IniError(f"{sec.file}:{sec.line} [{sec.name}]: no cell [{cell}] to attach this target to")
         reader = SectionReader(ini, sec.name, known_keys.setdefault(sec.name, set()))
         kind = reader.get("Type", values.as_str, "TargetScore")
@@ -166,6 +169,9 @@ def read_targets(ini, order, known_keys):
             raise reader.error("Type", f"target type {kind} is not supported (known: TargetScore)")
         if reader.has("LabelsMapping"):
             raise reader.error("LabelsMapping", "LabelsMapping is not supported")
+        if cell_shapes[cell][1:] != (1, 1):
+            raise ShapeError(f"{sec.file}:{sec.line} [{sec.name}]: a target needs a cell with 1x1 "
+                             f"outputs, [{cell}] gives {'x'.join(map(str, cell_shapes[cell]))}")
         targets.append(Target(cell, reader.get("TargetValue", values.as_float, 1.0),
                               reader.get("DefaultValue", values.as_float, 0.0),
                               reader.get("TopN", values.as_uint, 1)))
@@ -196,7 +202,7 @@ def build_network(ini, seed=0, epoch_size=None):
         shapes[name] = cell.output_shape
         _inject_shape_keys(ini, name, in_shapes, cell.output_shape)
         cells.append(cell)
-    network = Network(cells, inputs, shapes[PROVIDER], read_targets(ini, order, ctx.known_keys))
+    network = Network(cells, inputs, shapes[PROVIDER], read_targets(ini, {n: shapes[n] for n in order}, ctx.known_keys))
     for cell in cells:
         if cell.params():
             network.solvers[cell.name] = build_solvers(ini, cell.name, ctx.routed(cell.name))

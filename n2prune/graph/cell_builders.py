@@ -6,6 +6,7 @@ Each builder reads the keys of its cell section through a ``SectionReader``
 """
 
 from n2prune import cells
+from n2prune.errors import IniError
 from n2prune.graph.config import read_params
 from n2prune.graph.mappings import read_mappings
 from n2prune.graph.objects import read_activation, read_filler
@@ -28,11 +29,13 @@ _bool, _float, _uint = values.as_bool, values.as_float, values.as_uint
 # Parameters n2prune accepts but that change nothing on CPU carry kwarg None.
 WEIGHT_CELL_PARAMS = {
     "NoBias": ("no_bias", _bool, False),
-    "BackPropagate": (None, _bool, True),
+    "BackPropagate": ("back_propagate", _bool, True),
     "WeightsExportFormat": (None, values.enum("OCHW", "HWCO"), "OCHW"),
     "WeightsExportFlip": (None, _bool, False),
 }
-FC_PARAMS = {**WEIGHT_CELL_PARAMS, "Normalize": (None, _bool, False)}
+FC_PARAMS = {**WEIGHT_CELL_PARAMS, "Normalize": ("normalize", _bool, False)}
+# Parameters accepted only at their default: other values would change training.
+UNSUPPORTED_VALUES = {"back_propagate": False, "normalize": True}
 DROPOUT_PARAMS = {"Dropout": ("dropout", _float, 0.5)}
 BATCHNORM_PARAMS = {
     "Epsilon": ("epsilon", _float, 1e-5),
@@ -41,7 +44,12 @@ BATCHNORM_PARAMS = {
 
 
 def _params(ctx, name, table):
-    kwargs = read_params(ctx.ini, name, ctx.routed(name), table)
+    routed = ctx.routed(name)
+    kwargs = read_params(ctx.ini, name, routed, table)
+    for py_name, bad in UNSUPPORTED_VALUES.items():
+        if kwargs.pop(py_name, None) is bad:
+            key = next(k for k, v in table.items() if v[0] == py_name)
+            raise IniError(f"{ctx.ini.where(*routed.params[key])}: {key}={int(bad)} is not supported")
     return {k: v for k, v in kwargs.items() if k is not None}
 
 
@@ -94,6 +102,7 @@ def build_fc(ctx, name, inputs, shapes):
 @register_builder("Pool")
 def build_pool(ctx, name, inputs, shapes):
     r = ctx.reader(name)
+    _params(ctx, name, {})  # this type has no ConfigSection parameters
     nb_outputs = _nb_outputs(r)
     return cells.Pool(
         name, shapes, nb_outputs,
@@ -123,6 +132,7 @@ def build_dropout(ctx, name, inputs, shapes):
 @register_builder("Softmax")
 def build_softmax(ctx, name, inputs, shapes):
     r = ctx.reader(name)
+    _params(ctx, name, {})  # this type has no ConfigSection parameters
     return cells.Softmax(name, shapes, _nb_outputs(r),
                          with_loss=r.get("WithLoss", _bool, False),
                          group_size=r.get("GroupSize", _uint, 0))
@@ -131,11 +141,12 @@ def build_softmax(ctx, name, inputs, shapes):
 @register_builder("ElemWise")
 def build_elemwise(ctx, name, inputs, shapes):
     r = ctx.reader(name)
+    _params(ctx, name, {})  # this type has no ConfigSection parameters
     return cells.ElemWise(
         name, shapes, _nb_outputs(r),
         operation=r.get("Operation", values.enum("Sum", "AbsSum", "EuclideanSum", "Prod", "Max")),
         weights=r.get("Weights", values.vector(_float), None),
-        shifts=r.get("Shifts", values.vector(values.as_int), None),
+        shifts=r.get("Shifts", values.vector(_float), None),
         coeff_mode=r.get("CoeffMode", values.enum("PerLayer", "PerInput", "PerChannel"), "PerInput"),
         activation=read_activation(r),
     )
@@ -144,6 +155,7 @@ def build_elemwise(ctx, name, inputs, shapes):
 @register_builder("Padding")
 def build_padding(ctx, name, inputs, shapes):
     r = ctx.reader(name)
+    _params(ctx, name, {})  # this type has no ConfigSection parameters
     sides = {k.lower(): r.get(f"{k}Padding", values.as_int, 0)
              for k in ("Top", "Bottom", "Left", "Right")}
     return cells.Padding(name, shapes, _nb_outputs(r), **sides)
@@ -152,4 +164,5 @@ def build_padding(ctx, name, inputs, shapes):
 @register_builder("Activation")
 def build_activation(ctx, name, inputs, shapes):
     r = ctx.reader(name)
+    _params(ctx, name, {})  # this type has no ConfigSection parameters
     return cells.Activation(name, shapes, _nb_outputs(r), activation=read_activation(r))

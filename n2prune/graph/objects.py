@@ -3,14 +3,13 @@
 from n2prune.cells import activations as act
 from n2prune.cells import fillers
 from n2prune.errors import IniError
-from n2prune.graph.config import read_params
 from n2prune.graph.tables import (
     ACTIVATION_KEYS,
     FILLER_KEYS,
     SGD_IGNORED_KEYS,
     SGD_KEYS,
 )
-from n2prune.ini import MISSING, did_you_mean, values
+from n2prune.ini import did_you_mean, values
 from n2prune.solvers.sgd import SGD
 
 
@@ -96,13 +95,11 @@ def build_solvers(ini, cell, routed):
             kind = ini.read(cell, key, values.as_str)
             if kind != "SGD":
                 raise IniError(f"{ini.where(cell, key)}: solver {kind} is not supported (known: SGD)")
-    return (SGD(**read_solver_kwargs(ini, routed.weights_solver)),
-            SGD(**read_solver_kwargs(ini, routed.bias_solver)))
-
-
-def cell_params(ini, cell, routed, table):
-    """Cell parameters (``NoBias``...) given through ConfigSection."""
-    return read_params(ini, cell, routed, table)
-
-
-__all__ = ["MISSING", "build_solvers", "cell_params", "read_activation", "read_filler"]
+    solvers = []
+    for refs in (routed.weights_solver, routed.bias_solver):
+        try:
+            solvers.append(SGD(**read_solver_kwargs(ini, refs)))
+        except ValueError as exc:  # settings that cannot work together
+            where = ini.where(*next(iter(refs.values()))) if refs else ini.where(cell, "Type")
+            raise IniError(f"{where}: {exc}") from None
+    return tuple(solvers)

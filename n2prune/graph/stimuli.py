@@ -1,5 +1,6 @@
 """``[database]``, the stimuli provider ``[sp]`` and its transformation sections."""
 
+import math
 import re
 
 from n2prune import data
@@ -138,8 +139,8 @@ def read_database(ini, known_keys, seed):
     validation = reader.get("Validation", _float, 0.0)
     if not 0.0 <= validation < 1.0:
         raise reader.error("Validation", f"expected a fraction in [0, 1), got {validation}")
-    reader.ignore("RandomPartitioning")
-    if reader.has("Learn") and reader.get("Learn", _float) != 1.0 - validation:
+    random_partitioning = reader.get("RandomPartitioning", _bool, True)
+    if reader.has("Learn") and not math.isclose(reader.get("Learn", _float), 1.0 - validation):
         raise reader.error("Learn", "only Learn = 1 - Validation is supported")
     data_path = None
     if reader.has("DataPath"):
@@ -147,4 +148,5 @@ def read_database(ini, known_keys, seed):
     if type_name not in data.DATABASES:
         raise reader.error("Type", f"database {type_name} is not supported "
                            f"(known: {', '.join(data.DATABASES)})")
-    return data.DATABASES[type_name](data_path=data_path, validation=validation, seed=seed)
+    return data.DATABASES[type_name](data_path=data_path, validation=validation, seed=seed,
+                                     random_partitioning=random_partitioning)

@@ -5,14 +5,15 @@ The rectifier follows N2D2's ``RectifierActivation_Frame``: ``y = x`` for
 ``clipping > 0``. ``leak_slope`` is assumed ``>= 0`` (so that the sign of
 the output tells the branch, which the backward pass relies on).
 
-Flat kernels split the array into ``_BLOCK``-element blocks, one block per
-parallel item, and loop from 0 over a slice so that LLVM vectorises.
+Each kernel is a serial function on 1-D slices (looping from 0, so that LLVM
+vectorises) run either directly or over ``_BLOCK``-element blocks in
+parallel, when the array is large enough (``use_parallel``).
 """
 
 import numba
 import numpy as np
 
-from n2prune.kernels.im2col import as_float_array, check_out
+from n2prune.kernels.im2col import as_float_array, check_out, use_parallel
 
 _BLOCK = 16384
 _SUM_RUN = 512
@@ -25,49 +26,62 @@ def _rectifier_grad(g, y, leak, cap, zero):
     return g * leak if y <= 0 else (g if y < cap else zero)
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _relu_forward_kernel(x, leak, cap, y):
-    size = x.shape[0]
-    for b in numba.prange((size + _BLOCK - 1) // _BLOCK):
-        src = x[b * _BLOCK:min(size, (b + 1) * _BLOCK)]
-        dst = y[b * _BLOCK:min(size, (b + 1) * _BLOCK)]
-        for i in range(src.shape[0]):
-            v = src[i]
-            dst[i] = min(v, cap) if v > 0 else leak * v
+@numba.njit(fastmath=True, cache=True)
+def _relu_forward_block(x, leak, cap, y):
+    for i in range(x.shape[0]):
+        v = x[i]
+        y[i] = min(v, cap) if v > 0 else leak * v
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _relu_backward_kernel(dy, y, leak, cap, dx):
-    size = dy.shape[0]
-    for b in numba.prange((size + _BLOCK - 1) // _BLOCK):
-        grad = dy[b * _BLOCK:min(size, (b + 1) * _BLOCK)]
-        out = y[b * _BLOCK:min(size, (b + 1) * _BLOCK)]
-        dst = dx[b * _BLOCK:min(size, (b + 1) * _BLOCK)]
-        zero = dy.dtype.type(0)
-        for i in range(grad.shape[0]):
-            dst[i] = _rectifier_grad(grad[i], out[i], leak, cap, zero)
+@numba.njit(fastmath=True, cache=True)
+def _relu_backward_block(dy, y, leak, cap, dx):
+    zero = dy.dtype.type(0)
+    for i in range(dy.shape[0]):
+        dx[i] = _rectifier_grad(dy[i], y[i], leak, cap, zero)
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _bias_relu_kernel(y, bias, leak, cap, apply_relu):
-    """In place on ``y`` (C, M): ``y[c] += bias[c]``, then the rectifier."""
-    n_channels, size = y.shape
-    n_blocks = (size + _BLOCK - 1) // _BLOCK
-    for item in numba.prange(n_channels * n_blocks):
-        c = item // n_blocks
-        b = item - c * n_blocks
-        row = y[c, b * _BLOCK:min(size, (b + 1) * _BLOCK)]
-        shift = bias[c]
-        if apply_relu:
-            for i in range(row.shape[0]):
-                v = row[i] + shift
-                row[i] = min(v, cap) if v > 0 else leak * v
-        else:
-            for i in range(row.shape[0]):
-                row[i] += shift
+@numba.njit(parallel=True, cache=True)
+def _relu_forward_parallel(x, leak, cap, y):
+    for b in numba.prange(-(-x.shape[0] // _BLOCK)):
+        block = slice(b * _BLOCK, (b + 1) * _BLOCK)
+        _relu_forward_block(x[block], leak, cap, y[block])
+
+
+@numba.njit(parallel=True, cache=True)
+def _relu_backward_parallel(dy, y, leak, cap, dx):
+    for b in numba.prange(-(-dy.shape[0] // _BLOCK)):
+        block = slice(b * _BLOCK, (b + 1) * _BLOCK)
+        _relu_backward_block(dy[block], y[block], leak, cap, dx[block])
+
+
+@numba.njit(fastmath=True, cache=True)
+def _bias_relu_row(row, shift, leak, cap, apply_relu):
+    """In place on the 1-D ``row``: add ``shift``, then the rectifier."""
+    if apply_relu:
+        for i in range(row.shape[0]):
+            v = row[i] + shift
+            row[i] = min(v, cap) if v > 0 else leak * v
+    else:
+        for i in range(row.shape[0]):
+            row[i] += shift
+
+
+@numba.njit(parallel=True, cache=True)
+def _bias_relu_parallel(y, bias, leak, cap, apply_relu):
+    """``y`` (C, M) in place; items are (channel, block)."""
+    n_blocks = -(-y.shape[1] // _BLOCK)
+    for item in numba.prange(y.shape[0] * n_blocks):
+        c, b = item // n_blocks, item % n_blocks
+        _bias_relu_row(y[c, b * _BLOCK:(b + 1) * _BLOCK], bias[c], leak, cap, apply_relu)
 
 
 @numba.njit(cache=True)
+def _bias_relu_serial(y, bias, leak, cap, apply_relu):
+    for c in range(y.shape[0]):
+        _bias_relu_row(y[c], bias[c], leak, cap, apply_relu)
+
+
+@numba.njit(fastmath=True, cache=True)
 def _masked_sum(grad, out, leak, cap, apply_relu, dst):
     """Sum of ``grad`` (1-D), or of its rectifier gradient, also written to
     ``dst``, in the array's dtype so that the loop vectorises."""
@@ -84,26 +98,30 @@ def _masked_sum(grad, out, leak, cap, apply_relu, dst):
     return acc
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _bias_grad_kernel(dy, y, leak, cap, apply_relu, dx, db):
-    """``db[c] = sum(dx[c])``; with ``apply_relu`` dx is the rectifier's
-    gradient (written to ``dx``), otherwise dx is ``dy`` itself (not written).
+@numba.njit(cache=True)
+def _row_sum(dy, y, leak, cap, apply_relu, dx, start, stop):
+    """float64 sum of ``dy[start:stop]`` (or its rectifier gradient, written
+    to ``dx``) in runs of ``_SUM_RUN``: each run is summed in the array's
+    dtype (each SIMD lane adds a few dozen values), the runs in float64, so
+    float32 sums over a million values keep ~1e-7 relative accuracy."""
+    acc = 0.0
+    for a in range(start, stop, _SUM_RUN):
+        b = min(stop, a + _SUM_RUN)
+        acc += _masked_sum(dy[a:b], y[a:b], leak, cap, apply_relu, dx[a:b])
+    return acc
 
-    Runs of ``_SUM_RUN`` elements are summed in the array's dtype (each SIMD
-    lane adds a few dozen values), the runs in float64: float32 batches of
-    a million values keep ~1e-7 relative accuracy."""
+
+@numba.njit(parallel=True, cache=True)
+def _bias_grad_parallel(dy, y, leak, cap, apply_relu, dx, db):
+    """``db[c] = sum(dx[c])`` for (C, M) arrays; with ``apply_relu`` dx is the
+    rectifier's gradient (written to ``dx``), otherwise ``dy`` itself."""
     n_channels, size = dy.shape
-    n_blocks = (size + _BLOCK - 1) // _BLOCK
+    n_blocks = -(-size // _BLOCK)
     partial = np.empty(n_channels * n_blocks, dtype=np.float64)
     for item in numba.prange(n_channels * n_blocks):
-        c = item // n_blocks
-        b = item - c * n_blocks
-        acc = 0.0
-        for start in range(b * _BLOCK, min(size, (b + 1) * _BLOCK), _SUM_RUN):
-            stop = min(size, start + _SUM_RUN, (b + 1) * _BLOCK)
-            acc += _masked_sum(dy[c, start:stop], y[c, start:stop], leak, cap,
-                               apply_relu, dx[c, start:stop])
-        partial[item] = acc
+        c, b = item // n_blocks, item % n_blocks
+        partial[item] = _row_sum(dy[c], y[c], leak, cap, apply_relu, dx[c],
+                                 b * _BLOCK, min(size, (b + 1) * _BLOCK))
     # A plain loop: under parallel=True an array ``.sum()`` would become a
     # parallel region of its own, launched once per channel.
     for c in range(n_channels):
@@ -111,6 +129,12 @@ def _bias_grad_kernel(dy, y, leak, cap, apply_relu, dx, db):
         for b in range(n_blocks):
             total += partial[c * n_blocks + b]
         db[c] = total
+
+
+@numba.njit(cache=True)
+def _bias_grad_serial(dy, y, leak, cap, apply_relu, dx, db):
+    for c in range(dy.shape[0]):
+        db[c] = _row_sum(dy[c], y[c], leak, cap, apply_relu, dx[c], 0, dy.shape[1])
 
 
 def _rectifier_scalars(leak_slope, clipping, dtype):
@@ -136,7 +160,8 @@ def relu_forward(x, leak_slope=0.0, clipping=0.0, out=None):
     x = as_float_array(x, "x")
     y = check_out(out, x.shape, x.dtype)
     leak, cap = _rectifier_scalars(leak_slope, clipping, x.dtype)
-    _relu_forward_kernel(x.reshape(-1), leak, cap, y.reshape(-1))
+    run = _relu_forward_parallel if use_parallel(x.size) else _relu_forward_block
+    run(x.reshape(-1), leak, cap, y.reshape(-1))
     return y
 
 
@@ -153,7 +178,8 @@ def relu_backward(dy, y, leak_slope=0.0, clipping=0.0, out=None):
         raise ValueError(f"dy {dy.shape} and y {y.shape} differ in shape")
     dx = check_out(out, dy.shape, dy.dtype)
     leak, cap = _rectifier_scalars(leak_slope, clipping, dy.dtype)
-    _relu_backward_kernel(dy.reshape(-1), y.reshape(-1), leak, cap, dx.reshape(-1))
+    run = _relu_backward_parallel if use_parallel(dy.size) else _relu_backward_block
+    run(dy.reshape(-1), y.reshape(-1), leak, cap, dx.reshape(-1))
     return dx
 
 
@@ -164,7 +190,8 @@ def add_bias_cnhw(y, bias):
     if bias.shape[0] != y.shape[0]:
         raise ValueError(f"bias has {bias.shape[0]} values for {y.shape[0]} channels")
     leak, cap = _rectifier_scalars(0.0, 0.0, y.dtype)
-    _bias_relu_kernel(rows, bias, leak, cap, False)
+    run = _bias_relu_parallel if use_parallel(y.size) else _bias_relu_serial
+    run(rows, bias, leak, cap, False)
     return y
 
 
@@ -175,7 +202,8 @@ def add_bias_relu_cnhw(y, bias, leak_slope=0.0, clipping=0.0):
     if bias.shape[0] != y.shape[0]:
         raise ValueError(f"bias has {bias.shape[0]} values for {y.shape[0]} channels")
     leak, cap = _rectifier_scalars(leak_slope, clipping, y.dtype)
-    _bias_relu_kernel(rows, bias, leak, cap, True)
+    run = _bias_relu_parallel if use_parallel(y.size) else _bias_relu_serial
+    run(rows, bias, leak, cap, True)
     return y
 
 
@@ -185,7 +213,8 @@ def bias_grad_cnhw(dy):
     rows = _channel_rows(dy, "dy")
     db = np.empty(dy.shape[0], dtype=dy.dtype)
     leak, cap = _rectifier_scalars(0.0, 0.0, dy.dtype)
-    _bias_grad_kernel(rows, rows, leak, cap, False, rows, db)
+    run = _bias_grad_parallel if use_parallel(dy.size) else _bias_grad_serial
+    run(rows, rows, leak, cap, False, rows, db)
     return db
 
 
@@ -202,6 +231,7 @@ def relu_backward_bias_grad(dy, y, leak_slope=0.0, clipping=0.0, out=None):
     dx = check_out(out, dy.shape, dy.dtype)
     db = np.empty(dy.shape[0], dtype=dy.dtype)
     leak, cap = _rectifier_scalars(leak_slope, clipping, dy.dtype)
-    _bias_grad_kernel(_channel_rows(dy, "dy"), _channel_rows(y, "y"), leak, cap,
-                      True, _channel_rows(dx, "out"), db)
+    run = _bias_grad_parallel if use_parallel(dy.size) else _bias_grad_serial
+    run(_channel_rows(dy, "dy"), _channel_rows(y, "y"), leak, cap, True,
+        _channel_rows(dx, "out"), db)
     return dx, db

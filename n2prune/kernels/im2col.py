@@ -84,6 +84,8 @@ def _valid_span(offset, stride, size, out_size):
     return lo, max(lo, hi)
 
 
+# Below this many elements, kernels run serially (see ``use_parallel``).
+PARALLEL_MIN_ELEMENTS = 1 << 20
 # Elements per parallel item: enough to amortise scheduling, few enough that
 # both cores get several items on LeNet-sized layers.
 _ITEM_ELEMENTS = 16384
@@ -110,38 +112,49 @@ def _offset_table(geometry, height, width):
     return table
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _im2col_kernel(x, table, block, cols):
-    """One (row r, block of samples) per item; each writes its own cols run."""
-    n_channels, n_samples, height, width = x.shape
+@numba.njit(fastmath=True, cache=True)
+def _im2col_item(x, table, block, cols, item):
+    """Item = (row r, block of samples): writes its own run of ``cols[r]``."""
+    n_samples, height, width = x.shape[1:]
     taps, plane = table.shape
     hw = height * width
     n_blocks = (n_samples + block - 1) // block
-    for item in numba.prange(n_channels * taps * n_blocks):
-        r = item // n_blocks
-        n0 = (item - r * n_blocks) * block
-        count = min(n_samples, n0 + block) - n0
-        tab = table[r % taps]
-        dst = cols[r, n0 * plane:(n0 + count) * plane]
-        src = x[r // taps, n0:n0 + count].reshape(count * hw)
-        zero = x.dtype.type(0)   # typed: a bare 0 would promote to float64
-        if plane >= _SMALL_PLANE:
-            for n in range(count):
-                d = dst[n * plane:(n + 1) * plane]
-                s = src[n * hw:(n + 1) * hw]
-                for q in range(plane):
-                    t = tab[q]
-                    # Clamped load + select, no branch: padding taps are
-                    # irregular, a branch on them would mispredict.
-                    d[q] = s[max(t, 0)] if t >= 0 else zero
-        else:
+    r = item // n_blocks
+    n0 = (item - r * n_blocks) * block
+    count = min(n_samples, n0 + block) - n0
+    tab = table[r % taps]
+    dst = cols[r, n0 * plane:(n0 + count) * plane]
+    src = x[r // taps, n0:n0 + count].reshape(count * hw)
+    zero = x.dtype.type(0)   # typed: a bare 0 would promote to float64
+    if plane >= _SMALL_PLANE:
+        for n in range(count):
+            d = dst[n * plane:(n + 1) * plane]
+            s = src[n * hw:(n + 1) * hw]
             for q in range(plane):
                 t = tab[q]
-                for n in range(count):
-                    dst[n * plane + q] = src[max(t, 0) + n * hw] if t >= 0 else zero
+                # Clamped load + select, no branch: padding taps are
+                # irregular, a branch on them would mispredict.
+                d[q] = s[max(t, 0)] if t >= 0 else zero
+    else:
+        for q in range(plane):
+            t = tab[q]
+            for n in range(count):
+                dst[n * plane + q] = src[max(t, 0) + n * hw] if t >= 0 else zero
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(parallel=True, cache=True)
+def _im2col_parallel(x, table, block, cols, n_items):
+    for item in numba.prange(n_items):
+        _im2col_item(x, table, block, cols, item)
+
+
+@numba.njit(cache=True)
+def _im2col_serial(x, table, block, cols, n_items):
+    for item in range(n_items):
+        _im2col_item(x, table, block, cols, item)
+
+
+@numba.njit(fastmath=True, cache=True)
 def _add_rows(src, dst, k, geometry, count, hw, width):
     """col2im of tap k for unit x-stride: contiguous row adds that vectorise."""
     _, kw, sy, _, py, px, dy, dx, oh, ow = geometry
@@ -159,46 +172,70 @@ def _add_rows(src, dst, k, geometry, count, hw, width):
                     d[i] += s[i]
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _col2im_kernel(cols, table, geometry, block, dx_out):
-    """One (channel c, block of samples) per item, so scatter-adds never race."""
-    n_channels, n_samples, height, width = dx_out.shape
+@numba.njit(fastmath=True, cache=True)
+def _col2im_item(cols, table, geometry, block, dx_out, item):
+    """Item = (channel c, block of samples): sums into its own part of dx."""
+    n_samples, height, width = dx_out.shape[1:]
     taps, plane = table.shape
     hw = height * width
     n_blocks = (n_samples + block - 1) // block
+    c = item // n_blocks
+    n0 = (item - c * n_blocks) * block
+    count = min(n_samples, n0 + block) - n0
+    dst = dx_out[c, n0:n0 + count].reshape(count * hw)
+    dst[:] = 0
     # Long unit-stride rows: contiguous adds (they vectorise) beat the table.
     use_rows = geometry[3] == 1 and geometry[9] >= _SMALL_PLANE   # sx, ow
-    for item in numba.prange(n_channels * n_blocks):
-        c = item // n_blocks
-        n0 = (item - c * n_blocks) * block
-        count = min(n_samples, n0 + block) - n0
-        dst = dx_out[c, n0:n0 + count].reshape(count * hw)
-        dst[:] = 0
-        for k in range(taps):
-            tab = table[k]
-            src = cols[c * taps + k, n0 * plane:(n0 + count) * plane]
-            if use_rows:
-                _add_rows(src, dst, k, geometry, count, hw, width)
-            elif plane >= _SMALL_PLANE:
-                for n in range(count):
-                    d = dst[n * hw:(n + 1) * hw]
-                    s = src[n * plane:(n + 1) * plane]
-                    for q in range(plane):
-                        if tab[q] >= 0:
-                            d[tab[q]] += s[q]
-            else:
+    for k in range(taps):
+        tab = table[k]
+        src = cols[c * taps + k, n0 * plane:(n0 + count) * plane]
+        if use_rows:
+            _add_rows(src, dst, k, geometry, count, hw, width)
+        elif plane >= _SMALL_PLANE:
+            for n in range(count):
+                d = dst[n * hw:(n + 1) * hw]
+                s = src[n * plane:(n + 1) * plane]
                 for q in range(plane):
                     if tab[q] >= 0:
-                        for n in range(count):
-                            dst[n * hw + tab[q]] += src[n * plane + q]
+                        d[tab[q]] += s[q]
+        else:
+            for q in range(plane):
+                if tab[q] >= 0:
+                    for n in range(count):
+                        dst[n * hw + tab[q]] += src[n * plane + q]
 
 
-def _samples_per_item(n_samples, n_rows, elements_per_sample):
-    """Samples per parallel item: about ``_ITEM_ELEMENTS`` elements each, but
-    at least 4 items per thread when the layer is small."""
-    block = max(1, _ITEM_ELEMENTS // elements_per_sample)
-    min_items = 4 * numba.config.NUMBA_NUM_THREADS
-    return max(1, min(block, (n_samples * n_rows) // min_items))
+@numba.njit(parallel=True, cache=True)
+def _col2im_parallel(cols, table, geometry, block, dx_out, n_items):
+    for item in numba.prange(n_items):
+        _col2im_item(cols, table, geometry, block, dx_out, item)
+
+
+@numba.njit(cache=True)
+def _col2im_serial(cols, table, geometry, block, dx_out, n_items):
+    for item in range(n_items):
+        _col2im_item(cols, table, geometry, block, dx_out, item)
+
+
+def use_parallel(elements):
+    """Whether work touching ``elements`` array elements should run in parallel.
+
+    With ``OMP_WAIT_POLICY=PASSIVE`` (set in ``kernels/__init__``) waking the
+    sleeping worker costs 10-20 us, and on the 2-vCPU reference machine a
+    serial loop won for memory-bound work up to ~1M elements."""
+    return elements >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
+
+
+def _blocking(n_samples, n_rows, elements_per_sample, parallel):
+    """``(samples per item, item count)``: one item per row when serial;
+    about ``_ITEM_ELEMENTS`` elements per item, at least 4 per thread, when
+    parallel."""
+    block = max(1, n_samples)
+    if parallel:
+        block = max(1, _ITEM_ELEMENTS // elements_per_sample)
+        min_items = 4 * numba.get_num_threads()
+        block = max(1, min(block, (n_samples * n_rows) // min_items))
+    return block, n_rows * -(-n_samples // block)
 
 
 def _geometry_tuple(kernel, stride, padding, dilation, out):
@@ -224,8 +261,10 @@ def im2col(x, kernel, stride, padding, dilation, out=None):
     cols = check_out(out, shape, x.dtype)
     geometry = _geometry_tuple(kernel, stride, padding, dilation, (oh, ow))
     table = _offset_table(geometry, x.shape[2], x.shape[3])
-    block = _samples_per_item(n_samples, shape[0], oh * ow)
-    _im2col_kernel(x, table, block, cols)
+    parallel = use_parallel(cols.size)
+    block, n_items = _blocking(n_samples, shape[0], oh * ow, parallel)
+    run = _im2col_parallel if parallel else _im2col_serial
+    run(x, table, block, cols, n_items)
     return cols
 
 
@@ -248,6 +287,9 @@ def col2im(cols, input_shape, kernel, stride, padding, dilation, out=None):
     dx = check_out(out, input_shape, cols.dtype)
     geometry = _geometry_tuple(kernel, stride, padding, dilation, (oh, ow))
     table = _offset_table(geometry, input_shape[2], input_shape[3])
-    block = _samples_per_item(n_samples, n_channels, kernel[0] * kernel[1] * oh * ow)
-    _col2im_kernel(cols, table, geometry, block, dx)
+    parallel = use_parallel(cols.size)
+    taps = kernel[0] * kernel[1]
+    block, n_items = _blocking(n_samples, n_channels, taps * oh * ow, parallel)
+    run = _col2im_parallel if parallel else _col2im_serial
+    run(cols, table, geometry, block, dx, n_items)
     return dx

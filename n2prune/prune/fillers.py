@@ -1,96 +1,152 @@
 """Mask algorithms of N2D2's Prune quantizer ("pruning fillers"), as pure functions.
 
-Each takes the current weights and mask of one tensor and returns the new
-0/1 mask (uint8, same shape). Registered by name so that the quantizer looks
-them up from ``QWeight.PruningFiller`` and later methods plug in beside them.
+A mask is a uint8 array of 0 (pruned) and 1 (kept) with the weights' shape,
+read in flat (C) order. ``iter_nonstruct`` and ``random_fill`` follow
+N2D2's ``PruneQuantizer_Frame_Kernels.cpp``. ``PRUNING_FILLERS`` maps the
+``QWeight.PruningFiller`` names to one common signature
+``fill(weights, mask, threshold, delta, rng) -> new mask`` so that the
+quantizer calls every method the same way and later ones (N:M, bank,
+channel) plug in with ``@register_filler``.
 """
 
 import math
 
 import numpy as np
 
+from n2prune.errors import UserError
+
+# N2D2 counts Delta steps in an ``unsigned int``: past this the loop wraps around forever.
+MAX_STEP = 2**32 - 1
+
 PRUNING_FILLERS = {}
 
 
+class UnreachableThreshold(UserError, ValueError):
+    """A pruning target N2D2's loop would never reach (it would hang)."""
+
+
 def register_filler(name):
+    """Decorator: make ``fn(weights, mask, threshold, delta, rng)`` the filler ``name``."""
     def decorate(fn):
         PRUNING_FILLERS[name] = fn
         return fn
     return decorate
 
 
+def iter_nonstruct(weights, threshold, delta):
+    """N2D2's IterNonStruct: mask 0 where ``|W| <= j * delta`` for the smallest j reaching ``threshold``.
+
+    ``delta`` is an absolute magnitude step; the pruned fraction is at least
+    ``threshold`` and overshoots to the next multiple of ``delta``. Exact
+    zeros count toward it. The mask is rebuilt from the weights alone, so a
+    weight that grew comes back. As in N2D2, j starts at 1 whenever
+    ``threshold > 0`` (the fraction is tested only after the first step), and
+    ``threshold == 0`` gives j = 0: exactly the zero weights are masked.
+
+    Same float32 arithmetic as N2D2 (``(float)count / size < threshold``,
+    ``delta * (float)j``), but found by sorting once and two bisections
+    instead of recounting for every j. Raises ``UnreachableThreshold`` where
+    N2D2 would loop forever (threshold > 1, Delta too small or 0, NaN).
+    """
+    magnitudes = np.abs(np.asarray(weights))
+    limit = _step_limit(np.sort(magnitudes, axis=None), threshold, delta)
+    # not (|w| <= limit), rather than |w| > limit, so a NaN weight stays kept as in N2D2.
+    return np.logical_not(magnitudes <= limit).astype(np.uint8)
+
+
+def _step_limit(sorted_magnitudes, threshold, delta):
+    """The float32 ``delta * j`` N2D2's loop stops at, for the flat sorted |W|."""
+    size, threshold, delta = sorted_magnitudes.size, np.float32(threshold), np.float32(delta)
+    if threshold > 1:
+        raise UnreachableThreshold(f"threshold {threshold:g} above 1 can never be reached")
+    if size == 0 or not threshold > 0:
+        return np.float32(0)
+    # Smallest count whose float32 fraction reaches the threshold (count = size always does).
+    needed = _bisect(1, size, lambda c: np.float32(c) / np.float32(size) >= threshold)
+    target = sorted_magnitudes[needed - 1]  # the needed-th smallest |W| must be <= limit
+    if not delta * np.float32(MAX_STEP) >= target:
+        raise UnreachableThreshold(
+            f"Delta={delta:g} cannot prune {threshold:g} of these weights: that needs "
+            f"|W| <= {target:g}" + (" but only exact zeros are ever pruned" if delta == 0 else ""))
+    # delta * float(j) is non-decreasing in j, so bisection finds N2D2's j exactly.
+    step = _bisect(1, MAX_STEP, lambda j: delta * np.float32(j) >= target)
+    return delta * np.float32(step)
+
+
+def _bisect(low, high, reached):
+    """Smallest integer in [low, high] where the non-decreasing ``reached`` is true (true at high)."""
+    while low < high:
+        middle = (low + high) // 2
+        if reached(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def random_fill(mask, threshold, rng):
+    """N2D2's Random: add zeros at random until ``ceil(threshold * N)`` entries are pruned.
+
+    Cumulative: existing zeros count and are never undone; the weights play
+    no part. Each draw ``i`` is uniform over the *closed* range [0, N]
+    (N2D2's ``Random::randUniform(0, N)``); from there it walks forward to the
+    first unpruned entry and prunes it, or draws again if it ran off the end.
+    This favours entries that follow pruned runs, as N2D2 does. Returns a new
+    uint8 mask; ``rng`` is a ``numpy.random.Generator``.
+    """
+    if np.float32(threshold) > 1:
+        raise UnreachableThreshold(f"threshold {threshold:g} above 1 can never be reached")
+    flat = np.array(mask, dtype=np.uint8).ravel()
+    size = flat.size
+    # N2D2: (int)std::ceil(threshold * masks.size()) in float32.
+    wanted = math.ceil(np.float32(threshold) * np.float32(size))
+    to_add = max(0, wanted - int(size - np.count_nonzero(flat)))
+    next_kept = _NextKept(flat)
+    while to_add > 0:
+        for start in rng.integers(0, size + 1, size=to_add).tolist():
+            i = next_kept.find(start)
+            if i < size:
+                flat[i] = 0
+                next_kept.prune(i)
+                to_add -= 1
+    return flat.reshape(np.shape(mask))
+
+
+class _NextKept:
+    """First kept index >= i in a 0/1 mask, with path compression.
+
+    The same answer as N2D2's ``while (masks(i) == 0) ++i`` walk, without
+    re-walking the same pruned runs on every draw (a "next free slot"
+    union-find). ``find`` returns N when the walk runs off the end.
+    """
+
+    def __init__(self, flat):
+        index = np.arange(flat.size + 1)
+        index[:-1] += flat == 0  # a pruned entry points to its right neighbour
+        self.parent = index.tolist()
+
+    def find(self, i):
+        root = i
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[i] != root:
+            self.parent[i], i = root, self.parent[i]
+        return root
+
+    def prune(self, i):
+        self.parent[i] = i + 1
+
+
 @register_filler("None")
-def keep_mask(weights, mask, threshold, delta, rng):
-    """No pruning filler: the mask stays as it is."""
+def _keep(weights, mask, threshold, delta, rng):
     return mask
 
 
-def _fraction_reached(count, size, threshold):
-    # N2D2 compares (float)count / size < threshold in float32.
-    return np.float32(count) / np.float32(size) >= np.float32(threshold)
+@register_filler("Random")
+def _random(weights, mask, threshold, delta, rng):
+    return random_fill(mask, threshold, rng)
 
 
 @register_filler("IterNonStruct")
-def iter_nonstruct(weights, mask, threshold, delta, rng=None):
-    """N2D2's IterNonStruct: prune |W| <= j*delta for the smallest j reaching ``threshold``.
-
-    As ``update_masks_iter_nonstruct``: j starts at 1 for any threshold > 0
-    (the count at j = 0 is never tested), the fraction of pruned weights
-    reaches at least ``threshold`` (overshooting to the next multiple of the
-    *absolute* step ``delta``), exact zeros count, and the mask is rebuilt
-    from scratch, so a weight that grew can come back. ``threshold`` 0 masks
-    exactly the zero weights. Computed in float32 like N2D2, but by sorting
-    once instead of recounting for every j.
-    """
-    if threshold > 1:
-        raise ValueError(f"threshold {threshold} above 1 can never be reached")
-    magnitudes = np.abs(np.asarray(weights, dtype=np.float32)).ravel()
-    j = _smallest_step(np.sort(magnitudes), np.float32(threshold), np.float32(delta))
-    limit = np.float32(delta) * np.float32(j)
-    return (np.abs(np.asarray(weights, dtype=np.float32)) > limit).astype(np.uint8)
-
-
-def _smallest_step(sorted_magnitudes, threshold, delta):
-    size = sorted_magnitudes.size
-    if threshold <= 0:
-        return 0
-    needed = next(c for c in range(int(threshold * size) - 1, size + 1)
-                  if c >= 0 and _fraction_reached(c, size, threshold))
-    if needed == 0:
-        return 1
-    target = sorted_magnitudes[needed - 1]  # |W| of the needed-th smallest weight
-    if delta <= 0:
-        if target > 0:
-            raise ValueError(f"Delta=0 cannot prune {threshold:.3g} of the weights: only "
-                             "exact zeros would ever be pruned")
-        return 1
-    j = max(1, math.ceil(float(target) / float(delta)))
-    step = np.float32(delta)
-    while j > 1 and step * np.float32(j - 1) >= target:  # float32, like N2D2's delta*iter
-        j -= 1
-    while step * np.float32(j) < target:
-        j += 1
-    return j
-
-
-@register_filler("Random")
-def random_fill(weights, mask, threshold, delta=None, rng=None):
-    """N2D2's Random: add zeros at random until ``ceil(threshold * N)`` are pruned.
-
-    Cumulative (never un-prunes) and blind to the weights. Each draw is
-    uniform over the *closed* range [0, N] (N2D2's ``randUniform(0, N)``);
-    from there it walks to the next unpruned entry, and draws again if it ran
-    off the end, which slightly favours entries after pruned runs.
-    """
-    flat = np.array(mask, dtype=np.uint8).ravel()
-    size = flat.size
-    to_add = max(0, math.ceil(np.float32(threshold) * size) - int(size - flat.sum()))
-    for _ in range(to_add):
-        while True:
-            i = int(rng.integers(0, size + 1))
-            while i < size and flat[i] == 0:
-                i += 1
-            if i < size:
-                flat[i] = 0
-                break
-    return flat.reshape(np.shape(mask))
+def _iter_nonstruct(weights, mask, threshold, delta, rng):
+    return iter_nonstruct(weights, threshold, delta)
