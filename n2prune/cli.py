@@ -41,6 +41,10 @@ def make_parser():
                        help="start from these weights (run folder, .npz or N2D2 folder)")
     test = verbs.add_parser("test", help="measure accuracy on the test set")
     _common(test)
+    for verb in (train, test):
+        verb.add_argument("--kernel", choices=("auto", "dense", "sparse"), default=None,
+                          help="GEMMs of pruned cells: dense BLAS, skip kernels, or chosen "
+                               "per cell from its sparsity (default: QWeight.Kernel, Auto)")
     test.add_argument("--weights", metavar="RUN", required=True,
                       help="run folder, weights .npz or N2D2 weights folder")
     check = verbs.add_parser("check", help="parse a model and print its cell graph")

@@ -9,7 +9,7 @@ from n2prune.errors import UserError
 from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
 from n2prune.io.checkpoint import load_network_arrays
 from n2prune.io.syntxt import import_network
-from n2prune.prune.network import initialize_masks, pruned_cells
+from n2prune.prune.network import initialize_masks, pruned_cells, set_kernel
 from n2prune.train.evaluate import accuracy
 from n2prune.train.loop import Trainer
 from n2prune.train.model import Model
@@ -59,9 +59,15 @@ def _run_settings(args):
     return settings
 
 
+def _apply_kernel(model, args):
+    if args.kernel:
+        set_kernel(model.network, args.kernel.capitalize())
+
+
 def run_train(args):
     settings = _run_settings(args)
     model = Model(args.model, settings["overrides"], settings["seed"], args.strict)
+    _apply_kernel(model, args)
     run = RunFolder(args.resume or new_run_dir(args.model, args.out))
     if not args.resume:
         sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
@@ -84,6 +90,7 @@ def run_train(args):
 def run_test(args):
     seed = DEFAULT_SEED if args.seed is None else args.seed
     model = Model(args.model, args.overrides, seed, args.strict)
+    _apply_kernel(model, args)
     load_weights(model.network, args.weights)
     acc = accuracy(model.network, model, "test")
     print(f"test accuracy {acc:.4f} on {model.partition_size('test')} images")

@@ -16,9 +16,9 @@ def test_feature_order_is_n2d2():
     # Feature (c*H + y)*W + x of sample n is x[c, n, y, x].
     x = np.arange(2 * 3 * 2 * 2).reshape(2, 3, 2, 2)
     f = features(x)
-    assert f.shape == (3, 8)
+    assert f.shape == (8, 3)
     for n in range(3):
-        np.testing.assert_array_equal(f[n], x[:, n].reshape(-1))
+        np.testing.assert_array_equal(f[:, n], x[:, n].reshape(-1))
 
 
 def test_hand_computed():
@@ -35,7 +35,7 @@ def test_forward_matches_reference_and_gradients():
     cell = Fc("fc", [(3, 4, 5)], 6, activation=Rectifier(), rng=rng)
     to_float64(cell)
     x = rng.standard_normal((3, 2, 4, 5))
-    ref = cell.weights[0].value @ features(x).T + cell.bias.value[:, None]
+    ref = cell.weights[0].value @ features(x) + cell.bias.value[:, None]
     np.testing.assert_allclose(cell.forward([x], False)[:, :, 0, 0], np.maximum(ref, 0), atol=1e-12)
     check_cell(cell, [x], rng)
 
@@ -47,7 +47,7 @@ def test_multi_input_sums_contributions():
     assert cell.weights[1].value.shape == (5, 4)
     to_float64(cell)
     x1, x2 = rng.standard_normal((2, 3, 3, 3)), rng.standard_normal((4, 3, 1, 1))
-    ref = cell.weights[0].value @ features(x1).T + cell.weights[1].value @ features(x2).T
+    ref = cell.weights[0].value @ features(x1) + cell.weights[1].value @ features(x2)
     np.testing.assert_allclose(cell.forward([x1, x2], False)[:, :, 0, 0], ref, atol=1e-12)
     check_cell(cell, [x1, x2], rng)
     assert cell.macs_per_sample() == 5 * (18 + 4)

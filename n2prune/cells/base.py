@@ -20,6 +20,9 @@ class Param:
         self.value = np.ascontiguousarray(value, dtype=np.float32)
         self.grad = np.zeros_like(self.value)
         self.role = role
+        # Flat positions the solver may change (None: all). Set by a pruned
+        # cell with HardZero on the skip kernels, so masked weights stay 0.
+        self.active = None
 
 
 class Cell:

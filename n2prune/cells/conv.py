@@ -204,8 +204,13 @@ class Conv(WeightCell):
         y, cols_list = None, []
         for k, x in enumerate(xs):
             cols = im2col(x, *self._geometry())
-            w = self.effective_weights(k).astype(x.dtype, copy=False)
-            part = self.connections[k].forward(w, cols)
+            sparse = self._sparse_weights(k, cols.dtype)
+            if sparse is not None:
+                w2d = self.weights[k].value.reshape(self.nb_outputs, -1)
+                part = sparse.forward(w2d, cols)
+            else:
+                w = self.effective_weights(k).astype(x.dtype, copy=False)
+                part = self.connections[k].forward(w, cols)
             y = part if y is None else np.add(y, part, out=y)
             cols_list.append(cols)
         self._cols = cols_list if train else None
@@ -223,15 +228,34 @@ class Conv(WeightCell):
         dy2 = dy.reshape(self.nb_outputs, -1)
         dxs = []
         for k, cols in enumerate(self._cols):
-            conn = self.connections[k]
-            w = self.effective_weights(k).astype(dy.dtype, copy=False)
-            dw, dcols = conn.backward(w, cols, dy2)
-            if conn.mask is not None:
-                dw *= conn.mask
-            set_grad(self.weights[k], self.mask_weight_grad(k, dw))
+            sparse = self._sparse_weights(k, cols.dtype)
+            if sparse is not None:
+                w2d = self.weights[k].value.reshape(self.nb_outputs, -1)
+                set_grad(self.weights[k], sparse.weight_grad(dy2, cols).reshape(
+                    self.weights[k].value.shape))
+                dcols = sparse.input_grad(w2d, dy2)
+            else:
+                dcols = self._dense_backward(k, cols, dy2)
             x_shape = (self.input_shapes[k][0], dy.shape[1], *self.input_shapes[k][1:])
             dxs.append(col2im(dcols, x_shape, *self._geometry()))
         return dxs
+
+    def _sparse_weights(self, k, dtype):
+        """Skip kernels for float32 inputs on dense or mapping-masked connections."""
+        conn = self.connections[k]
+        if dtype != np.float32 or conn.kind not in ("dense", "masked"):
+            return None
+        return self.sparse_weights(k, conn.mask)
+
+    def _dense_backward(self, k, cols, dy2):
+        """Sets the weight gradient of input ``k``; returns its cols gradient."""
+        conn = self.connections[k]
+        w = self.effective_weights(k).astype(dy2.dtype, copy=False)
+        dw, dcols = conn.backward(w, cols, dy2)
+        if conn.mask is not None:
+            dw *= conn.mask
+        set_grad(self.weights[k], self.mask_weight_grad(k, dw))
+        return dcols
 
     def macs_per_sample(self):
         kernels = sum(c.mask.sum() if c.mask is not None else self.nb_outputs * s[0]

@@ -19,9 +19,13 @@ from n2prune.kernels import add_bias_cnhw, bias_grad_cnhw, matmul, matmul_nt, ma
 
 
 def features(x):
-    """CNHW ``x`` (C, N, H, W) as a sample-major ``(N, C*H*W)`` matrix."""
+    """CNHW ``x`` (C, N, H, W) as a feature-major ``(C*H*W, N)`` matrix.
+
+    Feature-major keeps samples contiguous, as the skip kernels stream them,
+    and after another Fc (H = W = 1) it is a free reshape.
+    """
     n = x.shape[1]
-    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(n, -1)
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(-1, n)
 
 
 @register_cell("Fc")
@@ -62,9 +66,13 @@ class Fc(WeightCell):
         check_inputs(self.name, xs, self.input_shapes)
         y, feats = None, []
         for k, x in enumerate(xs):
-            f = features(x)
-            w = self.effective_weights(k).astype(x.dtype, copy=False)
-            part = matmul_nt(w, f)  # (O, N)
+            f = features(x)  # (K, N)
+            sparse = self.sparse_weights(k) if f.dtype == np.float32 else None
+            if sparse is not None:
+                part = sparse.forward(self.weights[k].value, f)
+            else:
+                w = self.effective_weights(k).astype(x.dtype, copy=False)
+                part = matmul(w, f)  # (O, N)
             y = part if y is None else np.add(y, part, out=y)
             feats.append(f)
         self._features = feats if train else None
@@ -82,11 +90,16 @@ class Fc(WeightCell):
         dy2 = dy.reshape(self.nb_outputs, -1)  # (O, N)
         dxs = []
         for k, f in enumerate(self._features):
-            w = self.effective_weights(k).astype(dy.dtype, copy=False)
-            set_grad(self.weights[k], self.mask_weight_grad(k, matmul(dy2, f)))
-            df = matmul_tn(dy2, w)  # (N, C*H*W)
+            sparse = self.sparse_weights(k) if f.dtype == np.float32 else None
+            if sparse is not None:
+                set_grad(self.weights[k], sparse.weight_grad(dy2, f))
+                df = sparse.input_grad(self.weights[k].value, dy2)
+            else:
+                w = self.effective_weights(k).astype(dy.dtype, copy=False)
+                set_grad(self.weights[k], self.mask_weight_grad(k, matmul_nt(dy2, f)))
+                df = matmul_tn(w, dy2)  # (C*H*W, N)
             channels, height, width = self.input_shapes[k]
-            dx = df.reshape(-1, channels, height, width).transpose(1, 0, 2, 3)
+            dx = df.reshape(channels, height, width, -1).transpose(0, 3, 1, 2)
             dxs.append(np.ascontiguousarray(dx))
         return dxs
 

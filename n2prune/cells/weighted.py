@@ -4,11 +4,17 @@ The quantizer (``QWeight=``, e.g. ``n2prune.quantizer.PruneCell``) is the one
 seam through which pruning reaches a cell: the forward and backward passes use
 ``effective_weights(k)`` (``W_k * M_k``), the solver sees the gradient through
 ``mask_weight_grad(k, grad)`` (``dW_k * M_k``), as N2D2's ConvCell_Frame does.
+
+A pruned tensor sparse enough (or ``QWeight.Kernel=Sparse``) is served by
+the skip kernels instead: ``sparse_weights(k)`` returns its compressed form,
+rebuilt only when the quantizer's mask version changes. Unpruned cells never
+reach that machinery.
 """
 
 import numpy as np
 
 from n2prune.cells.base import Cell
+from n2prune.cells.sparse_weights import SparseWeights, prefers_sparse
 
 
 class WeightCell(Cell):
@@ -39,6 +45,42 @@ class WeightCell(Cell):
     def mask_weight_grad(self, k, grad):
         """The gradient the solver sees for ``weights[k]``: masked entries get none."""
         return grad if self.quantizer is None else self.quantizer.mask_gradient(k, grad)
+
+    def sparse_weights(self, k, connection_mask=None):
+        """The skip-kernel operator of ``weights[k]``, or None for dense BLAS.
+
+        ``connection_mask`` (broadcastable to the weights, e.g. a Conv
+        mapping) is combined with the prune mask. The choice is recorded in
+        ``kernel_notes`` when it changes, for the training log.
+        """
+        quantizer = self.quantizer
+        if quantizer is None:
+            return None
+        cache = self.__dict__.setdefault("_sparse_cache", {})
+        key = (id(quantizer), quantizer.version, quantizer.kernel)
+        if k in cache and cache[k][0] == key:
+            return cache[k][1]
+        mask = quantizer.masks[k]
+        if connection_mask is not None:
+            mask = mask * connection_mask
+        mask2d = mask.reshape(mask.shape[0], -1)
+        sparsity = 1.0 - np.count_nonzero(mask2d) / mask2d.size
+        use = {"Dense": False, "Sparse": True}.get(quantizer.kernel)
+        if use is None:
+            use = prefers_sparse(sparsity, mask2d.shape[0])
+        op = SparseWeights(mask2d) if use else None
+        previous = cache.get(k, (None, "none"))[1]
+        if (op is None) != (previous is None) or previous == "none":
+            self._note_kernel(k, op, sparsity)
+        cache[k] = (key, op)
+        if quantizer.hard_zero:
+            self.weights[k].active = None if op is None else op.flat_positions()
+        return op
+
+    def _note_kernel(self, k, op, sparsity):
+        notes = self.__dict__.setdefault("kernel_notes", [])
+        kind = "skip kernels" if op is not None else "dense BLAS"
+        notes.append(f"[{self.name}] weights[{k}]: {kind} at sparsity {sparsity:.3f}")
 
     def params(self):
         return self.weights + ([self.bias] if self.bias is not None else [])

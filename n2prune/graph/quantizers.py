@@ -2,7 +2,8 @@
 
 Keys come from the cell section (directly or inherited) and its ConfigSection
 (which wins), already routed by ``graph.config``. Names and defaults are
-N2D2's (``PruneQuantizerCellGenerator``); ``HardZero`` is n2prune's.
+N2D2's (``PruneQuantizerCellGenerator``); ``HardZero`` and ``Kernel`` are
+n2prune's.
 """
 
 import logging
@@ -22,6 +23,7 @@ PRUNE_KEYS = {
     "StepSizeThreshold": ("stepsize", values.as_uint, 0),
     "GammaThreshold": ("gamma", values.as_float, 0.05),
     "HardZero": ("hard_zero", values.as_bool, False),
+    "Kernel": ("kernel", values.enum("Auto", "Dense", "Sparse"), "Auto"),
 }
 # Inherited by N2D2's PruneCell from its quantizer base class; they do nothing there.
 IGNORED_PRUNE_KEYS = {

@@ -21,7 +21,9 @@ def step_quantizers(network, batch_size):
     """After a solver step: N2D2's ``quantizer.update``; returns the cells whose masks changed."""
     changed = []
     for cell in pruned_cells(network):
-        cell.quantizer.after_update(cell.weight_arrays())
+        # A param with ``active`` positions had its masked weights left alone.
+        cell.quantizer.after_update([None if p.active is not None else p.value
+                                     for p in cell.weights])
         if cell.quantizer.update(batch_size):
             changed.append(cell)
     return changed
@@ -40,3 +42,17 @@ def mean_sparsity(network):
     total = sum(sum(p.value.size for p in c.weights) for c in cells)
     masked = sum(c.quantizer.sparsity() * sum(p.value.size for p in c.weights) for c in cells)
     return masked / total
+
+
+def set_kernel(network, kernel):
+    """Force ``kernel`` (Auto, Dense or Sparse) on every pruned cell (``--kernel``)."""
+    for cell in pruned_cells(network):
+        cell.quantizer.kernel = kernel
+
+
+def drain_kernel_notes(network):
+    """The cells' "dense BLAS / skip kernels" choices made since the last call."""
+    notes = []
+    for cell in pruned_cells(network):
+        notes.extend(cell.__dict__.pop("kernel_notes", []))
+    return notes

@@ -14,6 +14,7 @@ import numpy as np
 from n2prune.prune.fillers import PRUNING_FILLERS
 
 PRUNING_MODES = ("Identity", "Static", "Gradual")
+KERNELS = ("Auto", "Dense", "Sparse")
 
 
 class PruneCell:
@@ -28,13 +29,16 @@ class PruneCell:
     ``stepsize`` counts stimuli, 0 meaning the ``log_period`` given to
     ``initialize``. ``hard_zero`` (n2prune's addition) sets masked weights to
     0 after each update instead of keeping their full-precision values.
+    ``kernel`` (n2prune's): Auto lets the cell choose dense BLAS or the skip
+    kernels from its sparsity; Dense or Sparse forces one.
 
     As N2D2, the current threshold is a float32 shared by all tensors.
     """
 
     def __init__(self, prune_mode="Identity", prune_filler="Random", threshold=0.2, delta=0.001,
-                 start=0.1, stepsize=0, gamma=0.05, hard_zero=False):
+                 start=0.1, stepsize=0, gamma=0.05, hard_zero=False, kernel="Auto"):
         _check_choice("prune_mode", prune_mode, PRUNING_MODES)
+        _check_choice("kernel", kernel, KERNELS)
         _check_choice("prune_filler", prune_filler, tuple(PRUNING_FILLERS))
         for name, value in (("threshold", threshold), ("start", start)):
             if not 0 <= value <= 1:
@@ -47,6 +51,7 @@ class PruneCell:
         self.prune_mode, self.prune_filler = prune_mode, prune_filler
         self.threshold, self.delta, self.start = float(threshold), float(delta), float(start)
         self.stepsize, self.gamma, self.hard_zero = int(stepsize), float(gamma), bool(hard_zero)
+        self.kernel = kernel
         self.weights, self.masks, self.rng = [], [], None
         self.current_threshold = np.float32(0)
         self.period, self.counter, self.version = 0, 0, 0
@@ -112,6 +117,8 @@ class PruneCell:
             return False
         self.current_threshold = min(self.current_threshold + np.float32(self.gamma), cap)
         self.recompute_masks()
+        # Weights the solver no longer touches (skip kernels) are zeroed once here.
+        self.after_update(self.weights)
         return True
 
     def after_update(self, weights):
@@ -119,10 +126,12 @@ class PruneCell:
 
         N2D2 keeps the full-precision values of masked weights; n2prune's
         ``hard_zero`` removes them, so decay or momentum cannot revive them.
+        A ``None`` entry is skipped: its solver only updates unmasked weights.
         """
         if self.hard_zero:
             for w, mask in zip(weights, self.masks):
-                w[mask == 0] = 0
+                if w is not None:
+                    w[mask == 0] = 0
 
     # -- what cells call ---------------------------------------------------
     def effective_weights(self, k, w):

@@ -25,6 +25,7 @@ of one (cell, role), keyed by ``param.name``.
 
 import numpy as np
 
+from n2prune.kernels.sgd import sgd_step, sgd_step_at
 from n2prune.solvers.lr_policy import LR_POLICIES, LrSchedule, check_schedule
 
 _CLAMPING_HINT = "expected 'min:max' with either side optional (e.g. -1.0:1.0, :1, -1:)"
@@ -131,25 +132,32 @@ class SGD:
                 summed, coef = slot.accumulated, -rate_diff
             else:
                 summed, coef = param.grad, -rate_diff * dtype(batch_size)
-            self._step(param.value, summed, dtype(coef), -dtype(self.decay) * rate, slot)
+            self._step(param, summed, dtype(coef), -dtype(self.decay) * rate, slot)
         if k > 1:
             slot.accumulated.fill(0)  # N2D2's next backward overwrites the sum
 
-    def _step(self, w, summed, coef, alpha, slot):
-        """``v = m v + coef * summed + alpha * w; w += v`` (or without v), then clamp."""
-        np.multiply(summed, coef, out=slot.scratch)
+    def _step(self, param, summed, coef, alpha, slot):
+        """``v = m v + coef * summed + alpha * w; w += v`` (or without v), then clamp.
+
+        With ``param.active`` (flat positions, set by a ``HardZero`` cell on
+        the skip kernels) only those elements change.
+        """
+        w = param.value
         if self.momentum == 0.0 and self.decay == 0.0:
-            w += slot.scratch
+            np.multiply(summed, coef, out=slot.scratch)
+            if param.active is not None:
+                flat = w.reshape(-1)
+                flat[param.active] += slot.scratch.reshape(-1)[param.active]
+            else:
+                w += slot.scratch
+            if self.clamp_lo is not None or self.clamp_hi is not None:
+                np.clip(w, self.clamp_lo, self.clamp_hi, out=w)
+            return
+        args = (coef, self.momentum, alpha, self.clamp_lo, self.clamp_hi)
+        if param.active is not None:
+            sgd_step_at(w, slot.velocity, summed, param.active, *args)
         else:
-            v = slot.velocity
-            v *= w.dtype.type(self.momentum)
-            v += slot.scratch
-            if self.decay != 0.0:
-                np.multiply(w, alpha, out=slot.scratch)
-                v += slot.scratch
-            w += v
-        if self.clamp_lo is not None or self.clamp_hi is not None:
-            np.clip(w, self.clamp_lo, self.clamp_hi, out=w)
+            sgd_step(w, slot.velocity, summed, *args)
 
     def _slot(self, param):
         """The param's slot, with buffers allocated once at its first update."""

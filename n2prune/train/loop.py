@@ -13,7 +13,7 @@ import numpy as np
 
 from n2prune.errors import UserError
 from n2prune.io.checkpoint import load_snapshot, save_snapshot
-from n2prune.prune.network import step_quantizers
+from n2prune.prune.network import drain_kernel_notes, step_quantizers
 from n2prune.train.evaluate import accuracy
 from n2prune.train.progress import Progress
 
@@ -95,6 +95,8 @@ class Trainer:
             self.progress.line(f"[{cell.name}] Update masks: threshold "
                                f"{cell.quantizer.get_current_threshold():.4g}, "
                                f"sparsity {cell.quantizer.sparsity():.4f}")
+        for note in drain_kernel_notes(self.net):
+            self.progress.line(note)
         return loss, correct
 
     # -- epochs ----------------------------------------------------------

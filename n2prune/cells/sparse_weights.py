@@ -1,0 +1,72 @@
+"""The skip-kernel form of one pruned weight tensor, and when to use it.
+
+A ``SparseWeights`` is built from a mask (once per mask version, never per
+step) and then serves the three GEMMs of a weighted cell on the kept
+weights only: forward ``W @ X``, input gradient ``Wᵀ @ dY`` and the weight
+gradient at the kept positions. Values are read from the dense weights at
+each call, so the solver keeps updating the ordinary dense ``Param``.
+"""
+
+import numpy as np
+
+from n2prune.kernels.sparse import (
+    compress_rows,
+    csr_matmul,
+    csr_sddmm,
+    gather_columns,
+    gather_rows,
+    scatter_rows,
+)
+
+# Sparsity from which the skip kernels beat dense BLAS (benchmarks/kernels.py
+# on the 2-core reference machine, docs/performance.rst): thin layers win
+# early, wide ones later, batch-1 GEMV only near 90%.
+THIN_OUTPUTS = 16
+CROSSOVER_THIN = 0.5
+CROSSOVER = 0.7
+
+
+def prefers_sparse(sparsity, nb_outputs):
+    """``Kernel=Auto``: whether the skip kernels should serve this tensor."""
+    return sparsity >= (CROSSOVER_THIN if nb_outputs <= THIN_OUTPUTS else CROSSOVER)
+
+
+class SparseWeights:
+    """Row-compressed kept positions of a 2-D ``mask`` (O, K), both orders."""
+
+    def __init__(self, mask):
+        mask = np.asarray(mask)
+        self.shape = mask.shape
+        self.indptr, self.indices = compress_rows(mask)
+        self.t_indptr, self.t_rows = compress_rows(mask.T)
+        self.values = np.empty(self.indices.shape, dtype=np.float32)
+        self.nnz = int(self.indices.shape[0])
+        self.sparsity = 1.0 - self.nnz / mask.size if mask.size else 0.0
+
+    @property
+    def nbytes(self):
+        """Bytes kept besides the dense weights (indices both ways, CSR values)."""
+        return sum(a.nbytes for a in (self.indptr, self.indices, self.t_indptr, self.t_rows,
+                                      self.values))
+
+    def flat_positions(self):
+        """Flat indices (int64) of the kept weights in the dense (O, K) array."""
+        rows = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
+        return rows * self.shape[1] + self.indices
+
+    def forward(self, w2d, x):
+        """``(W * M) @ x`` for dense ``w2d`` (O, K) and ``x`` (K, N)."""
+        gather_rows(w2d, self.indptr, self.indices, out=self.values)
+        return csr_matmul(self.indptr, self.indices, self.values, x)
+
+    def input_grad(self, w2d, dy):
+        """``(W * M).T @ dy`` for ``dy`` (O, N); returns (K, N)."""
+        t_values = gather_columns(w2d, self.t_indptr, self.t_rows)
+        return csr_matmul(self.t_indptr, self.t_rows, t_values, dy)
+
+    def weight_grad(self, dy, x):
+        """``(dy @ x.T) * M`` as a dense (O, K) array, computed at kept positions only."""
+        values = csr_sddmm(self.indptr, self.indices, dy, x)
+        grad = np.zeros(self.shape, dtype=values.dtype)
+        scatter_rows(self.indptr, self.indices, values, grad)
+        return grad

@@ -1,0 +1,253 @@
+"""Skip kernels: GEMMs that read only the unpruned weights.
+
+A pruned ``(O, K)`` weight matrix is kept row-compressed (CSR): ``indptr``
+(O+1, int32), ``indices`` (column of each kept weight, uint16 when K fits,
+else int32) and ``values`` (float32). ``compress_rows`` builds the index
+part from a 0/1 mask (once per mask version); ``gather_rows`` refreshes the
+values from the dense weights (once per step, O(nnz)).
+
+- ``csr_matmul``: ``Y = W_csr @ X`` for ``X`` (K, N). Work items are
+  (N-tile, row) pairs in tile-major order, so one ``X`` tile stays in cache
+  across all rows; four kept weights share each load/store of the ``Y``
+  tile. ``N == 1`` (batch-1 inference) takes a dot-product GEMV instead.
+- The input gradient ``dX = W_csrᵀ @ dY`` is ``csr_matmul`` on the
+  transposed structure (``compress_rows(mask.T)``), whose values
+  ``gather_columns`` reads from the dense weights.
+- ``csr_sddmm``: the weight gradient only where the mask keeps a weight,
+  ``dW[p] = sum_n dY[i, n] * X[j, n]``, written in CSR order.
+
+Inner loops index slices from 0 (``y = Y[i, n0:n1]``): a loop over
+``range(n0, n1)`` does not vectorise in numba (it keeps negative-index
+wrap-around), which cost 4x in the prototype. ``tests/test_kernels_sparse``
+checks the assembly for packed FMAs.
+"""
+
+import numba
+import numpy as np
+
+from n2prune.kernels.im2col import check_out
+
+# N-tile width: 1024 floats (4 KiB per X row) won on every shape of the
+# prototype's sweep (perf-baseline.md section 2).
+TILE = 1024
+# Below this many multiply-adds a parallel region's wake-up (10-20 us) costs
+# more than it saves on the 2-core reference machine.
+PARALLEL_MIN_FMAS = 1 << 19
+
+
+def index_dtype(size):
+    """The narrowest index type that addresses ``size`` columns."""
+    return np.uint16 if size <= np.iinfo(np.uint16).max + 1 else np.int32
+
+
+def compress_rows(mask):
+    """``(indptr, indices)`` of the nonzeros of 2-D ``mask``, row by row."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    rows, cols = np.nonzero(mask)
+    indptr = np.zeros(mask.shape[0] + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=mask.shape[0]), out=indptr[1:])
+    return indptr, cols.astype(index_dtype(mask.shape[1]))
+
+
+@numba.njit(cache=True)
+def _gather_rows(w, indptr, indices, out):
+    for i in range(indptr.shape[0] - 1):
+        row = w[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            out[p] = row[indices[p]]
+
+
+def gather_rows(w, indptr, indices, out=None):
+    """CSR values of dense ``w`` (O, K): ``out[p] = w[i, indices[p]]``."""
+    out = check_out(out, indices.shape, w.dtype)
+    _gather_rows(w, indptr, indices, out)
+    return out
+
+
+@numba.njit(cache=True)
+def _gather_columns(w, t_indptr, t_rows, out):
+    for j in range(t_indptr.shape[0] - 1):
+        for p in range(t_indptr[j], t_indptr[j + 1]):
+            out[p] = w[t_rows[p], j]
+
+
+def gather_columns(w, t_indptr, t_rows, out=None):
+    """Values of ``w.T`` in the transposed structure: ``out[p] = w[t_rows[p], j]``."""
+    out = check_out(out, t_rows.shape, w.dtype)
+    _gather_columns(w, t_indptr, t_rows, out)
+    return out
+
+
+@numba.njit(fastmath=True, cache=True)
+def _spmm_item(indptr, indices, values, x, y, i, n0, n1):
+    """``y[i, n0:n1] = sum_p values[p] * x[indices[p], n0:n1]`` over row ``i``."""
+    out = y[i, n0:n1]
+    length = n1 - n0
+    zero = y.dtype.type(0)
+    for n in range(length):
+        out[n] = zero
+    p, end = indptr[i], indptr[i + 1]
+    while p + 4 <= end:
+        w0, w1, w2, w3 = values[p], values[p + 1], values[p + 2], values[p + 3]
+        x0 = x[indices[p], n0:n1]
+        x1 = x[indices[p + 1], n0:n1]
+        x2 = x[indices[p + 2], n0:n1]
+        x3 = x[indices[p + 3], n0:n1]
+        for n in range(length):
+            out[n] += w0 * x0[n] + w1 * x1[n] + w2 * x2[n] + w3 * x3[n]
+        p += 4
+    while p < end:
+        w0 = values[p]
+        x0 = x[indices[p], n0:n1]
+        for n in range(length):
+            out[n] += w0 * x0[n]
+        p += 1
+
+
+@numba.njit(parallel=True, cache=True)
+def _spmm_parallel(indptr, indices, values, x, y, tile):
+    n_rows, n_cols = y.shape
+    n_tiles = -(-n_cols // tile)
+    # Tile-major: each thread's contiguous share sweeps all rows of few tiles.
+    for item in numba.prange(n_tiles * n_rows):
+        t, i = item // n_rows, item % n_rows
+        _spmm_item(indptr, indices, values, x, y, i, t * tile, min(n_cols, (t + 1) * tile))
+
+
+@numba.njit(cache=True)
+def _spmm_serial(indptr, indices, values, x, y, tile):
+    n_rows, n_cols = y.shape
+    for t in range(-(-n_cols // tile)):
+        for i in range(n_rows):
+            _spmm_item(indptr, indices, values, x, y, i, t * tile, min(n_cols, (t + 1) * tile))
+
+
+@numba.njit(fastmath=True, cache=True)
+def _spmv_rows(indptr, indices, values, x, y, first, last):
+    for i in range(first, last):
+        acc = y.dtype.type(0)
+        for p in range(indptr[i], indptr[i + 1]):
+            acc += values[p] * x[indices[p]]
+        y[i] = acc
+
+
+@numba.njit(parallel=True, cache=True)
+def _spmv_parallel(indptr, indices, values, x, y, block):
+    n_rows = y.shape[0]
+    for b in numba.prange(-(-n_rows // block)):
+        _spmv_rows(indptr, indices, values, x, y, b * block, min(n_rows, (b + 1) * block))
+
+
+def _check_csr(indptr, indices, values, n_rows, n_cols_in):
+    if indptr.shape != (n_rows + 1,):
+        raise ValueError(f"indptr has shape {indptr.shape}, expected ({n_rows + 1},)")
+    if indices.shape != values.shape or indices.shape[0] != indptr[-1]:
+        raise ValueError(f"{indices.shape[0]} indices and {values.shape[0]} values for "
+                         f"{indptr[-1]} nonzeros")
+    if indices.shape[0] and int(indices.max()) >= n_cols_in:
+        raise ValueError(f"a column index reaches {int(indices.max())}, X has {n_cols_in} rows")
+
+
+def csr_matmul(indptr, indices, values, x, out=None):
+    """``W @ x`` for CSR ``W`` (O rows) and C-contiguous ``x`` (K, N); returns (O, N).
+
+    ``out``, if given, is fully overwritten (rows without nonzeros become 0).
+    """
+    x = np.ascontiguousarray(x)
+    if x.ndim != 2 or x.dtype != values.dtype:
+        raise ValueError(f"x must be 2-D {values.dtype}, got {x.ndim}-D {x.dtype}")
+    n_rows = indptr.shape[0] - 1
+    _check_csr(indptr, indices, values, n_rows, x.shape[0])
+    y = check_out(out, (n_rows, x.shape[1]), x.dtype)
+    work = indices.shape[0] * x.shape[1]
+    parallel = work >= PARALLEL_MIN_FMAS and numba.get_num_threads() > 1
+    if x.shape[1] == 1:
+        vector = y.reshape(-1)
+        if parallel:
+            _spmv_parallel(indptr, indices, values, x.reshape(-1), vector, 64)
+        else:
+            _spmv_rows(indptr, indices, values, x.reshape(-1), vector, 0, n_rows)
+        return y
+    run = _spmm_parallel if parallel else _spmm_serial
+    run(indptr, indices, values, x, y, TILE)
+    return y
+
+
+@numba.njit(fastmath=True, cache=True)
+def _sddmm_row(indptr, indices, dy, x, dw, i, tile):
+    """``dw[p] = dy[i, :] . x[indices[p], :]`` for row ``i``, N tiled."""
+    n_cols = dy.shape[1]
+    start, end = indptr[i], indptr[i + 1]
+    for p in range(start, end):
+        dw[p] = dw.dtype.type(0)
+    for n0 in range(0, n_cols, tile):
+        n1 = min(n_cols, n0 + tile)
+        g = dy[i, n0:n1]
+        length = n1 - n0
+        p = start
+        while p + 4 <= end:
+            x0 = x[indices[p], n0:n1]
+            x1 = x[indices[p + 1], n0:n1]
+            x2 = x[indices[p + 2], n0:n1]
+            x3 = x[indices[p + 3], n0:n1]
+            s0 = s1 = s2 = s3 = dw.dtype.type(0)
+            for n in range(length):
+                gn = g[n]
+                s0 += gn * x0[n]
+                s1 += gn * x1[n]
+                s2 += gn * x2[n]
+                s3 += gn * x3[n]
+            dw[p] += s0
+            dw[p + 1] += s1
+            dw[p + 2] += s2
+            dw[p + 3] += s3
+            p += 4
+        while p < end:
+            x0 = x[indices[p], n0:n1]
+            s0 = dw.dtype.type(0)
+            for n in range(length):
+                s0 += g[n] * x0[n]
+            dw[p] += s0
+            p += 1
+
+
+@numba.njit(parallel=True, cache=True)
+def _sddmm_parallel(indptr, indices, dy, x, dw, tile):
+    for i in numba.prange(dy.shape[0]):
+        _sddmm_row(indptr, indices, dy, x, dw, i, tile)
+
+
+@numba.njit(cache=True)
+def _sddmm_serial(indptr, indices, dy, x, dw, tile):
+    for i in range(dy.shape[0]):
+        _sddmm_row(indptr, indices, dy, x, dw, i, tile)
+
+
+def csr_sddmm(indptr, indices, dy, x, out=None):
+    """Masked ``dy @ x.T``: for each kept ``(i, j)``, ``sum_n dy[i, n] * x[j, n]``.
+
+    ``dy`` (O, N) and ``x`` (K, N) are C-contiguous of one dtype; returns the
+    values in CSR order (``indices.shape``).
+    """
+    dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
+    if dy.ndim != 2 or x.ndim != 2 or dy.shape[1] != x.shape[1] or dy.dtype != x.dtype:
+        raise ValueError(f"dy {dy.shape} {dy.dtype} and x {x.shape} {x.dtype} must be 2-D "
+                         "with the same columns and dtype")
+    if indptr.shape != (dy.shape[0] + 1,):
+        raise ValueError(f"indptr has shape {indptr.shape}, dy has {dy.shape[0]} rows")
+    dw = check_out(out, indices.shape, dy.dtype)
+    parallel = indices.shape[0] * dy.shape[1] >= PARALLEL_MIN_FMAS and numba.get_num_threads() > 1
+    run = _sddmm_parallel if parallel else _sddmm_serial
+    run(indptr, indices, dy, x, dw, TILE)
+    return dw
+
+
+@numba.njit(cache=True)
+def scatter_rows(indptr, indices, values, out):
+    """Write CSR ``values`` into the dense ``out`` (O, K) at their positions."""
+    for i in range(indptr.shape[0] - 1):
+        row = out[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            row[indices[p]] = values[p]

@@ -1,0 +1,164 @@
+"""Pruned cells on the skip kernels equal the dense masked path (float32 tolerance).
+
+Forward, input gradient and weight gradient per cell; then whole training
+runs (N2D2-exact and HardZero) with ``Kernel=Sparse`` against
+``Kernel=Dense``; then the Auto choice and its log.
+"""
+
+import numpy as np
+import pytest
+
+from n2prune import cli
+from n2prune.cells import Conv, Fc
+from n2prune.graph.builder import build_network
+from n2prune.ini import parse_ini_text
+from n2prune.prune.network import (
+    drain_kernel_notes,
+    initialize_masks,
+    set_kernel,
+    step_quantizers,
+)
+from n2prune.quantizer import PruneCell
+
+# LeNet's partial connection table (inputs x outputs), cut to 4 x 6.
+MAPPING = np.array([[1, 0, 0, 1, 1, 0], [1, 1, 0, 0, 1, 1], [0, 1, 1, 0, 0, 1],
+                    [0, 0, 1, 1, 1, 1]])
+
+
+def pruned(kernel, threshold=0.85, hard_zero=False):
+    return PruneCell(prune_mode="Static", prune_filler="IterNonStruct", threshold=threshold,
+                     kernel=kernel, hard_zero=hard_zero)
+
+
+def make_cell(kind, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "fc":
+        return Fc("fc", [(3, 5, 5)], 37, rng=rng)
+    mappings = [MAPPING] if kind == "conv-mapping" else None
+    return Conv("conv", [(4, 9, 9)], 6, kernel=3, padding=1, stride=(1, 2), mappings=mappings,
+                rng=rng)
+
+
+def run_cell(cell, x, dy):
+    y = cell.forward([x], train=True).copy()
+    dx = cell.backward(dy)[0]
+    return y, dx, cell.weights[0].grad.copy()
+
+
+@pytest.mark.parametrize("kind", ["fc", "conv", "conv-mapping"])
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 0.85, 1.0])
+def test_cell_passes_match_the_dense_masked_path(kind, threshold):
+    dense, sparse = make_cell(kind, 3), make_cell(kind, 3)
+    dense.quantizer, sparse.quantizer = pruned("Dense", threshold), pruned("Sparse", threshold)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((dense.input_shapes[0][0], 5, *dense.input_shapes[0][1:]),
+                            dtype=np.float32)
+    dy = rng.standard_normal((dense.nb_outputs, 5, *dense.output_shape[1:]), dtype=np.float32)
+    for got, want in zip(run_cell(sparse, x, dy), run_cell(dense, x, dy)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert sparse.sparse_weights(0) is not None and dense.sparse_weights(0) is None
+
+
+NETWORK = """
+[sp]
+SizeX=12
+SizeY=12
+BatchSize=16
+
+[conv1]
+Input=sp
+Type=Conv
+KernelDims=3 3
+NbOutputs=8
+ActivationFunction=Rectifier
+QWeight=Prune
+ConfigSection=solver,prune
+
+[fc1]
+Input=conv1
+Type=Fc
+NbOutputs=20
+ActivationFunction=Rectifier
+QWeight=Prune
+ConfigSection=solver,prune
+
+[fc2]
+Input=fc1
+Type=Fc
+NbOutputs=4
+ConfigSection=solver
+
+[softmax]
+Input=fc2
+Type=Softmax
+NbOutputs=4
+WithLoss=1
+
+[softmax.Target]
+
+[prune]
+QWeight.PruningMode=Gradual
+QWeight.PruningFiller=IterNonStruct
+QWeight.StartThreshold=0.6
+QWeight.GammaThreshold=0.2
+QWeight.Threshold=0.95
+QWeight.StepSizeThreshold=48
+
+[solver]
+Solvers.LearningRate=0.05
+Solvers.Momentum=0.9
+Solvers.Decay=0.001
+Solvers.Clamping=-1:1
+"""
+
+
+def train_network(kernel, hard_zero, steps=12):
+    ini = parse_ini_text(NETWORK.replace("QWeight.StepSizeThreshold=48",
+                                      f"QWeight.StepSizeThreshold=48\nQWeight.HardZero={int(hard_zero)}"))
+    net, _provider, ctx = build_network(ini, seed=5, epoch_size=48)
+    initialize_masks(net, ctx.rng, 48)
+    set_kernel(net, kernel)
+    data = np.random.default_rng(8)
+    for _ in range(steps):
+        net.forward(data.random((1, 16, 12, 12), dtype=np.float32), train=True)
+        net.loss_and_backward(data.integers(0, 4, 16))
+        for cell in net.cells:
+            for param in cell.params():
+                weights_solver, bias_solver = net.solvers[cell.name]
+                (weights_solver if param.role == "weights" else bias_solver).update(param, 16)
+        step_quantizers(net, 16)
+    return net
+
+
+@pytest.mark.parametrize("hard_zero", [False, True])
+def test_training_on_skip_kernels_matches_dense(hard_zero):
+    dense, sparse = train_network("Dense", hard_zero), train_network("Sparse", hard_zero)
+    for a, b in zip(dense.params(), sparse.params()):
+        np.testing.assert_allclose(b.value, a.value, rtol=1e-4, atol=1e-5, err_msg=a.name)
+    for name in ("conv1", "fc1"):
+        qa, qb = dense.cell(name).quantizer, sparse.cell(name).quantizer
+        assert qa.get_current_threshold() == pytest.approx(0.95)
+        np.testing.assert_array_equal(qa.masks[0], qb.masks[0])
+        if hard_zero:  # masked weights are exactly 0 and the solver skipped them
+            assert not sparse.cell(name).weights[0].value[qb.masks[0] == 0].any()
+            assert sparse.cell(name).weights[0].active is not None
+
+
+def test_auto_choice_follows_sparsity_and_is_noted_once():
+    net = train_network("Auto", False, steps=1)
+    notes = drain_kernel_notes(net)
+    # At 0.6: fc1 (20 outputs) stays below the 0.7 crossover, thin conv1 (8) does not.
+    assert any(n.startswith("[fc1] weights[0]: dense BLAS at sparsity 0.60") for n in notes)
+    assert any(n.startswith("[conv1] weights[0]: skip kernels") for n in notes)
+    assert drain_kernel_notes(net) == []
+    net = train_network("Auto", False, steps=4)  # the threshold reached 0.8 at step 3
+    assert any(n.startswith("[fc1] weights[0]: skip kernels at sparsity 0.80")
+               for n in drain_kernel_notes(net))
+    forced = train_network("Dense", False, steps=1)
+    assert all("dense BLAS" in n for n in drain_kernel_notes(forced))
+
+
+def test_kernel_key_is_validated(tmp_path):
+    ini = tmp_path / "bad.ini"
+    ini.write_text(NETWORK.replace("QWeight.Threshold=0.95", "QWeight.Threshold=0.95\nQWeight.Kernel=Fast"))
+    assert cli.main(["check", str(ini)]) == 2
