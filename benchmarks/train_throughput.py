@@ -6,6 +6,9 @@ For LeNet-5 (models_ini/lenet.ini: 32x32 input, N2D2's conv2 table) and
 LeNet-300-100 (models_ini/lenet_300_100.ini), at batch 64 and 256, times full
 training steps (forward, backward, SGD update) on random inputs with 2
 threads, and prints the median samples/s of each side and their ratio.
+n2prune also runs pruned (``--sparsity``, default 0 0.9 0.95: every Conv and
+Fc pruned with Static IterNonStruct and HardZero, so the skip kernels serve
+the cells past their crossover); PyTorch always trains dense.
 PyTorch runs the same layers (conv2 dense, as the mapping costs it nothing)
 when it is installed (``pip install torch==2.13.0``).
 
@@ -29,10 +32,24 @@ MODELS = {"LeNet-5": ROOT / "models_ini" / "lenet.ini",
           "LeNet-300-100": ROOT / "models_ini" / "lenet_300_100.ini"}
 
 
-def n2prune_step_fn(ini, batch):
+def prune_every_weighted_cell(net, sparsity):
+    """``QWeight=Prune`` (Static, IterNonStruct, HardZero) on every Conv and Fc."""
+    from n2prune.prune.network import initialize_masks
+    from n2prune.quantizer import PruneCell
+    for cell in net.cells:
+        if hasattr(cell, "weights"):
+            cell.quantizer = PruneCell(prune_mode="Static", prune_filler="IterNonStruct",
+                                       threshold=sparsity, delta=1e-4, hard_zero=True)
+    initialize_masks(net, np.random.default_rng(0), log_period=0)
+
+
+def n2prune_step_fn(ini, batch, sparsity):
+    from n2prune.prune.network import step_quantizers
     from n2prune.train.model import Model
     model = Model(ini, overrides=[f"sp.BatchSize={batch}"], seed=1, need_data=False)
     net = model.network
+    if sparsity:
+        prune_every_weighted_cell(net, sparsity)
     c, h, w = net.input_shape
     rng = np.random.default_rng(0)
     x = rng.random((c, batch, h, w), dtype=np.float32)
@@ -46,6 +63,7 @@ def n2prune_step_fn(ini, batch):
                 ws, bs = net.solvers[cell.name]
                 for p in cell.params():
                     (ws if p.role == "weights" else bs).update(p, batch)
+        step_quantizers(net, batch)
     return step
 
 
@@ -87,9 +105,9 @@ def samples_per_second(step, batch, steps, reps):
     return statistics.median(rates)
 
 
-def measure(side, name, batch, args):
+def measure(side, name, batch, args, sparsity=0.0):
     """Median samples/s of one side, measured in a fresh process."""
-    cmd = [sys.executable, __file__, "--one", side, name, str(batch),
+    cmd = [sys.executable, __file__, "--one", side, name, str(batch), str(sparsity),
            "--reps", str(args.reps), "--steps", str(args.steps)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return float(out.strip().splitlines()[-1])
@@ -99,11 +117,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--one", nargs=3, metavar=("SIDE", "MODEL", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.9, 0.95],
+                        help="n2prune runs pruned to these fractions (PyTorch stays dense)")
+    parser.add_argument("--one", nargs=4, metavar=("SIDE", "MODEL", "BATCH", "SPARSITY"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        side, name, batch = args.one[0], args.one[1], int(args.one[2])
-        step = n2prune_step_fn(MODELS[name], batch) if side == "n2prune" else torch_step_fn(name, batch)
+        side, name, batch, sparsity = args.one[0], args.one[1], int(args.one[2]), float(args.one[3])
+        step = (n2prune_step_fn(MODELS[name], batch, sparsity) if side == "n2prune"
+                else torch_step_fn(name, batch))
         print(samples_per_second(step, batch, args.steps, args.reps))
         return
     torch_version = subprocess.run(
@@ -112,13 +134,16 @@ def main(argv=None):
     print(f"# {platform.machine()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}, "
           f"numpy {np.__version__}, torch {torch_version or 'not installed'}, "
           f"{time.strftime('%Y-%m-%d')}")
-    print(f"{'model':14} {'batch':>5} {'n2prune/s':>10} {'torch/s':>10} {'ratio':>6}")
+    print(f"{'model':14} {'batch':>5} {'sparsity':>8} {'n2prune/s':>10} {'torch/s':>10} "
+          f"{'ratio':>6}")
     for name in MODELS:
         for batch in (64, 256):
-            ours = measure("n2prune", name, batch, args)
             theirs = measure("torch", name, batch, args) if torch_version else None
-            ratio = f"{ours / theirs:6.2f}" if theirs else "     -"
-            print(f"{name:14} {batch:5d} {ours:10.0f} {theirs or 0:10.0f} {ratio}", flush=True)
+            for sparsity in args.sparsity:
+                ours = measure("n2prune", name, batch, args, sparsity)
+                ratio = f"{ours / theirs:6.2f}" if theirs else "     -"
+                print(f"{name:14} {batch:5d} {sparsity:8.2f} {ours:10.0f} {theirs or 0:10.0f} "
+                      f"{ratio}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ import numpy as np
 
 from n2prune.kernels.sparse import (
     compress_rows,
-    csr_matmul,
-    csr_sddmm,
+    csr_matmul_trusted,
+    csr_sddmm_trusted,
     gather_columns,
     gather_rows,
     scatter_rows,
@@ -54,19 +54,33 @@ class SparseWeights:
         rows = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
         return rows * self.shape[1] + self.indices
 
+    def _operand(self, a, rows, cols=None):
+        """``a`` as the C-contiguous float32 (rows, cols) matrix the kernels index blindly."""
+        a = np.ascontiguousarray(a)
+        if (a.ndim != 2 or a.shape[0] != rows or a.dtype != np.float32
+                or cols is not None and a.shape[1] != cols):
+            raise ValueError(f"expected a float32 ({rows}, {cols or 'N'}) operand, got "
+                             f"{a.dtype} {a.shape}")
+        return a
+
     def forward(self, w2d, x):
         """``(W * M) @ x`` for dense ``w2d`` (O, K) and ``x`` (K, N)."""
-        gather_rows(w2d, self.indptr, self.indices, out=self.values)
-        return csr_matmul(self.indptr, self.indices, self.values, x)
+        x = self._operand(x, self.shape[1])
+        gather_rows(self._operand(w2d, *self.shape), self.indptr, self.indices,
+                    out=self.values)
+        return csr_matmul_trusted(self.indptr, self.indices, self.values, x)
 
     def input_grad(self, w2d, dy):
         """``(W * M).T @ dy`` for ``dy`` (O, N); returns (K, N)."""
-        t_values = gather_columns(w2d, self.t_indptr, self.t_rows)
-        return csr_matmul(self.t_indptr, self.t_rows, t_values, dy)
+        dy = self._operand(dy, self.shape[0])
+        t_values = gather_columns(self._operand(w2d, *self.shape), self.t_indptr, self.t_rows)
+        return csr_matmul_trusted(self.t_indptr, self.t_rows, t_values, dy)
 
     def weight_grad(self, dy, x):
         """``(dy @ x.T) * M`` as a dense (O, K) array, computed at kept positions only."""
-        values = csr_sddmm(self.indptr, self.indices, dy, x)
+        dy = self._operand(dy, self.shape[0])
+        values = csr_sddmm_trusted(self.indptr, self.indices, dy,
+                                   self._operand(x, self.shape[1], dy.shape[1]))
         grad = np.zeros(self.shape, dtype=values.dtype)
         scatter_rows(self.indptr, self.indices, values, grad)
         return grad

@@ -154,15 +154,26 @@ def csr_matmul(indptr, indices, values, x, out=None):
     """``W @ x`` for CSR ``W`` (O rows) and C-contiguous ``x`` (K, N); returns (O, N).
 
     ``out``, if given, is fully overwritten (rows without nonzeros become 0).
+    The structure is checked against ``x`` (O(nnz)); ``csr_matmul_trusted``
+    skips that for a structure already known to fit.
     """
     x = np.ascontiguousarray(x)
     if x.ndim != 2 or x.dtype != values.dtype:
         raise ValueError(f"x must be 2-D {values.dtype}, got {x.ndim}-D {x.dtype}")
+    _check_csr(indptr, indices, values, indptr.shape[0] - 1, x.shape[0])
+    return csr_matmul_trusted(indptr, indices, values, x, out)
+
+
+def csr_matmul_trusted(indptr, indices, values, x, out=None):
+    """``csr_matmul`` without the O(nnz) structure check (per-step callers).
+
+    The caller guarantees what ``compress_rows`` does: ``indptr`` of O+1
+    nondecreasing entries and every index below ``x.shape[0]``; numba does
+    not bounds-check, so a wrong structure would read stray memory.
+    """
     n_rows = indptr.shape[0] - 1
-    _check_csr(indptr, indices, values, n_rows, x.shape[0])
     y = check_out(out, (n_rows, x.shape[1]), x.dtype)
-    work = indices.shape[0] * x.shape[1]
-    parallel = work >= PARALLEL_MIN_FMAS and numba.get_num_threads() > 1
+    parallel = indices.shape[0] * x.shape[1] >= PARALLEL_MIN_FMAS and numba.get_num_threads() > 1
     if x.shape[1] == 1:
         vector = y.reshape(-1)
         if parallel:
@@ -235,8 +246,17 @@ def csr_sddmm(indptr, indices, dy, x, out=None):
     if dy.ndim != 2 or x.ndim != 2 or dy.shape[1] != x.shape[1] or dy.dtype != x.dtype:
         raise ValueError(f"dy {dy.shape} {dy.dtype} and x {x.shape} {x.dtype} must be 2-D "
                          "with the same columns and dtype")
-    if indptr.shape != (dy.shape[0] + 1,):
-        raise ValueError(f"indptr has shape {indptr.shape}, dy has {dy.shape[0]} rows")
+    if indptr.shape != (dy.shape[0] + 1,) or indices.shape[0] != indptr[-1]:
+        raise ValueError(f"indptr has shape {indptr.shape} for {indices.shape[0]} indices, "
+                         f"dy has {dy.shape[0]} rows")
+    if indices.shape[0] and int(indices.max()) >= x.shape[0]:
+        raise ValueError(f"a column index reaches {int(indices.max())}, x has {x.shape[0]} rows")
+    return csr_sddmm_trusted(indptr, indices, dy, x, out)
+
+
+def csr_sddmm_trusted(indptr, indices, dy, x, out=None):
+    """``csr_sddmm`` without the checks, for a structure known to fit (see
+    ``csr_matmul_trusted``)."""
     dw = check_out(out, indices.shape, dy.dtype)
     parallel = indices.shape[0] * dy.shape[1] >= PARALLEL_MIN_FMAS and numba.get_num_threads() > 1
     run = _sddmm_parallel if parallel else _sddmm_serial
