@@ -67,21 +67,27 @@ def n2prune_step_fn(ini, batch, sparsity):
     return step
 
 
-def torch_step_fn(name, batch):
+def torch_network(name, batch):
+    """PyTorch's copy of the model and a random batch for it."""
     import torch
     from torch import nn
-    torch.set_num_threads(2)
     if name == "LeNet-5":
         net = nn.Sequential(nn.Conv2d(1, 6, 5, bias=False), nn.ReLU(), nn.MaxPool2d(2),
                             nn.Conv2d(6, 16, 5, bias=False), nn.ReLU(), nn.MaxPool2d(2),
                             nn.Conv2d(16, 120, 5, bias=False), nn.ReLU(), nn.Flatten(),
                             nn.Linear(120, 84, bias=False), nn.ReLU(), nn.Dropout(0.5),
                             nn.Linear(84, 10, bias=False))
-        x = torch.rand(batch, 1, 32, 32)
-    else:
-        net = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(),
-                            nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
-        x = torch.rand(batch, 1, 28, 28)
+        return net, torch.rand(batch, 1, 32, 32)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(),
+                        nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+    return net, torch.rand(batch, 1, 28, 28)
+
+
+def torch_step_fn(name, batch):
+    import torch
+    from torch import nn
+    torch.set_num_threads(2)
+    net, x = torch_network(name, batch)
     labels = torch.randint(0, 10, (batch,))
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()

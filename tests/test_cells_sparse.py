@@ -162,3 +162,27 @@ def test_kernel_key_is_validated(tmp_path):
     ini = tmp_path / "bad.ini"
     ini.write_text(NETWORK.replace("QWeight.Threshold=0.95", "QWeight.Threshold=0.95\nQWeight.Kernel=Fast"))
     assert cli.main(["check", str(ini)]) == 2
+
+
+def test_predict_runs_the_skip_kernels():
+    net = train_network("Sparse", False, steps=4)
+    x = np.random.default_rng(1).random((3, 12, 12), dtype=np.float32)
+    sparse_scores = net.predict(x, batch_size=1)  # batch 1: the GEMV path
+    assert net.cell("fc1").sparse_weights(0) is not None
+    set_kernel(net, "Dense")
+    np.testing.assert_allclose(sparse_scores, net.predict(x), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", ["Dense", "Sparse"])
+def test_the_stimuli_gradient_is_not_computed(kernel):
+    net = train_network(kernel, False, steps=1)
+    conv1 = net.cell("conv1")
+    assert conv1.input_grad_wanted == [False] and net.cell("fc1").input_grad_wanted == [True]
+    x = np.random.default_rng(2).random((1, 4, 12, 12), dtype=np.float32)
+    conv1.forward([x], train=True)
+    dy = np.ones((8, 4, 10, 10), dtype=np.float32)
+    assert conv1.backward(dy) == [None]
+    grad = conv1.weights[0].grad.copy()
+    conv1.input_grad_wanted = None  # as a cell outside a network: every gradient
+    assert conv1.backward(dy)[0].shape == x.shape
+    np.testing.assert_array_equal(conv1.weights[0].grad, grad)

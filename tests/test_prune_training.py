@@ -186,3 +186,13 @@ def test_inspect_plot_without_matplotlib_gives_the_install_hint(gradual_run, cap
     assert cli.main(["inspect", str(gradual_run), "--plot"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: plots need matplotlib: pip install 'n2prune[plot]'"]
+
+
+def test_test_verb_gives_the_same_accuracy_on_either_kernel(gradual_run, capsys):
+    """``n2prune test --kernel``: the skip kernels and dense BLAS agree on the test set."""
+    ini = str(gradual_run.parent / "gradual.ini")
+    printed = []
+    for kernel in ("sparse", "dense"):
+        assert cli.main(["test", ini, "--weights", str(gradual_run), "--kernel", kernel]) == 0
+        printed.append(capsys.readouterr().out.strip())
+    assert printed[0] == printed[1] and printed[0].startswith("test accuracy 0.")

@@ -36,11 +36,17 @@ class Cell:
     """
 
     type_name = "Cell"
+    # Per input: whether ``backward`` must compute its gradient (the network
+    # clears it for the stimuli provider). None means every input's.
+    input_grad_wanted = None
 
     def __init__(self, name, input_shapes):
         self.name = name
         self.input_shapes = [tuple(s) for s in input_shapes]
         self.output_shape = None
+
+    def wants_input_grad(self, k):
+        return self.input_grad_wanted is None or self.input_grad_wanted[k]
 
     def params(self):
         """The trainable ``Param`` objects, weights first."""

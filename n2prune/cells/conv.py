@@ -229,13 +229,17 @@ class Conv(WeightCell):
         dxs = []
         for k, cols in enumerate(self._cols):
             sparse = self._sparse_weights(k, cols.dtype)
+            wanted = self.wants_input_grad(k)
             if sparse is not None:
                 w2d = self.weights[k].value.reshape(self.nb_outputs, -1)
                 set_grad(self.weights[k], sparse.weight_grad(dy2, cols).reshape(
                     self.weights[k].value.shape))
-                dcols = sparse.input_grad(w2d, dy2)
+                dcols = sparse.input_grad(w2d, dy2) if wanted else None
             else:
-                dcols = self._dense_backward(k, cols, dy2)
+                dcols = self._dense_backward(k, cols, dy2, wanted)
+            if dcols is None:
+                dxs.append(None)
+                continue
             x_shape = (self.input_shapes[k][0], dy.shape[1], *self.input_shapes[k][1:])
             dxs.append(col2im(dcols, x_shape, *self._geometry()))
         return dxs
@@ -247,15 +251,20 @@ class Conv(WeightCell):
             return None
         return self.sparse_weights(k, conn.mask)
 
-    def _dense_backward(self, k, cols, dy2):
-        """Sets the weight gradient of input ``k``; returns its cols gradient."""
+    def _dense_backward(self, k, cols, dy2, wanted=True):
+        """Sets the weight gradient of input ``k``; returns its cols gradient
+        (None when not ``wanted``)."""
         conn = self.connections[k]
         w = self.effective_weights(k).astype(dy2.dtype, copy=False)
-        dw, dcols = conn.backward(w, cols, dy2)
+        if not wanted and conn.kind in ("dense", "masked"):
+            dw = matmul_nt(dy2, cols).reshape(w.shape)
+            dcols = None
+        else:
+            dw, dcols = conn.backward(w, cols, dy2)
         if conn.mask is not None:
             dw *= conn.mask
         set_grad(self.weights[k], self.mask_weight_grad(k, dw))
-        return dcols
+        return dcols if wanted else None
 
     def macs_per_sample(self):
         kernels = sum(c.mask.sum() if c.mask is not None else self.nb_outputs * s[0]

@@ -91,13 +91,17 @@ class Fc(WeightCell):
         dxs = []
         for k, f in enumerate(self._features):
             sparse = self.sparse_weights(k) if f.dtype == np.float32 else None
+            wanted = self.wants_input_grad(k)
             if sparse is not None:
                 set_grad(self.weights[k], sparse.weight_grad(dy2, f))
-                df = sparse.input_grad(self.weights[k].value, dy2)
+                df = sparse.input_grad(self.weights[k].value, dy2) if wanted else None
             else:
                 w = self.effective_weights(k).astype(dy.dtype, copy=False)
                 set_grad(self.weights[k], self.mask_weight_grad(k, matmul_nt(dy2, f)))
-                df = matmul_tn(w, dy2)  # (C*H*W, N)
+                df = matmul_tn(w, dy2) if wanted else None  # (C*H*W, N)
+            if df is None:
+                dxs.append(None)
+                continue
             channels, height, width = self.input_shapes[k]
             dx = df.reshape(channels, height, width, -1).transpose(0, 3, 1, 2)
             dxs.append(np.ascontiguousarray(dx))
