@@ -11,8 +11,8 @@ them (``n2prune.cells.sparse_weights.SparseWeights``, value refresh included):
 Columns: dense median ms, skip-kernel median ms, speed-up = dense / skip, and
 **sparse efficiency = speed-up x (1 - sparsity)**: 1.0 means every skipped
 multiply was saved at BLAS speed. ``fallback`` is the dense path of a pruned
-cell (``W*M`` then BLAS) over plain BLAS. Medians of 7 interleaved samples;
-a sample loops a call for >= 20 ms.
+cell (``W*M`` then BLAS) over plain BLAS. Medians of 7 samples, each side
+timed in its own block; a sample loops a call for >= 20 ms.
 
 Run: ``python benchmarks/kernels.py [--quick]`` (threads: all cores; set
 ``NUMBA_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` to change).
@@ -56,23 +56,28 @@ QUICK = {"lenet5 conv2 b64", "lenet5 conv3 b256", "300-100 fc1 b256", "4096^2 GE
 
 
 def medians(functions, samples=7, min_sample_s=0.02):
-    """Median ms per call of each function, samples interleaved against drift."""
-    loops = []
+    """Median ms per call of each function, each timed in its own block.
+
+    Not interleaved: after a BLAS call OpenBLAS's threads keep spinning for a
+    while and slow down a numba kernel started right after, which would
+    charge one side for the other's idle threads.
+    """
+    result = []
     for fn in functions:
-        fn()
+        for _ in range(3):
+            fn()
         start, count = time.perf_counter(), 0
         while time.perf_counter() - start < min_sample_s:
             fn()
             count += 1
-        loops.append(count)
-    times = [[] for _ in functions]
-    for _ in range(samples):
-        for fn, count, out in zip(functions, loops, times):
+        times = []
+        for _ in range(samples):
             t0 = time.perf_counter()
             for _ in range(count):
                 fn()
-            out.append(1e3 * (time.perf_counter() - t0) / count)
-    return [float(np.median(t)) for t in times]
+            times.append(1e3 * (time.perf_counter() - t0) / count)
+        result.append(float(np.median(times)))
+    return result
 
 
 def dense_operations(w, x, dy):
