@@ -58,11 +58,7 @@ def n2prune_step_fn(ini, batch, sparsity):
     def step():
         net.forward(x, train=True)
         net.loss_and_backward(labels)
-        for cell in net.cells:
-            if cell.name in net.solvers:
-                ws, bs = net.solvers[cell.name]
-                for p in cell.params():
-                    (ws if p.role == "weights" else bs).update(p, batch)
+        net.apply_solvers(batch)
         step_quantizers(net, batch)
     return step
 

@@ -122,10 +122,7 @@ def train_network(kernel, hard_zero, steps=12):
     for _ in range(steps):
         net.forward(data.random((1, 16, 12, 12), dtype=np.float32), train=True)
         net.loss_and_backward(data.integers(0, 4, 16))
-        for cell in net.cells:
-            for param in cell.params():
-                weights_solver, bias_solver = net.solvers[cell.name]
-                (weights_solver if param.role == "weights" else bias_solver).update(param, 16)
+        net.apply_solvers(16)
         step_quantizers(net, 16)
     return net
 

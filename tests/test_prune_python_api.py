@@ -82,10 +82,7 @@ def train(net, steps=8):
         x = data.random((1, 16, 8, 8), dtype=np.float32)
         net.forward(x, train=True)
         net.loss_and_backward(data.integers(0, 4, 16))
-        for cell in net.cells:
-            for param in cell.params():
-                weights_solver, bias_solver = net.solvers[cell.name]
-                (weights_solver if param.role == "weights" else bias_solver).update(param, 16)
+        net.apply_solvers(16)
         step_quantizers(net, 16)
         thresholds.append(net.cell("fc1").quantizer.get_current_threshold())
     return thresholds

@@ -69,8 +69,7 @@ class WeightCell(Cell):
         if use is None:
             use = prefers_sparse(sparsity, mask2d.shape[0])
         op = SparseWeights(mask2d) if use else None
-        previous = cache.get(k, (None, "none"))[1]
-        if (op is None) != (previous is None) or previous == "none":
+        if k not in cache or (cache[k][1] is None) != (op is None):
             self._note_kernel(k, op, sparsity)
         cache[k] = (key, op)
         if quantizer.hard_zero:

@@ -30,6 +30,15 @@ class Network:
         for cell in self.cells:
             cell.input_grad_wanted = [name != PROVIDER for name in self.inputs[cell.name]]
 
+    def apply_solvers(self, batch_size):
+        """One solver step for every param: weights and biases each by their role's solver."""
+        for cell in self.cells:
+            if cell.name in self.solvers:
+                weights_solver, bias_solver = self.solvers[cell.name]
+                for param in cell.params():
+                    solver = weights_solver if param.role == "weights" else bias_solver
+                    solver.update(param, batch_size)
+
     def cell(self, name):
         return self.by_name[name]
 

@@ -85,12 +85,7 @@ class Trainer:
             raise UserError(f"loss became {loss} at step {self.state.step + 1} (epoch "
                             f"{self.state.epoch + 1}): lower the learning rate or check the "
                             "inputs; the last epoch's snapshot is kept")
-        for cell in self.net.cells:
-            if cell.name in self.net.solvers:
-                weights_solver, bias_solver = self.net.solvers[cell.name]
-                for param in cell.params():
-                    solver = weights_solver if param.role == "weights" else bias_solver
-                    solver.update(param, len(indices))
+        self.net.apply_solvers(len(indices))
         for cell in step_quantizers(self.net, len(indices)):
             self.progress.line(f"[{cell.name}] Update masks: threshold "
                                f"{cell.quantizer.get_current_threshold():.4g}, "
