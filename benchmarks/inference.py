@@ -12,10 +12,15 @@ samples/s and the ratio to PyTorch.
 """
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import time
+
+# What the n2prune command gets: importing n2prune before numpy sets this
+# (n2prune/__init__.py); here numpy comes first, so set it the same way.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np
 from train_throughput import MODELS, prune_every_weighted_cell, torch_network

@@ -1,18 +1,22 @@
 """Skip kernels against dense numpy BLAS, timed in the same run.
 
 For each GEMM shape ``O x K x N`` (weights O x K, activations K x N) and each
-sparsity (random unstructured masks), three operations as a pruned cell runs
-them (``n2prune.cells.sparse_weights.SparseWeights``, value refresh included):
+sparsity (random unstructured masks), the operations as a pruned cell runs
+them (``n2prune.cells.sparse_weights.SparseWeights``):
 
-- ``fwd``: ``Y = (W*M) @ X`` against ``W @ X``;
-- ``dX``: ``(W*M).T @ dY`` against ``W.T @ dY``;
+- ``fwd``: ``Y = (W*M) @ X`` against ``W @ X``, kept values already gathered
+  (inference: they are kept until the weights change);
+- ``fwd+g``: the same with the values gathered from the dense weights first
+  (a training step, where the solver changed them);
+- ``dX``: ``(W*M).T @ dY`` against ``W.T @ dY`` (values gathered: training);
 - ``dW``: the weight gradient at kept positions (dense result) against ``dY @ X.T``.
 
 Columns: dense median ms, skip-kernel median ms, speed-up = dense / skip, and
 **sparse efficiency = speed-up x (1 - sparsity)**: 1.0 means every skipped
-multiply was saved at BLAS speed. ``fallback`` is the dense path of a pruned
-cell (``W*M`` then BLAS) over plain BLAS. Medians of 7 samples, each side
-timed in its own block; a sample loops a call for >= 20 ms.
+multiply was saved at BLAS speed. ``fallback`` (on ``fwd+g``) is the dense
+path of a pruned cell in a training step (``W*M`` then BLAS) over plain
+BLAS; at inference ``W*M`` is kept, so the fallback is plain BLAS. Medians of
+7 samples, each side timed in its own block; a sample loops a call for >= 20 ms.
 
 Run: ``python benchmarks/kernels.py [--quick]`` (threads: all cores; set
 ``NUMBA_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` to change).
@@ -81,7 +85,8 @@ def medians(functions, samples=7, min_sample_s=0.02):
 
 
 def dense_operations(w, x, dy):
-    return {"fwd": lambda: w @ x, "dX": lambda: w.T @ dy, "dW": lambda: dy @ x.T}
+    return {"fwd": lambda: w @ x, "fwd+g": lambda: w @ x, "dX": lambda: w.T @ dy,
+            "dW": lambda: dy @ x.T}
 
 
 def masked_dense_forward(w, mask, x):
@@ -91,15 +96,15 @@ def masked_dense_forward(w, mask, x):
 
 
 def sparse_operations(op, w, x, dy):
-    return {"fwd": lambda: op.forward(w, x), "dX": lambda: op.input_grad(w, dy),
-            "dW": lambda: op.weight_grad(dy, x)}
+    return {"fwd": lambda: op.forward(w, x, "kept"), "fwd+g": lambda: op.forward(w, x),
+            "dX": lambda: op.input_grad(w, dy), "dW": lambda: op.weight_grad(dy, x)}
 
 
 def bench_shape(label, rows, k, n, rng):
     w = rng.standard_normal((rows, k), dtype=np.float32)
     x = rng.standard_normal((k, n), dtype=np.float32)
     dy = rng.standard_normal((rows, n), dtype=np.float32)
-    ops = ("fwd",) if n == 1 else ("fwd", "dX", "dW")
+    ops = ("fwd", "fwd+g") if n == 1 else ("fwd", "fwd+g", "dX", "dW")
     dense = dense_operations(w, x, dy)
     results = []
     for sparsity in SPARSITIES:
@@ -107,7 +112,7 @@ def bench_shape(label, rows, k, n, rng):
         sparse = sparse_operations(SparseWeights(mask), w, x, dy)
         fallback = masked_dense_forward(w, mask, x)
         for name in ops:
-            extra = [fallback] if name == "fwd" else []
+            extra = [fallback] if name == "fwd+g" else []
             times = medians([dense[name], sparse[name], *extra])
             results.append((label, name, sparsity, *times[:2],
                             times[2] / times[0] if extra else None))
@@ -117,7 +122,7 @@ def bench_shape(label, rows, k, n, rng):
 def print_row(label, name, sparsity, dense_ms, skip_ms, fallback):
     speed = dense_ms / skip_ms
     extra = f"  fallback x{fallback:.2f}" if fallback is not None else ""
-    print(f"{label:20s} {name:3s} {sparsity:4.2f}  dense {dense_ms:9.4f} ms  skip "
+    print(f"{label:20s} {name:5s} {sparsity:4.2f}  dense {dense_ms:9.4f} ms  skip "
           f"{skip_ms:9.4f} ms  speed-up {speed:6.2f}  efficiency {speed * (1 - sparsity):5.2f}"
           f"{extra}", flush=True)
 

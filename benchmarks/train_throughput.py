@@ -25,6 +25,10 @@ import sys
 import time
 from pathlib import Path
 
+# What the n2prune command gets: importing n2prune before numpy sets this
+# (n2prune/__init__.py); here numpy comes first, so set it the same way.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]

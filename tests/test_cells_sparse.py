@@ -45,6 +45,44 @@ def run_cell(cell, x, dy):
     return y, dx, cell.weights[0].grad.copy()
 
 
+@pytest.mark.parametrize("kernel", ["Dense", "Sparse"])
+def test_derived_weights_are_kept_until_the_weights_change(kernel, monkeypatch):
+    """W*M and the kept values are built once per weight version, then rebuilt."""
+    from n2prune.cells import sparse_weights
+    calls = []
+    real_gather = sparse_weights.gather_rows
+    monkeypatch.setattr(sparse_weights, "gather_rows", lambda *a, **k: calls.append(1)
+                        or real_gather(*a, **k))
+    cell = make_cell("fc", 5)
+    cell.quantizer = pruned(kernel)
+    x = np.random.default_rng(6).standard_normal((3, 4, 5, 5), dtype=np.float32)
+    first = cell.forward([x], train=False).copy()
+    np.testing.assert_array_equal(cell.forward([x], train=False), first)
+    cell.weights[0].value *= 2
+    cell.weights[0].changed()
+    bias = cell.bias.value[:, None, None, None]
+    np.testing.assert_allclose(cell.forward([x], train=False), 2 * first - bias, rtol=1e-5,
+                               atol=1e-5)
+    assert len(calls) == (2 if kernel == "Sparse" else 0)
+
+
+@pytest.mark.parametrize(("threshold", "batch", "skip"),
+                         [(0.85, 1, False), (0.85, 4, True), (0.97, 1, True)])
+def test_auto_keeps_batch_one_on_blas_below_the_gemv_crossover(threshold, batch, skip,
+                                                                monkeypatch):
+    from n2prune.cells import sparse_weights
+    calls = []
+    real_gather = sparse_weights.gather_rows
+    monkeypatch.setattr(sparse_weights, "gather_rows", lambda *a, **k: calls.append(1)
+                        or real_gather(*a, **k))
+    cell, reference = make_cell("fc", 7), make_cell("fc", 7)
+    cell.quantizer, reference.quantizer = pruned("Auto", threshold), pruned("Dense", threshold)
+    x = np.random.default_rng(8).standard_normal((3, batch, 5, 5), dtype=np.float32)
+    np.testing.assert_allclose(cell.forward([x], train=False),
+                               reference.forward([x], train=False), rtol=1e-4, atol=1e-5)
+    assert bool(calls) == skip
+
+
 @pytest.mark.parametrize("kind", ["fc", "conv", "conv-mapping"])
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.85, 1.0])
 def test_cell_passes_match_the_dense_masked_path(kind, threshold):

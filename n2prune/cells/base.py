@@ -13,6 +13,12 @@ class Param:
     ``role`` is ``"weights"`` or ``"biases"``: N2D2 gives each role its own
     solver (``WeightsSolver.*`` / ``BiasSolver.*``). ``grad`` is the gradient
     of the **batch-mean** loss, written by the cell's ``backward``.
+
+    ``version`` counts in-place writes of ``value``: a pruned cell keeps what
+    it derives from the weights (``W*M``, the skip kernels' kept values) until
+    it changes, so inference does not redo it per call. The solver, the
+    checkpoint and N2D2-file loaders call ``changed()``; so must any other
+    code that writes ``value`` in place.
     """
 
     def __init__(self, name, value, role):
@@ -23,6 +29,11 @@ class Param:
         # Flat positions the solver may change (None: all). Set by a pruned
         # cell with HardZero on the skip kernels, so masked weights stay 0.
         self.active = None
+        self.version = 0
+
+    def changed(self):
+        """Record an in-place write of ``value`` (derived copies are rebuilt)."""
+        self.version += 1
 
 
 class Cell:

@@ -207,7 +207,7 @@ class Conv(WeightCell):
             sparse = self._sparse_weights(k, cols.dtype)
             if sparse is not None:
                 w2d = self.weights[k].value.reshape(self.nb_outputs, -1)
-                part = sparse.forward(w2d, cols)
+                part = sparse.forward(w2d, cols, self.weights_key(k))
             else:
                 w = self.effective_weights(k).astype(x.dtype, copy=False)
                 part = self.connections[k].forward(w, cols)
@@ -234,7 +234,7 @@ class Conv(WeightCell):
                 w2d = self.weights[k].value.reshape(self.nb_outputs, -1)
                 set_grad(self.weights[k], sparse.weight_grad(dy2, cols).reshape(
                     self.weights[k].value.shape))
-                dcols = sparse.input_grad(w2d, dy2) if wanted else None
+                dcols = sparse.input_grad(w2d, dy2, self.weights_key(k)) if wanted else None
             else:
                 dcols = self._dense_backward(k, cols, dy2, wanted)
             if dcols is None:

@@ -67,9 +67,9 @@ class Fc(WeightCell):
         y, feats = None, []
         for k, x in enumerate(xs):
             f = features(x)  # (K, N)
-            sparse = self.sparse_weights(k) if f.dtype == np.float32 else None
+            sparse = self.sparse_weights_for(k, f.shape[1]) if f.dtype == np.float32 else None
             if sparse is not None:
-                part = sparse.forward(self.weights[k].value, f)
+                part = sparse.forward(self.weights[k].value, f, self.weights_key(k))
             else:
                 w = self.effective_weights(k).astype(x.dtype, copy=False)
                 part = matmul(w, f)  # (O, N)
@@ -94,7 +94,8 @@ class Fc(WeightCell):
             wanted = self.wants_input_grad(k)
             if sparse is not None:
                 set_grad(self.weights[k], sparse.weight_grad(dy2, f))
-                df = sparse.input_grad(self.weights[k].value, dy2) if wanted else None
+                df = (sparse.input_grad(self.weights[k].value, dy2, self.weights_key(k))
+                      if wanted else None)
             else:
                 w = self.effective_weights(k).astype(dy.dtype, copy=False)
                 set_grad(self.weights[k], self.mask_weight_grad(k, matmul_nt(dy2, f)))

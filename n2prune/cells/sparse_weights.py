@@ -3,8 +3,10 @@
 A ``SparseWeights`` is built from a mask (once per mask version, never per
 step) and then serves the three GEMMs of a weighted cell on the kept
 weights only: forward ``W @ X``, input gradient ``Wᵀ @ dY`` and the weight
-gradient at the kept positions. Values are read from the dense weights at
-each call, so the solver keeps updating the ordinary dense ``Param``.
+gradient at the kept positions. The solver keeps updating the ordinary
+dense ``Param``; the kept values are gathered from it again only when the
+caller's ``key`` (the weights' version) changes, so repeated inference
+gathers nothing and a training step gathers each order once.
 """
 
 import numpy as np
@@ -26,6 +28,17 @@ CROSSOVER_THIN = 0.5
 CROSSOVER = 0.7
 
 
+# Batch 1 (a GEMV) gathers x once per kept weight while BLAS streams the
+# dense rows with packed FMAs: the skip kernel needs about 1 ns per kept
+# weight against 0.1 ns per dense one, so it only wins beyond ~0.93.
+GEMV_CROSSOVER = 0.93
+
+
+def prefers_sparse_gemv(sparsity):
+    """``Kernel=Auto`` at batch 1: whether the skip GEMV beats dense BLAS."""
+    return sparsity >= GEMV_CROSSOVER
+
+
 def prefers_sparse(sparsity, nb_outputs):
     """``Kernel=Auto``: whether the skip kernels should serve this tensor."""
     return sparsity >= (CROSSOVER_THIN if nb_outputs <= THIN_OUTPUTS else CROSSOVER)
@@ -40,6 +53,8 @@ class SparseWeights:
         self.indptr, self.indices = compress_rows(mask)
         self.t_indptr, self.t_rows = compress_rows(mask.T)
         self.values = np.empty(self.indices.shape, dtype=np.float32)
+        self.t_values = np.empty(self.t_rows.shape, dtype=np.float32)
+        self._values_key = self._t_values_key = None
         self.nnz = int(self.indices.shape[0])
         self.sparsity = 1.0 - self.nnz / mask.size if mask.size else 0.0
 
@@ -63,18 +78,27 @@ class SparseWeights:
                              f"{a.dtype} {a.shape}")
         return a
 
-    def forward(self, w2d, x):
-        """``(W * M) @ x`` for dense ``w2d`` (O, K) and ``x`` (K, N)."""
+    def forward(self, w2d, x, key=None):
+        """``(W * M) @ x`` for dense ``w2d`` (O, K) and ``x`` (K, N).
+
+        ``key`` identifies the weights' contents (``WeightCell.weights_key``):
+        the kept values are gathered again only when it changes (None: always).
+        """
         x = self._operand(x, self.shape[1])
-        gather_rows(self._operand(w2d, *self.shape), self.indptr, self.indices,
-                    out=self.values)
+        if key is None or key != self._values_key:
+            gather_rows(self._operand(w2d, *self.shape), self.indptr, self.indices,
+                        out=self.values)
+            self._values_key = key
         return csr_matmul_trusted(self.indptr, self.indices, self.values, x)
 
-    def input_grad(self, w2d, dy):
-        """``(W * M).T @ dy`` for ``dy`` (O, N); returns (K, N)."""
+    def input_grad(self, w2d, dy, key=None):
+        """``(W * M).T @ dy`` for ``dy`` (O, N); returns (K, N). ``key`` as ``forward``."""
         dy = self._operand(dy, self.shape[0])
-        t_values = gather_columns(self._operand(w2d, *self.shape), self.t_indptr, self.t_rows)
-        return csr_matmul_trusted(self.t_indptr, self.t_rows, t_values, dy)
+        if key is None or key != self._t_values_key:
+            gather_columns(self._operand(w2d, *self.shape), self.t_indptr, self.t_rows,
+                           out=self.t_values)
+            self._t_values_key = key
+        return csr_matmul_trusted(self.t_indptr, self.t_rows, self.t_values, dy)
 
     def weight_grad(self, dy, x):
         """``(dy @ x.T) * M`` as a dense (O, K) array, computed at kept positions only."""

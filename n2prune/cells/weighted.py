@@ -14,7 +14,11 @@ reach that machinery.
 import numpy as np
 
 from n2prune.cells.base import Cell
-from n2prune.cells.sparse_weights import SparseWeights, prefers_sparse
+from n2prune.cells.sparse_weights import (
+    SparseWeights,
+    prefers_sparse,
+    prefers_sparse_gemv,
+)
 
 
 class WeightCell(Cell):
@@ -38,9 +42,24 @@ class WeightCell(Cell):
             quantizer.initialize(self.weight_arrays(), np.random.default_rng(0))
 
     def effective_weights(self, k):
-        """The weights the forward pass uses: ``W_k``, or ``W_k * M_k`` when pruned."""
-        w = self.weights[k].value
-        return w if self.quantizer is None else self.quantizer.effective_weights(k, w)
+        """The weights the forward pass uses: ``W_k``, or ``W_k * M_k`` when pruned.
+
+        ``W_k * M_k`` is kept until the weights or the mask change, so the
+        backward pass and repeated inference do not recompute it.
+        """
+        param = self.weights[k]
+        if self.quantizer is None:
+            return param.value
+        cache = self.__dict__.setdefault("_effective", {})
+        key = self.weights_key(k)
+        if k not in cache or cache[k][0] != key:
+            cache[k] = (key, self.quantizer.effective_weights(k, param.value))
+        return cache[k][1]
+
+    def weights_key(self, k):
+        """Changes whenever ``weights[k]`` or its mask may have changed."""
+        param, quantizer = self.weights[k], self.quantizer
+        return (id(param.value), param.version, id(quantizer), quantizer.version)
 
     def mask_weight_grad(self, k, grad):
         """The gradient the solver sees for ``weights[k]``: masked entries get none."""
@@ -74,6 +93,15 @@ class WeightCell(Cell):
         cache[k] = (key, op)
         if quantizer.hard_zero:
             self.weights[k].active = None if op is None else op.flat_positions()
+        return op
+
+    def sparse_weights_for(self, k, n_columns):
+        """``sparse_weights(k)``, except dense BLAS for a batch-1 GEMV under Auto
+        when the skip GEMV would be slower (``prefers_sparse_gemv``)."""
+        op = self.sparse_weights(k)
+        if (op is not None and n_columns == 1 and self.quantizer.kernel == "Auto"
+                and not prefers_sparse_gemv(op.sparsity)):
+            return None
         return op
 
     def _note_kernel(self, k, op, sparsity):

@@ -42,6 +42,7 @@ def load_network_arrays(network, arrays, source):
             raise UserError(f"{source}: {p.name} has shape {arrays[key].shape}, "
                             f"the model expects {p.value.shape}")
         p.value[...] = arrays[key]
+        p.changed()
     for cell in network.cells:
         state = _sub_dict(arrays, f"cell/{cell.name}/")
         if state:

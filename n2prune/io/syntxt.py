@@ -72,6 +72,8 @@ def _set_weights(cell, numbers):
                 size = w.shape[1]
                 w[o] = numbers[pos:pos + size]
             pos += size
+    for param in cell.weights:
+        param.changed()
 
 
 def _weight_count(cell):
@@ -162,6 +164,7 @@ def import_cell(cell, folder):
     _set_weights(cell, _parse_numbers(folder / f"{cell.name}_weights.syntxt", _weight_count(cell)))
     if cell.bias is not None:
         cell.bias.value[...] = _parse_numbers(folder / f"{cell.name}_biases.syntxt", cell.bias.value.size)
+        cell.bias.changed()
     return getattr(cell, "quantizer", None) is not None and _read_masks(cell, folder)
 
 

@@ -126,11 +126,22 @@ def _spmm_serial(indptr, indices, values, x, y, tile):
 
 @numba.njit(fastmath=True, cache=True)
 def _spmv_rows(indptr, indices, values, x, y, first, last):
+    # Four independent sums: one accumulator chains every FMA behind the
+    # previous one (measured 1.2-1.6x slower on 300x784 and 4096x4096).
+    zero = y.dtype.type(0)
     for i in range(first, last):
-        acc = y.dtype.type(0)
-        for p in range(indptr[i], indptr[i + 1]):
-            acc += values[p] * x[indices[p]]
-        y[i] = acc
+        a0 = a1 = a2 = a3 = zero
+        p, end = indptr[i], indptr[i + 1]
+        while p + 4 <= end:
+            a0 += values[p] * x[indices[p]]
+            a1 += values[p + 1] * x[indices[p + 1]]
+            a2 += values[p + 2] * x[indices[p + 2]]
+            a3 += values[p + 3] * x[indices[p + 3]]
+            p += 4
+        while p < end:
+            a0 += values[p] * x[indices[p]]
+            p += 1
+        y[i] = (a0 + a1) + (a2 + a3)
 
 
 @numba.njit(parallel=True, cache=True)

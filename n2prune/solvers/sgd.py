@@ -143,6 +143,7 @@ class SGD:
         the skip kernels) only those elements change.
         """
         w = param.value
+        param.changed()
         if self.momentum == 0.0 and self.decay == 0.0:
             np.multiply(summed, coef, out=slot.scratch)
             if param.active is not None:
