@@ -87,6 +87,7 @@ class WeightCell(Cell):
         use = {"Dense": False, "Sparse": True}.get(quantizer.kernel)
         if use is None:
             use = prefers_sparse(sparsity, mask2d.shape[0])
+        use = use and not quantizer.needs_dense
         op = SparseWeights(mask2d) if use else None
         if k not in cache or (cache[k][1] is None) != (op is None):
             self._note_kernel(k, op, sparsity)

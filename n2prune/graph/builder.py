@@ -16,11 +16,12 @@ from n2prune.graph.cell_builders import BUILDERS
 from n2prune.graph.config import config_sections, route_cell_config
 from n2prune.graph.network import PROVIDER, Network
 from n2prune.graph.objects import build_solvers
-from n2prune.graph.quantizers import build_prune_quantizer
+from n2prune.graph.quantizers import attach_prune_quantizer
 from n2prune.graph.reader import IGNORED_CELL_KEYS, SectionReader, unknown_key_message
 from n2prune.graph.stimuli import PROVIDER_SECTIONS, build_provider
 from n2prune.graph.targets import Target
 from n2prune.ini import did_you_mean, values
+from n2prune.prune.network import feeding_batchnorm
 
 log = logging.getLogger("n2prune")
 
@@ -135,8 +136,6 @@ def build_cell(ctx, name, inputs, shapes):
         kind = ShapeError if isinstance(exc, ShapeError) else IniError
         raise kind(f"{ini_where_section(ctx.ini, name)}: {_without_cell_name(exc, name)}") from None
     cell.type_name = type_name
-    if reader.has("QWeight"):
-        cell.quantizer = build_prune_quantizer(ctx.ini, name, ctx.routed(name).quantizer)
     return cell
 
 
@@ -203,6 +202,11 @@ def build_network(ini, seed=0, epoch_size=None):
         _inject_shape_keys(ini, name, in_shapes, cell.output_shape)
         cells.append(cell)
     network = Network(cells, inputs, shapes[PROVIDER], read_targets(ini, {n: shapes[n] for n in order}, ctx.known_keys))
+    for cell in cells:
+        # After the network exists: BN criteria score with the BatchNorm the cell feeds.
+        if ctx.reader(cell.name).has("QWeight"):
+            attach_prune_quantizer(ini, cell, ctx.routed(cell.name).quantizer,
+                                   feeding_batchnorm(network, cell.name))
     for cell in cells:
         if cell.params():
             network.solvers[cell.name] = build_solvers(ini, cell.name, ctx.routed(cell.name))

@@ -6,6 +6,7 @@ Activations inside are CNHW; ``predict`` takes and returns batch-first arrays.
 import numpy as np
 
 from n2prune.graph.targets import Target
+from n2prune.prune.network import add_penalties
 
 PROVIDER = "sp"
 
@@ -31,7 +32,11 @@ class Network:
             cell.input_grad_wanted = [name != PROVIDER for name in self.inputs[cell.name]]
 
     def apply_solvers(self, batch_size):
-        """One solver step for every param: weights and biases each by their role's solver."""
+        """One solver step for every param: weights and biases each by their role's solver.
+
+        Gradient penalties of the pruned cells (network slimming) come first.
+        """
+        add_penalties(self)
         for cell in self.cells:
             if cell.name in self.solvers:
                 weights_solver, bias_solver = self.solvers[cell.name]

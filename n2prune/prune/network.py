@@ -1,4 +1,14 @@
-"""Network-wide views of the cells' quantizers: initialise, step, measure."""
+"""Network-wide views of the cells' quantizers: initialise, step, measure.
+
+Also what spans cells: the global scope (one threshold across the cells
+with ``Scope=Global``), the BatchNorm each pruned cell feeds (BN criteria,
+slimming penalty).
+"""
+
+import numpy as np
+
+from n2prune.errors import UserError
+from n2prune.prune import criteria, scope
 
 
 def pruned_cells(network):
@@ -13,8 +23,10 @@ def initialize_masks(network, rng, log_period, cells=None):
     computes masks before ``-w`` imports, so a pruned model started from
     trained weights would be pruned by its random init (documented difference).
     """
+    attach_batchnorms(network)
     for cell in cells if cells is not None else pruned_cells(network):
         cell.quantizer.initialize(cell.weight_arrays(), rng, log_period)
+    resolve_global(network, force=True)
 
 
 def step_quantizers(network, batch_size):
@@ -26,7 +38,77 @@ def step_quantizers(network, batch_size):
                                      for p in cell.weights])
         if cell.quantizer.update(batch_size):
             changed.append(cell)
+    resolve_global(network)
     return changed
+
+
+def global_members(network):
+    """Pruned cells with ``Scope=Global``, in build order."""
+    return [c for c in pruned_cells(network) if c.quantizer.options.scope == "Global"]
+
+
+def resolve_global(network, force=False):
+    """One threshold across the global-scope cells, once any of them fired.
+
+    Pools every member tensor's scores (per-channel scores z-scored for the
+    Channel pattern, as TI), finds each tensor's sparsity with
+    ``scope.global_sparsities`` under the cells' Min/MaxSparsity caps, and
+    recomputes the members' masks at those targets.
+    """
+    members = global_members(network)
+    if not members or not (force or any(c.quantizer.pending_global for c in members)):
+        return
+    targets = {float(c.quantizer.current_threshold) for c in members}
+    if len(targets) > 1:
+        raise UserError("cells with QWeight.Scope=Global must share one target, got "
+                        + ", ".join(f"{c.name}={float(c.quantizer.current_threshold):g}"
+                                    for c in members))
+    scores, owners = [], []
+    for cell in members:
+        q = cell.quantizer
+        for k in range(len(q.weights)):
+            s = q.scores(k)
+            if q.rule.pattern == "Channel":
+                s = scope.zscore(s.reshape(s.shape[0], -1).sum(axis=1))
+            scores.append(s)
+            owners.append((cell, k))
+    sparsities = scope.global_sparsities(
+        scores, targets.pop(), [c.quantizer.options.min_sparsity for c, _ in owners],
+        [c.quantizer.options.max_sparsity for c, _ in owners], [c.name for c, _ in owners])
+    for cell in members:
+        q = cell.quantizer
+        q.tensor_targets = [s for (c, _), s in zip(owners, sparsities) if c is cell]
+        q.refresh_masks()
+        q.tensor_targets, q.pending_global = None, False
+
+
+def attach_batchnorms(network):
+    """Give each pruned cell's quantizer the BatchNorm cell it feeds alone, if any."""
+    for cell in pruned_cells(network):
+        q = cell.quantizer
+        q.batchnorm = feeding_batchnorm(network, cell.name)
+        wants = [what for what, wanted in (
+            ("GammaPenalty", q.options.gamma_penalty > 0),
+            (f"Criterion={q.options.criterion}", q.options.criterion in ("BNFolded", "BNGamma")))
+            if wanted]
+        if wants and q.batchnorm is None:
+            raise UserError(f"[{cell.name}] QWeight.{wants[0]} needs a BatchNorm cell whose only "
+                            f"input is {cell.name}")
+
+
+def feeding_batchnorm(network, name):
+    """The BatchNorm cell whose only input is cell ``name``, or None."""
+    return next((c for c in network.cells if type(c).__name__ == "BatchNorm"
+                 and network.inputs[c.name] == [name]), None)
+
+
+def add_penalties(network):
+    """Network slimming: ``λ·sign(γ)`` on the gradient of each ``GammaPenalty`` cell's BN γ."""
+    for cell in pruned_cells(network):
+        q = cell.quantizer
+        if q.options.gamma_penalty and q.batchnorm is not None:
+            bn = q.batchnorm.scale
+            criteria.add_slimming_subgradient(bn.grad, bn.value, np.float32(q.options.gamma_penalty))
 
 
 def cell_sparsities(network):

@@ -11,7 +11,9 @@ calls ``after_update`` then ``update`` after each solver step.
 
 import numpy as np
 
+from n2prune.prune import criteria, schedules
 from n2prune.prune.fillers import PRUNING_FILLERS
+from n2prune.prune.options import PruneOptions
 
 PRUNING_MODES = ("Identity", "Static", "Gradual")
 KERNELS = ("Auto", "Dense", "Sparse")
@@ -33,10 +35,13 @@ class PruneCell:
     kernels from its sparsity; Dense or Sparse forces one.
 
     As N2D2, the current threshold is a float32 shared by all tensors.
+    n2prune's other keyword arguments (pattern, criterion, schedule, scope,
+    ...) are ``options.PruneOptions``; with ``pattern`` the current
+    threshold is the target sparsity the pattern's mask meets.
     """
 
     def __init__(self, prune_mode="Identity", prune_filler="Random", threshold=0.2, delta=0.001,
-                 start=0.1, stepsize=0, gamma=0.05, hard_zero=False, kernel="Auto"):
+                 start=0.1, stepsize=0, gamma=0.05, hard_zero=False, kernel="Auto", **options):
         _check_choice("prune_mode", prune_mode, PRUNING_MODES)
         _check_choice("kernel", kernel, KERNELS)
         _check_choice("prune_filler", prune_filler, tuple(PRUNING_FILLERS))
@@ -52,9 +57,17 @@ class PruneCell:
         self.threshold, self.delta, self.start = float(threshold), float(delta), float(start)
         self.stepsize, self.gamma, self.hard_zero = int(stepsize), float(gamma), bool(hard_zero)
         self.kernel = kernel
+        self.options = PruneOptions(**options)
+        self.rule = self.options.rule
         self.weights, self.masks, self.rng = [], [], None
         self.current_threshold = np.float32(0)
         self.period, self.counter, self.version = 0, 0, 0
+        self.fires, self.delay_left, self.ramp_start = 0, 0, 0.0
+        # Per tensor: float32 soft masks while a Blend/Sigmoid schedule is
+        # before its knee (else None); global-scope targets (else None);
+        # Σ|w·g| for the Taylor criterion; the BatchNorm cell fed by this one.
+        self.soft, self.tensor_targets, self.saliency = None, None, None
+        self.batchnorm, self.pending_global = None, False
         self._buffers = []
 
     # -- life cycle -------------------------------------------------------
@@ -70,16 +83,35 @@ class PruneCell:
         as in N2D2's Python API. ``rng`` is a ``numpy.random.Generator``.
         """
         self.weights, self.rng = list(weights), rng
+        if self.rule is not None:
+            for w in self.weights:
+                self.rule.check_shape(w.shape)
         self.masks = [np.ones(w.shape, dtype=np.uint8) for w in self.weights]
         self._buffers = [None] * len(self.weights)
         self.period, self.counter = self.stepsize or int(log_period), 0
+        self.fires, self.delay_left = 0, self.options.schedule_delay
+        self.soft, self.tensor_targets = None, None
+        self.saliency = [np.zeros(w.shape) for w in self.weights] if self._taylor else None
         self.current_threshold = np.float32(0)
-        if self.prune_filler != "None":
-            start = {"Identity": 0.0, "Static": self.threshold, "Gradual": self.start}
-            self.current_threshold = np.float32(start[self.prune_mode])
+        self.ramp_start = (schedules.restored_start(self.weights)
+                           if self.options.restore_sparsity else self.start)
+        if self.options.fix_sparsity:
+            self.masks = [schedules.locked_mask(w) for w in self.weights]
+            self.current_threshold = np.float32(self.sparsity())
+        elif self.prune_filler != "None" or self.rule is not None:
+            self.current_threshold = np.float32(self._initial_target())
             self.masks = [self.compute_mask(k) for k in range(len(self.weights))]
         self.version += 1
         self.after_update(self.weights)
+
+    def _initial_target(self):
+        if self.prune_mode == "Identity":
+            return 0.0
+        if self.prune_mode == "Static":
+            return self.threshold
+        if self.options.schedule in schedules.SOFT_SCHEDULES:
+            return 0.0  # TI: no pruning during the warm-up
+        return self.ramp_start
 
     def compute_mask(self, k):
         """The seam: the filler's mask of tensor ``k`` at the current threshold.
@@ -87,8 +119,32 @@ class PruneCell:
         Gets the current weights and mask of tensor ``k`` (cumulative fillers
         build on the mask); returns a new uint8 mask of the weights' shape.
         """
-        fill = PRUNING_FILLERS[self.prune_filler]
-        return fill(self.weights[k], self.masks[k], self.current_threshold, self.delta, self.rng)
+        if self.rule is None:
+            fill = PRUNING_FILLERS[self.prune_filler]
+            return fill(self.weights[k], self.masks[k], self.current_threshold, self.delta,
+                        self.rng)
+        target = self.current_threshold
+        if self.tensor_targets is not None:
+            target = self.tensor_targets[k]
+        return self.rule.mask(self.scores(k), target)
+
+    def scores(self, k):
+        """Criterion scores of tensor ``k``; masked entries score 0 for monotone ramps.
+
+        Zhu & Gupta's ramps (and Moffett's) never revive a pruned weight;
+        N2D2's Gamma steps and TI's soft schedules rescore the dense weights.
+        """
+        context = criteria.ScoreContext(rng=self.rng)
+        if self.saliency is not None:
+            context.saliency = self.saliency[k]
+        if self.batchnorm is not None:
+            bn = self.batchnorm
+            context.gamma = bn.scale.value
+            context.out_scale = criteria.bn_out_scale(bn.scale.value, bn.variance, bn.epsilon)
+        scores = self.rule.scores(self.weights[k], context)
+        if self.options.is_ramp and self.options.schedule not in schedules.SOFT_SCHEDULES:
+            scores = scores * self.masks[k]
+        return scores
 
     def recompute_masks(self):
         """Every mask from ``compute_mask``; bumps ``version`` if any changed."""
@@ -98,28 +154,106 @@ class PruneCell:
         self.masks = masks
 
     def update(self, batch_size):
-        """After a solver step; True when Gradual mode raised the threshold ("Update masks").
+        """After a solver step; True when Gradual mode changed the target ("Update masks").
 
         As N2D2's Scheduler: ``batch_size`` stimuli are added to a counter;
         reaching the period subtracts it (the remainder is carried) and fires.
-        A fire below ``threshold`` raises the current threshold by ``gamma``
-        (float32, capped at ``threshold``) and recomputes every mask; once
-        there, fires change nothing. Identity and Static never change masks.
+        ``schedule_delay`` stimuli are consumed first (Moffett's
+        ``pretrain_step``). At a fire, Gamma (N2D2) raises the current
+        threshold by ``gamma`` (float32, capped at ``threshold``); a ramp sets
+        it to its value at fire k (``schedules``) for k up to K =
+        ``schedule_length // period``. Identity, Static and ``fix_sparsity``
+        never change masks.
         """
-        if self.prune_mode != "Gradual":
+        if self.prune_mode != "Gradual" or self.options.fix_sparsity:
             return False
         self.counter += int(batch_size)
-        if self.counter < self.period:
+        if self.delay_left:
+            consumed = min(self.delay_left, self.counter)
+            self.delay_left -= consumed
+            self.counter -= consumed
+        if self.delay_left or self.counter < self.period:
             return False
         self.counter -= self.period
+        return self._ramp_fire() if self.options.is_ramp else self._gamma_fire()
+
+    def _gamma_fire(self):
         cap = np.float32(self.threshold)
         if not self.current_threshold < cap:
             return False
         self.current_threshold = min(self.current_threshold + np.float32(self.gamma), cap)
+        self.refresh_masks()
+        return True
+
+    @property
+    def total_fires(self):
+        """K: fires over which a ramp runs (``schedule_length`` / period, at least 1)."""
+        return max(1, self.options.schedule_length // max(1, self.period))
+
+    def _ramp_fire(self):
+        total = self.total_fires
+        if self.fires >= total:
+            return False
+        self.fires += 1
+        name = self.options.schedule
+        if name in schedules.SOFT_SCHEDULES:
+            target = self.threshold  # TI: the final fraction from the first fire on
+        else:
+            target = schedules.SCHEDULES[name](self.fires, total, self.ramp_start,
+                                               self.threshold)
+        self.current_threshold = np.float32(target)
+        self.refresh_masks()
+        return True
+
+    def refresh_masks(self):
+        """Masks at the current target, soft masks, and hard zeros of what they dropped.
+
+        A global-scope member defers to its group (``prune.network``), which
+        sets ``tensor_targets`` for every member and calls this again.
+        """
+        if self.options.scope == "Global" and self.tensor_targets is None:
+            self.pending_global = True
+            return
         self.recompute_masks()
+        self._update_soft()
+        if self.saliency is not None:
+            for saliency in self.saliency:
+                saliency.fill(0)
         # Weights the solver no longer touches (skip kernels) are zeroed once here.
         self.after_update(self.weights)
-        return True
+
+    def _update_soft(self):
+        """TI's Blend/Sigmoid: pruned entries scaled by a soft value until the knee."""
+        name, total = self.options.schedule, self.total_fires
+        if name not in schedules.SOFT_SCHEDULES or self.fires >= total:
+            changed, self.soft = self.soft is not None, None
+        elif name == "Blend":
+            alpha = np.float32(schedules.blend_alpha(self.fires, total))
+            self.soft = [m + alpha * (1 - m).astype(np.float32) for m in self.masks]
+            changed = True
+        else:
+            self.soft = [self._sigmoid_soft(k, total) for k in range(len(self.masks))]
+            changed = True
+        if changed:
+            self.version += 1
+
+    def _sigmoid_soft(self, k, total):
+        scores, mask = self.scores(k), self.masks[k]
+        if mask.all():
+            return np.ones(mask.shape, dtype=np.float32)
+        # Every pruned entry strictly below the threshold, every kept one at 1.
+        threshold = np.nextafter(scores[mask == 0].max(), np.inf)
+        soft = schedules.sigmoid_soft_mask(scores, threshold, self.fires, total)
+        return np.where(mask == 1, np.float32(1), soft).astype(np.float32)
+
+    @property
+    def needs_dense(self):
+        """Soft masks or the Taylor criterion need every weight's product or gradient."""
+        return self.soft is not None or self._taylor
+
+    @property
+    def _taylor(self):
+        return self.rule is not None and self.rule.criterion == "Taylor"
 
     def after_update(self, weights):
         """With ``hard_zero``, set masked entries of ``weights`` (list of arrays) to 0 in place.
@@ -128,7 +262,7 @@ class PruneCell:
         ``hard_zero`` removes them, so decay or momentum cannot revive them.
         A ``None`` entry is skipped: its solver only updates unmasked weights.
         """
-        if self.hard_zero:
+        if self.hard_zero and self.soft is None:  # soft-masked weights keep training
             for w, mask in zip(weights, self.masks):
                 if w is not None:
                     w[mask == 0] = 0
@@ -142,11 +276,20 @@ class PruneCell:
         buffer = self._buffers[k]
         if buffer is None or buffer.shape != w.shape or buffer.dtype != w.dtype:
             buffer = self._buffers[k] = np.empty_like(w)
-        return np.multiply(w, self.masks[k], out=buffer)
+        return np.multiply(w, self._mask_values(k), out=buffer)
 
     def mask_gradient(self, k, grad):
-        """``grad *= mask_k`` in place (masked weights get no update); returns ``grad``."""
-        return np.multiply(grad, self.masks[k], out=grad)
+        """``grad *= mask_k`` in place (masked weights get no update); returns ``grad``.
+
+        With soft masks the gradient is scaled by the soft value, as TI's
+        parametrisation does. The Taylor criterion sums |w·g| first.
+        """
+        if self.saliency is not None:
+            criteria.accumulate_saliency(self.saliency[k], self.weights[k], grad)
+        return np.multiply(grad, self._mask_values(k), out=grad)
+
+    def _mask_values(self, k):
+        return self.masks[k] if self.soft is None else self.soft[k]
 
     # -- N2D2's Python API -------------------------------------------------
     def get_pruned_masks(self, k):
@@ -185,9 +328,11 @@ class PruneCell:
         self.version += 1
 
     def state(self):
-        """Arrays and scalars to checkpoint: ``mask<k>``, threshold, counter, version."""
+        """Arrays and scalars to checkpoint: masks (and soft masks), threshold, counters."""
         state = {f"mask{k}": m for k, m in enumerate(self.masks)}
-        state.update(threshold=self.current_threshold, counter=self.counter, version=self.version)
+        state.update({f"soft{k}": m for k, m in enumerate(self.soft or [])})
+        state.update(threshold=self.current_threshold, counter=self.counter, version=self.version,
+                     fires=self.fires, delay_left=self.delay_left, ramp_start=self.ramp_start)
         return state
 
     def load_state(self, state):
@@ -195,6 +340,12 @@ class PruneCell:
         self.masks = self._checked_masks([state[f"mask{k}"] for k in range(len(self.weights))])
         self.current_threshold = np.float32(state["threshold"])
         self.counter = int(state["counter"])
+        # Checkpoints written before ramps existed lack these: no fire, no delay.
+        self.fires = int(state.get("fires", 0))
+        self.delay_left = int(state.get("delay_left", 0))
+        self.ramp_start = float(state.get("ramp_start", self.ramp_start))
+        soft = [state[f"soft{k}"] for k in range(len(self.weights)) if f"soft{k}" in state]
+        self.soft = [np.asarray(m, dtype=np.float32) for m in soft] or None
         # Strictly newer than both, so whatever was built from the old masks is rebuilt.
         self.version = max(self.version, int(state["version"])) + 1
 
