@@ -53,6 +53,8 @@ def make_parser():
     inspect.add_argument("run", help="a run folder written by n2prune train")
     inspect.add_argument("--cell", default=None, help="per-output-channel sparsity of one cell")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--check", action="store_true",
+                         help="verify each mask follows its QWeight.Pattern (exit 1 if not)")
     inspect.add_argument("--plot", action="store_true",
                          help="write sparsity.png and masks/<cell>.png into the run folder")
     inspect.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -45,9 +45,47 @@ def cell_row(cell):
            "mode": "-", "filler": "-", "threshold": None, "next_update": None}
     q = getattr(cell, "quantizer", None)
     if q is not None:
-        row.update(mode=q.prune_mode, filler=q.prune_filler, threshold=q.get_current_threshold(),
+        row.update(mode=q.prune_mode, filler=rule_name(q), threshold=q.get_current_threshold(),
                    mask_sparsity=q.sparsity(), next_update=q.next_update_in)
     return row
+
+
+def rule_name(quantizer):
+    """What makes the masks: N2D2's filler, or the pattern with its sizes and criterion."""
+    options = quantizer.options
+    if options.pattern is None:
+        return quantizer.prune_filler
+    sizes = {"NM": f" {options.n}:{options.m}", "NMFlat": f" {options.n}:{options.m}",
+             "Bank": f" {options.bank_size}x{options.bank_interleave}",
+             "Block": f" {options.block_outputs}x{options.block_inputs}"}
+    return f"{options.pattern}{sizes.get(options.pattern, '')}/{options.criterion}"
+
+
+def check_report(network):
+    """``{cell: [violations]}`` of every pruned cell's masks against its declared pattern.
+
+    Cells masked by N2D2's fillers (no pattern) have nothing to check.
+    """
+    report = {}
+    for cell in network.cells:
+        q = getattr(cell, "quantizer", None)
+        if q is None or q.rule is None:
+            continue
+        report[cell.name] = [f"weights[{k}]: {line}" for k, mask in enumerate(q.masks)
+                             for line in q.rule.check(mask)]
+    return report
+
+
+def print_check(report):
+    """Print the check; returns the exit status (0 all follow their pattern, 1 otherwise)."""
+    if not report:
+        print("check: no cell declares a QWeight.Pattern")
+        return 0
+    for name, problems in report.items():
+        print(f"check [{name}]: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        for line in problems:
+            print(f"  {line}")
+    return 1 if any(report.values()) else 0
 
 
 def network_report(network):
@@ -72,7 +110,7 @@ def channel_report(network, name):
 
 
 def format_table(report):
-    head = ("cell", "type", "weights", "params", "nonzero", "sparsity", "mode", "filler",
+    head = ("cell", "type", "weights", "params", "nonzero", "sparsity", "mode", "masks by",
             "threshold", "next update")
     rows = [head]
     for r in report["cells"]:
@@ -105,4 +143,4 @@ def run_inspect(args):
         from n2prune.plots import plot_run
         for path in plot_run(network, Path(args.run)):
             print(f"wrote {path}")
-    return 0
+    return print_check(check_report(network)) if args.check else 0

@@ -16,6 +16,7 @@ from n2prune.graph.cell_builders import BUILDERS
 from n2prune.graph.config import config_sections, route_cell_config
 from n2prune.graph.network import PROVIDER, Network
 from n2prune.graph.objects import build_solvers
+from n2prune.graph.pruning_section import pruning_section_refs
 from n2prune.graph.quantizers import attach_prune_quantizer
 from n2prune.graph.reader import IGNORED_CELL_KEYS, SectionReader, unknown_key_message
 from n2prune.graph.stimuli import PROVIDER_SECTIONS, build_provider
@@ -202,27 +203,31 @@ def build_network(ini, seed=0, epoch_size=None):
         _inject_shape_keys(ini, name, in_shapes, cell.output_shape)
         cells.append(cell)
     network = Network(cells, inputs, shapes[PROVIDER], read_targets(ini, {n: shapes[n] for n in order}, ctx.known_keys))
+    section_refs = pruning_section_refs(ini, ctx, cells)
     for cell in cells:
         # After the network exists: BN criteria score with the BatchNorm the cell feeds.
-        if ctx.reader(cell.name).has("QWeight"):
-            attach_prune_quantizer(ini, cell, ctx.routed(cell.name).quantizer,
-                                   feeding_batchnorm(network, cell.name))
+        if ctx.reader(cell.name).has("QWeight") or cell.name in section_refs:
+            refs = {**section_refs.get(cell.name, {}), **ctx.routed(cell.name).quantizer}
+            attach_prune_quantizer(ini, cell, refs, feeding_batchnorm(network, cell.name))
     for cell in cells:
         if cell.params():
             network.solvers[cell.name] = build_solvers(ini, cell.name, ctx.routed(cell.name))
-    network.quantizer_keys = _quantizer_keys(ini, ctx)
+    network.quantizer_keys = _quantizer_keys(ini, ctx, section_refs)
     return network, provider, ctx
 
 
-def _quantizer_keys(ini, ctx):
+def _quantizer_keys(ini, ctx, section_refs):
     """``{cell: {Param: (section, key)}}`` of the ``QWeight.*`` keys of quantized cells.
 
     As N2D2, ``QWeight.X`` (in the cell or its ConfigSection) without
     ``QWeight=`` in the cell is an error, not a silently unquantized cell.
     """
-    keys = {}
+    keys = {cell: dict(refs) for cell, refs in section_refs.items()}
     for cell, routed in ctx._routed.items():
         if not routed.quantizer:
+            continue
+        if cell in section_refs:  # selected by [Pruning]: its own keys override
+            keys[cell].update(routed.quantizer)
             continue
         if not ini.section(cell).has("QWeight"):
             section, key = next(iter(routed.quantizer.values()))
