@@ -20,10 +20,9 @@ def fc(seed, outputs=12, inputs=(4, 2, 2)):
 
 
 def ramp(**kwargs):
-    options = dict(prune_mode="Gradual", pattern="Unstructured", schedule="Cubic", start=0.0,
-                   threshold=0.8, stepsize=10, schedule_length=50)
-    options.update(kwargs)
-    return PruneCell(**options)
+    options = {"prune_mode": "Gradual", "pattern": "Unstructured", "schedule": "Cubic",
+               "start": 0.0, "threshold": 0.8, "stepsize": 10, "schedule_length": 50}
+    return PruneCell(**{**options, **kwargs})
 
 
 def test_ramp_fires_after_the_delay_at_each_period_with_the_formula():
