@@ -58,10 +58,10 @@ def resolve_global(network, force=False):
     members = global_members(network)
     if not members or not (force or any(c.quantizer.pending_global for c in members)):
         return
-    targets = {float(c.quantizer.current_threshold) for c in members}
+    targets = {c.quantizer.target for c in members}
     if len(targets) > 1:
         raise UserError("cells with QWeight.Scope=Global must share one target, got "
-                        + ", ".join(f"{c.name}={float(c.quantizer.current_threshold):g}"
+                        + ", ".join(f"{c.name}={c.quantizer.target:g}"
                                     for c in members))
     scores, owners = [], []
     for cell in members:

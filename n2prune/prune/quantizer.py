@@ -63,6 +63,9 @@ class PruneCell:
         self.current_threshold = np.float32(0)
         self.period, self.counter, self.version = 0, 0, 0
         self.fires, self.delay_left, self.ramp_start = 0, 0, 0.0
+        # The pattern's target in float64: a float32 19/36 of 4,608 weights
+        # would round to one weight more than the schedule asked for.
+        self.target = 0.0
         # Per tensor: float32 soft masks while a Blend/Sigmoid schedule is
         # before its knee (else None); global-scope targets (else None);
         # Σ|w·g| for the Taylor criterion; the BatchNorm cell fed by this one.
@@ -97,9 +100,11 @@ class PruneCell:
                            if self.options.restore_sparsity else self.start)
         if self.options.fix_sparsity:
             self.masks = [schedules.locked_mask(w) for w in self.weights]
-            self.current_threshold = np.float32(self.sparsity())
+            self.target = self.sparsity()
+            self.current_threshold = np.float32(self.target)
         elif self.prune_filler != "None" or self.rule is not None:
-            self.current_threshold = np.float32(self._initial_target())
+            self.target = self._initial_target()
+            self.current_threshold = np.float32(self.target)
             self.masks = [self.compute_mask(k) for k in range(len(self.weights))]
         self.version += 1
         self.after_update(self.weights)
@@ -123,7 +128,7 @@ class PruneCell:
             fill = PRUNING_FILLERS[self.prune_filler]
             return fill(self.weights[k], self.masks[k], self.current_threshold, self.delta,
                         self.rng)
-        target = self.current_threshold
+        target = self.target
         if self.tensor_targets is not None:
             target = self.tensor_targets[k]
         return self.rule.mask(self.scores(k), target)
@@ -182,6 +187,7 @@ class PruneCell:
         if not self.current_threshold < cap:
             return False
         self.current_threshold = min(self.current_threshold + np.float32(self.gamma), cap)
+        self.target = float(self.current_threshold)
         self.refresh_masks()
         return True
 
@@ -201,7 +207,7 @@ class PruneCell:
         else:
             target = schedules.SCHEDULES[name](self.fires, total, self.ramp_start,
                                                self.threshold)
-        self.current_threshold = np.float32(target)
+        self.current_threshold, self.target = np.float32(target), float(target)
         self.refresh_masks()
         return True
 
@@ -305,7 +311,13 @@ class PruneCell:
     @property
     def next_update_in(self):
         """Stimuli before the next Gradual fire, or None when masks will not change any more."""
-        if self.prune_mode != "Gradual" or not self.current_threshold < np.float32(self.threshold):
+        if self.prune_mode != "Gradual" or self.options.fix_sparsity:
+            return None
+        if self.options.is_ramp:
+            if self.fires >= self.total_fires:
+                return None
+            return self.delay_left + max(0, self.period - self.counter)
+        if not self.current_threshold < np.float32(self.threshold):
             return None
         return max(0, self.period - self.counter)
 
@@ -325,6 +337,7 @@ class PruneCell:
         zeros = sum(m.size - np.count_nonzero(m) for m in self.masks)
         total = sum(m.size for m in self.masks)
         self.current_threshold = np.float32(zeros) / np.float32(total) if total else np.float32(0)
+        self.target = float(self.current_threshold)
         self.version += 1
 
     def state(self):
@@ -332,7 +345,8 @@ class PruneCell:
         state = {f"mask{k}": m for k, m in enumerate(self.masks)}
         state.update({f"soft{k}": m for k, m in enumerate(self.soft or [])})
         state.update(threshold=self.current_threshold, counter=self.counter, version=self.version,
-                     fires=self.fires, delay_left=self.delay_left, ramp_start=self.ramp_start)
+                     fires=self.fires, delay_left=self.delay_left, ramp_start=self.ramp_start,
+                     target=self.target)
         return state
 
     def load_state(self, state):
@@ -344,6 +358,7 @@ class PruneCell:
         self.fires = int(state.get("fires", 0))
         self.delay_left = int(state.get("delay_left", 0))
         self.ramp_start = float(state.get("ramp_start", self.ramp_start))
+        self.target = float(state.get("target", self.current_threshold))
         soft = [state[f"soft{k}"] for k in range(len(self.weights)) if f"soft{k}" in state]
         self.soft = [np.asarray(m, dtype=np.float32) for m in soft] or None
         # Strictly newer than both, so whatever was built from the old masks is rebuilt.
