@@ -62,18 +62,18 @@ def _step_limit(sorted_magnitudes, threshold, delta):
     if size == 0 or not threshold > 0:
         return np.float32(0)
     # Smallest count whose float32 fraction reaches the threshold (count = size always does).
-    needed = _bisect(1, size, lambda c: np.float32(c) / np.float32(size) >= threshold)
+    needed = bisect_first(1, size, lambda c: np.float32(c) / np.float32(size) >= threshold)
     target = sorted_magnitudes[needed - 1]  # the needed-th smallest |W| must be <= limit
     if not delta * np.float32(MAX_STEP) >= target:
         raise UnreachableThreshold(
             f"Delta={delta:g} cannot prune {threshold:g} of these weights: that needs "
             f"|W| <= {target:g}" + (" but only exact zeros are ever pruned" if delta == 0 else ""))
     # delta * float(j) is non-decreasing in j, so bisection finds N2D2's j exactly.
-    step = _bisect(1, MAX_STEP, lambda j: delta * np.float32(j) >= target)
+    step = bisect_first(1, MAX_STEP, lambda j: delta * np.float32(j) >= target)
     return delta * np.float32(step)
 
 
-def _bisect(low, high, reached):
+def bisect_first(low, high, reached):
     """Smallest integer in [low, high] where the non-decreasing ``reached`` is true (true at high)."""
     while low < high:
         middle = (low + high) // 2

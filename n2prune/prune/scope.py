@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from n2prune.errors import UserError
+from n2prune.prune.fillers import bisect_first
 
 # Relative slack when a fraction times a size should be an integer (0.7 * 10 = 7.000000000000001).
 _COUNT_SLACK = 1e-9
@@ -63,7 +64,7 @@ def global_sparsities(scores_list, target, min_caps=None, max_caps=None, names=N
 
     # capped(cut).sum() is non-decreasing and rises by at most 1 per step
     # (one element joins one cell), so the first cut reaching ``wanted`` hits it.
-    cut = _bisect(0, total, lambda c: capped(c).sum() >= wanted)
+    cut = bisect_first(0, total, lambda c: capped(c).sum() >= wanted)
     return [int(c) / n if n else 0.0 for c, n in zip(capped(cut), sizes)]
 
 
@@ -102,17 +103,6 @@ def _pooled_positions(scores_list):
     ends = np.cumsum([np.size(s) for s in scores_list], dtype=np.int64)
     starts = ends - [np.size(s) for s in scores_list]
     return [np.sort(rank[a:b]) for a, b in zip(starts, ends)]
-
-
-def _bisect(low, high, reached):
-    """Smallest integer in [low, high] where the non-decreasing ``reached`` is true (true at high)."""
-    while low < high:
-        middle = (low + high) // 2
-        if reached(middle):
-            high = middle
-        else:
-            low = middle + 1
-    return low
 
 
 def zscore(channel_scores):
