@@ -14,7 +14,7 @@ the line where it was written.
 """
 
 from n2prune.errors import IniError
-from n2prune.ini import did_you_mean
+from n2prune.ini import did_you_mean, known_hint
 
 SOLVER_PREFIXES = ("Solvers.", "WeightsSolver.", "BiasSolver.")
 QUANTIZER_PREFIX = "QWeight."
@@ -108,12 +108,9 @@ def read_params(ini, cell, routed, table):
     kwargs = {}
     for name, (section, key) in routed.params.items():
         if name not in table:
-            hint = did_you_mean(name, sorted(table))
-            known = ", ".join(sorted(table)) or "none"
-            extra = f"did you mean {hint}? " if hint else ""
             raise IniError(
                 f"{ini.where(section, key)}: unknown parameter {name} for cell [{cell}] "
-                f"({extra}parameters of this cell type: {known})"
+                f"{known_hint(name, sorted(table), 'parameters of this cell type')}"
             )
         py_name, reader, _default = table[name]
         kwargs[py_name] = ini.read(section, key, reader)

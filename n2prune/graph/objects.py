@@ -9,7 +9,7 @@ from n2prune.graph.tables import (
     SGD_IGNORED_KEYS,
     SGD_KEYS,
 )
-from n2prune.ini import did_you_mean, values
+from n2prune.ini import did_you_mean, known_hint, values
 from n2prune.solvers.sgd import SGD
 
 
@@ -78,10 +78,8 @@ def read_solver_kwargs(ini, refs):
         if name in SGD_IGNORED_KEYS:
             continue
         if name not in SGD_KEYS:
-            hint = did_you_mean(name, sorted(SGD_KEYS))
-            extra = f"did you mean {hint}? " if hint else ""
             raise IniError(f"{ini.where(section, key)}: unknown SGD solver parameter {name} "
-                           f"({extra}known: {', '.join(SGD_KEYS)})")
+                           f"{known_hint(name, SGD_KEYS)}")
         py_name, reader_fn, _default = SGD_KEYS[name]
         kwargs[py_name] = ini.read(section, key, reader_fn)
     return kwargs

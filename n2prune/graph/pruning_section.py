@@ -14,7 +14,7 @@ the first conv and the classifier by default follows TinyNN's
 """
 
 from n2prune.errors import IniError
-from n2prune.ini import did_you_mean, values
+from n2prune.ini import known_hint, values
 from n2prune.prune.scope import default_exclusions
 
 SECTION = "Pruning"
@@ -47,10 +47,8 @@ def _selected(ini, reader, cells):
         return [n for n in prunable if n not in excluded]
     for name in chosen:
         if name not in types:
-            hint = did_you_mean(name, list(types))
-            extra = f"did you mean {hint}? " if hint else ""
-            raise IniError(f"{reader.where('Cells')}: unknown cell {name!r} ({extra}"
-                           f"prunable: {', '.join(prunable)})")
+            raise IniError(f"{reader.where('Cells')}: unknown cell {name!r} "
+                           f"{known_hint(name, prunable, 'prunable')}")
         if types[name] not in PRUNABLE_TYPES:
             raise IniError(f"{reader.where('Cells')}: [{name}] is a {types[name]} cell; only "
                            f"{' and '.join(PRUNABLE_TYPES)} cells have weights to prune")

@@ -9,7 +9,7 @@ n2prune's.
 import logging
 
 from n2prune.errors import IniError
-from n2prune.ini import did_you_mean, values
+from n2prune.ini import known_hint, values
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.options import SCOPES
 from n2prune.prune.patterns import PATTERNS
@@ -79,10 +79,8 @@ def _prune_quantizer(ini, cell_name, refs):
                      ini.where(section, key))
             continue
         if name not in PRUNE_KEYS:
-            hint = did_you_mean(name, sorted(PRUNE_KEYS))
-            extra = f"did you mean QWeight.{hint}? " if hint else ""
-            raise IniError(f"{ini.where(section, key)}: unknown Prune parameter ({extra}known: "
-                           f"{', '.join(PRUNE_KEYS)})")
+            raise IniError(f"{ini.where(section, key)}: unknown Prune parameter "
+                           f"{known_hint(name, PRUNE_KEYS, prefix='QWeight.')}")
         py_name, reader, _default = PRUNE_KEYS[name]
         kwargs[py_name] = (ini.read(section, key, reader), ini.where(section, key))
     try:

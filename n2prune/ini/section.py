@@ -23,6 +23,18 @@ def did_you_mean(word, candidates):
     return close[0] if close else None
 
 
+def known_hint(word, candidates, label="known", prefix=""):
+    """``"(did you mean <prefix>X? <label>: a, b)"`` for an unknown ``word``.
+
+    The one wording of every "unknown name" error; ``prefix`` is what the
+    user writes before the name (``QWeight.``).
+    """
+    candidates = list(candidates)
+    hint = did_you_mean(word, candidates)
+    extra = f"did you mean {prefix}{hint}? " if hint else ""
+    return f"({extra}{label}: {', '.join(candidates) or 'none'})"
+
+
 class Entry:
     """A raw value, where it was written, and whether anything read it.
 
