@@ -1,7 +1,9 @@
 """compat.moffett: Moffett's Prune configures the same quantizers as its INI keys."""
 
+import compat_net
 import numpy as np
 import pytest
+from compat_net import BATCH, ini_text
 
 from n2prune.cells import Conv, Fc
 from n2prune.compat import Prune
@@ -11,41 +13,21 @@ from n2prune.ini import parse_ini_text
 from n2prune.prune.network import initialize_masks, step_quantizers
 from n2prune.prune.patterns import kept_count
 
-BATCH, SEED = 8, 5
+SEED = 5
 # conv1: 1 input (dropped by balance='fix'); conv2: 8 inputs (bank 8);
 # fc: 64·4·4 = 1024 inputs (Moffett's 64 x 8 interleaved banks).
-SECTIONS = {
-    "sp": ["SizeX=12", "SizeY=12", f"BatchSize={BATCH}"],
-    "conv1": ["Input=sp", "Type=Conv", "KernelDims=3 3", "NbOutputs=8",
-              "ActivationFunction=Rectifier", "WeightsFiller=HeFiller", "ConfigSection=solver"],
-    "conv2": ["Input=conv1", "Type=Conv", "KernelDims=3 3", "Stride=2", "NbOutputs=64",
-              "ActivationFunction=Rectifier", "WeightsFiller=HeFiller", "ConfigSection=solver"],
-    "fc": ["Input=conv2", "Type=Fc", "NbOutputs=10", "ConfigSection=solver"],
-    "softmax": ["Input=fc", "Type=Softmax", "NbOutputs=10", "WithLoss=1"],
-    "softmax.Target": [],
-    "solver": ["Solvers.LearningRate=0.05", "Solvers.Momentum=0.9"],
-}
 TARGETS = {"conv1": 0.5, "conv2": 0.75, "fc": 0.9}
 # Updates after 2 + 2k calls for k = 1..4 (K = 8 // 2).
 STEPS = {"pretrain_step": 2, "sparse_step": 8, "frequency": 2}
 
 
 def network(keys=None):
-    lines = []
-    for name, body in SECTIONS.items():
-        extra = [f"{k}={v}" for k, v in (keys or {}).get(name, {}).items()]
-        lines += [f"[{name}]", *body, *extra, ""]
-    net, _provider, ctx = build_network(parse_ini_text("\n".join(lines)), seed=SEED)
+    net, _provider, ctx = build_network(parse_ini_text(ini_text(keys)), seed=SEED)
     return net, ctx
 
 
 def train(net, steps, after_step):
-    data = np.random.default_rng(13)
-    for _ in range(steps):
-        net.forward(data.random((1, BATCH, 12, 12), dtype=np.float32), train=True)
-        net.loss_and_backward(data.integers(0, 10, BATCH))
-        net.apply_solvers(BATCH)
-        after_step()
+    compat_net.train(net, steps, after_step, seed=13)
 
 
 @pytest.mark.parametrize("balance, steps", [("fix", 12), ("fix", 7), ("none", 12)])

@@ -1,7 +1,9 @@
 """compat.ti: TI's PrunerModule configures the same quantizers as its INI keys."""
 
+import compat_net
 import numpy as np
 import pytest
+from compat_net import BATCH, ini_text
 
 from n2prune.compat import PrunerModule
 from n2prune.compat.ti import n2m_kept, ti_kwargs
@@ -9,32 +11,10 @@ from n2prune.graph.builder import build_network
 from n2prune.ini import parse_ini_text
 from n2prune.prune.network import initialize_masks, step_quantizers
 
-BATCH, EPOCH, SEED = 8, 16, 3  # two batches per epoch
+EPOCH, SEED = 16, 3  # two batches per epoch
 # conv1: 8 outputs (too few for TI's channel pruning); conv2: 64 > 32; fc: never (TI v1).
-SECTIONS = {
-    "sp": ["SizeX=12", "SizeY=12", f"BatchSize={BATCH}"],
-    "conv1": ["Input=sp", "Type=Conv", "KernelDims=3 3", "NbOutputs=8",
-              "ActivationFunction=Rectifier", "WeightsFiller=HeFiller", "ConfigSection=solver"],
-    "conv2": ["Input=conv1", "Type=Conv", "KernelDims=3 3", "Stride=2", "NbOutputs=64",
-              "ActivationFunction=Rectifier", "WeightsFiller=HeFiller", "ConfigSection=solver"],
-    "fc": ["Input=conv2", "Type=Fc", "NbOutputs=10", "ConfigSection=solver"],
-    "softmax": ["Input=fc", "Type=Softmax", "NbOutputs=10", "WithLoss=1"],
-    "softmax.Target": [],
-    "solver": ["Solvers.LearningRate=0.05", "Solvers.Momentum=0.9"],
-}
 # E=8, e0=2: knee 2 + 4 = 6, so 4 fires, at the end of epochs 3..6 (steps 6, 8, 10, 12).
 TI_ARGS = {"total_epochs": 8, "init_train_ep": 2, "epoch_size": EPOCH}
-
-
-def ini_text(keys=None, nb_outputs=64):
-    """The test network's INI, with ``{cell: {key: value}}`` added to its sections."""
-    lines = []
-    for name, body in SECTIONS.items():
-        body = [f"NbOutputs={nb_outputs}" if (name, line) == ("conv2", "NbOutputs=64") else line
-                for line in body]
-        extra = [f"{k}={v}" for k, v in (keys or {}).get(name, {}).items()]
-        lines += [f"[{name}]", *body, *extra, ""]
-    return "\n".join(lines)
 
 
 def network(keys=None, nb_outputs=64):
@@ -44,12 +24,7 @@ def network(keys=None, nb_outputs=64):
 
 
 def train(net, steps):
-    data = np.random.default_rng(11)
-    for _ in range(steps):
-        net.forward(data.random((1, BATCH, 12, 12), dtype=np.float32), train=True)
-        net.loss_and_backward(data.integers(0, 10, BATCH))
-        net.apply_solvers(BATCH)
-        step_quantizers(net, BATCH)
+    compat_net.train(net, steps, lambda: step_quantizers(net, BATCH), seed=11)
 
 
 def assert_same_training(a, b):
