@@ -7,6 +7,7 @@ slimming penalty).
 
 import numpy as np
 
+from n2prune.cells.batchnorm import BatchNorm
 from n2prune.errors import UserError
 from n2prune.prune import criteria, scope
 
@@ -98,7 +99,7 @@ def attach_batchnorms(network):
 
 def feeding_batchnorm(network, name):
     """The BatchNorm cell whose only input is cell ``name``, or None."""
-    return next((c for c in network.cells if type(c).__name__ == "BatchNorm"
+    return next((c for c in network.cells if isinstance(c, BatchNorm)
                  and network.inputs[c.name] == [name]), None)
 
 
