@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from n2prune.cells import WeightCell
 from n2prune.errors import UserError
 from n2prune.io.checkpoint import load_network_arrays
 from n2prune.train.model import Model
@@ -89,7 +90,7 @@ def print_check(report):
 
 
 def network_report(network):
-    cells = [c for c in network.cells if getattr(c, "weights", None)]
+    cells = [c for c in network.cells if isinstance(c, WeightCell)]
     rows = [cell_row(c) for c in cells]
     params = sum(r["params"] for r in rows)
     nonzero = sum(r["nonzero"] for r in rows)
@@ -99,8 +100,8 @@ def network_report(network):
 
 def channel_report(network, name):
     """Per-output-channel non-zeros and sparsity of one cell."""
-    if name not in network.by_name or not getattr(network.by_name[name], "weights", None):
-        known = ", ".join(c.name for c in network.cells if getattr(c, "weights", None))
+    if name not in network.by_name or not isinstance(network.by_name[name], WeightCell):
+        known = ", ".join(c.name for c in network.cells if isinstance(c, WeightCell))
         raise UserError(f"no cell [{name}] with weights in this run (cells: {known})")
     kept = np.concatenate([t.reshape(t.shape[0], -1) != 0
                            for t in _effective(network.by_name[name])], axis=1)

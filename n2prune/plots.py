@@ -5,6 +5,7 @@ weights are kept (white) and pruned (black); Fc as outputs x inputs, Conv as
 outputs x (channel, ky, kx).
 """
 
+from n2prune.cells import WeightCell
 from n2prune.errors import UserError
 
 
@@ -54,7 +55,7 @@ def plot_mask(plt, cell, path):
 def plot_run(network, run_dir):
     """Write ``sparsity.png`` and ``masks/<cell>.png`` into ``run_dir``; returns the paths."""
     plt = _pyplot()
-    cells = [c for c in network.cells if getattr(c, "weights", None)]
+    cells = [c for c in network.cells if isinstance(c, WeightCell)]
     paths = [run_dir / "sparsity.png"]
     plot_sparsity(plt, cells, paths[0])
     (run_dir / "masks").mkdir(exist_ok=True)

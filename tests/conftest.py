@@ -1,3 +1,31 @@
 """Imported first by pytest: n2prune sets OpenBLAS's thread timeout before numpy loads."""
 
+import os
+
+import pytest
+from paths import fashion_mnist_missing, n2d2_models_missing
+
 import n2prune  # noqa: F401
+
+# mark -> (what it needs, function giving the reason it is missing or None)
+EXTERNAL = {
+    "n2d2_models": ("N2D2's own model files ($N2D2_MODELS or ../shared/n2d2_models)",
+                    n2d2_models_missing),
+    "fashion_mnist": ("Fashion-MNIST (apt-get install dataset-fashion-mnist)",
+                      fashion_mnist_missing),
+}
+
+
+def pytest_configure(config):
+    for mark, (needs, _) in EXTERNAL.items():
+        config.addinivalue_line("markers", f"{mark}: reads {needs}")
+
+
+def pytest_runtest_setup(item):
+    """Skip a test whose outside files are missing; fail it where they must be there (CI)."""
+    for mark, (_, missing) in EXTERNAL.items():
+        reason = missing() if item.get_closest_marker(mark) else None
+        if reason and os.environ.get("N2PRUNE_REQUIRE_EXTERNAL"):
+            pytest.fail(f"{reason} (required here: N2PRUNE_REQUIRE_EXTERNAL is set)")
+        if reason:
+            pytest.skip(reason)

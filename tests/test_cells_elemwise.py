@@ -16,10 +16,10 @@ def _cell(operation, **kwargs):
 
 @pytest.mark.parametrize("operation,kwargs,expected", [
     ("Sum", {}, [5, -1, 2, 0]),
-    ("Sum", {"weights": [2.0, -1.0], "shifts": [0.5, 1.0]}, [-0.5, -3.5, 8.5, 1.5]),
-    ("Sum", {"weights": [2.0]}, [6, -3, 5, 0]),  # padded with 1.0, as N2D2
-    ("AbsSum", {"weights": [1.0, 2.0]}, [9, 4, 5, 0]),
-    ("EuclideanSum", {"weights": [1.0, 2.0]}, np.sqrt([65, 8, 13, 0])),
+    ("Sum", {"coefficients": [2.0, -1.0], "shifts": [0.5, 1.0]}, [-0.5, -3.5, 8.5, 1.5]),
+    ("Sum", {"coefficients": [2.0]}, [6, -3, 5, 0]),  # padded with 1.0, as N2D2
+    ("AbsSum", {"coefficients": [1.0, 2.0]}, [9, 4, 5, 0]),
+    ("EuclideanSum", {"coefficients": [1.0, 2.0]}, np.sqrt([65, 8, 13, 0])),
     ("EuclideanSum", {"shifts": [3.0, 4.0]}, np.sqrt([42, 30, 35, 25])),
     ("Prod", {}, [4, -2, -3, 0]),
     ("Max", {}, [4, 1, 3, 0]),
@@ -33,7 +33,7 @@ def test_hand_computed(operation, kwargs, expected):
 @pytest.mark.parametrize("operation", ["Sum", "AbsSum", "EuclideanSum", "Prod", "Max"])
 def test_gradients_three_weighted_inputs(operation):
     rng = np.random.default_rng(1)
-    cell = ElemWise("e", [(2, 3, 3)] * 3, 2, operation=operation, weights=[0.5, -2.0, 1.5],
+    cell = ElemWise("e", [(2, 3, 3)] * 3, 2, operation=operation, coefficients=[0.5, -2.0, 1.5],
                     shifts=[0.1, -0.3, 0.2], activation=Rectifier(leak_slope=0.2))
     xs = [rng.standard_normal((2, 2, 3, 3)) for _ in range(3)]
     check_cell(cell, xs, rng)
@@ -41,7 +41,7 @@ def test_gradients_three_weighted_inputs(operation):
 
 def test_per_channel_sum():
     rng = np.random.default_rng(2)
-    cell = ElemWise("e", [(2, 1, 2)] * 2, 2, operation="Sum", weights=[2.0, 3.0],
+    cell = ElemWise("e", [(2, 1, 2)] * 2, 2, operation="Sum", coefficients=[2.0, 3.0],
                     shifts=[1.0, -1.0], coeff_mode="PerChannel")
     x1, x2 = rng.standard_normal((2, 3, 1, 2)), rng.standard_normal((2, 3, 1, 2))
     w, s = np.array([2.0, 3.0])[:, None, None, None], np.array([1.0, -1.0])[:, None, None, None]
@@ -73,4 +73,4 @@ def test_errors():
     with pytest.raises(UserError, match="unknown operation"):
         ElemWise("e", [(2, 3, 3)], 2, operation="Mean")
     with pytest.raises(UserError, match="3 coefficients given, at most 2"):
-        ElemWise("e", [(2, 3, 3)] * 2, 2, weights=[1, 2, 3])
+        ElemWise("e", [(2, 3, 3)] * 2, 2, coefficients=[1, 2, 3])

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from paths import N2D2_MODELS
+from paths import N2D2_MODEL_FILES, N2D2_MODELS
 
 from n2prune.errors import IniError
 from n2prune.ini import (
@@ -20,7 +20,6 @@ from n2prune.ini import (
 )
 
 MODELS = N2D2_MODELS
-MODEL_FILES = sorted(MODELS.glob("*.ini"))
 
 
 def ini_of(text, overrides=()):
@@ -294,9 +293,10 @@ def test_dumps_quotes_what_needs_it_and_flattens():
     assert "A=$(${X} * 3)" in ini.dumps(resolved=False)
 
 
-@pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.name)
-def test_real_files_load_and_dump_round_trip(path):
-    ini = load_ini(path)
+@pytest.mark.n2d2_models
+@pytest.mark.parametrize("name", N2D2_MODEL_FILES)
+def test_real_files_load_and_dump_round_trip(name):
+    ini = load_ini(MODELS / name)
     assert ini.sections() and ini.warnings == []
     again = parse_ini_text(ini.dumps(), path="dumped.ini")
     assert [s.name for s in again.sections()] == [s.name for s in ini.sections()]
@@ -305,6 +305,7 @@ def test_real_files_load_and_dump_round_trip(path):
 
 # -- real N2D2 files ------------------------------------------------------
 
+@pytest.mark.n2d2_models
 def test_lenet_mapping_continuation_and_refs():
     ini = load_ini(MODELS / "LeNet.ini")
     mapping = ini.read("conv2", "Mapping(pool1)", values.vector(values.as_uint))
@@ -317,6 +318,7 @@ def test_lenet_mapping_continuation_and_refs():
     assert ini.read("common.config", "Solvers.LearningRateStepSize", values.as_uint) == 48000
 
 
+@pytest.mark.n2d2_models
 def test_lenet_quant_variables_and_inheritance():
     ini = load_ini(MODELS / "LeNet_quant.ini")
     assert ini.read("sp.config", "QuantizationLevels", values.as_int) == 8
@@ -327,12 +329,14 @@ def test_lenet_quant_variables_and_inheritance():
     assert not ini.section("fc2").has("ActivationFunction.QuantizationLevels")
 
 
+@pytest.mark.n2d2_models
 def test_lenet_spike_thousands_separators():
     ini = load_ini(MODELS / "LeNet_Spike.ini")
     assert ini.read("env.config", "PeriodMin", values.as_int) == 1_000_000
     assert ini.read("env.config", "PeriodMeanMax", values.as_int) == 100_000_000_000
 
 
+@pytest.mark.n2d2_models
 def test_lenet_bn_sat_parent_without_space():
     ini = load_ini(MODELS / "tests_mnist_model_LeNet-bn-SAT.ini")
     assert ini.section("bn3").parents == ["Bn_def"]

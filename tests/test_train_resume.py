@@ -129,6 +129,7 @@ def test_existing_run_folder_is_not_overwritten(tiny_ini, tmp_path, capsys):
     assert len(err) == 1 and "--resume" in err[0]
 
 
+@pytest.mark.n2d2_models
 def test_lenet_short_run_on_real_mnist(tmp_path):
     """N2D2's own LeNet.ini, unmodified, for 40 steps of 128 images."""
     run = tmp_path / "lenet"

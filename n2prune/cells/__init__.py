@@ -14,6 +14,7 @@ from n2prune.cells.padding import Padding
 from n2prune.cells.pool import Pool
 from n2prune.cells.registry import CELL_TYPES, register_cell
 from n2prune.cells.softmax import Softmax
+from n2prune.cells.weighted import WeightCell
 
 __all__ = [
     "CELL_TYPES",
@@ -26,5 +27,6 @@ __all__ = [
     "Padding",
     "Pool",
     "Softmax",
+    "WeightCell",
     "register_cell",
 ]

@@ -9,7 +9,7 @@ coefficients of input ``k``::
     Prod          y = prod_k x_k                       (no coefficients)
     Max           y = max_k x_k                        (first input wins ties)
 
-``weights`` (default 1) and ``shifts`` (default 0) hold one value per input
+``coefficients`` (N2D2's ``Weights``, default 1) and ``shifts`` (default 0) hold one value per input
 (``coeff_mode`` ``"PerInput"`` and, as N2D2's CPU cell, ``"PerLayer"``) or
 one per channel (``"PerChannel"``). Shorter lists are padded with the
 defaults, as N2D2 does. In ``PerChannel`` mode only Sum uses the
@@ -95,7 +95,7 @@ OPERATIONS = {
 class ElemWise(Cell):
     """Combines inputs of identical shape (C, H, W) into one of that shape."""
 
-    def __init__(self, name, input_shapes, nb_outputs, operation="Sum", weights=None,
+    def __init__(self, name, input_shapes, nb_outputs, operation="Sum", coefficients=None,
                  shifts=None, coeff_mode="PerInput", activation=None):
         super().__init__(name, input_shapes)
         if operation not in OPERATIONS:
@@ -110,7 +110,7 @@ class ElemWise(Cell):
             raise shape_error(name, f"NbOutputs={nb_outputs} must equal the number of "
                               f"channels of each input ({self.output_shape[0]})")
         self.operation, self.coeff_mode = operation, coeff_mode
-        self.weights = self._coefficients(weights, 1.0)
+        self.coefficients = self._coefficients(coefficients, 1.0)
         self.shifts = self._coefficients(shifts, 0.0)
         self.activation = resolve(activation)
         self._cache = None
@@ -134,7 +134,7 @@ class ElemWise(Cell):
 
     def forward(self, xs, train):
         dtype = xs[0].dtype
-        w, s = self._per_input(self.weights, dtype), self._per_input(self.shifts, dtype)
+        w, s = self._per_input(self.coefficients, dtype), self._per_input(self.shifts, dtype)
         y, extra = OPERATIONS[self.operation][0](xs, w, s)
         self._cache = (xs, w, extra) if train else None
         return self.activation.forward(np.asarray(y, dtype=dtype))

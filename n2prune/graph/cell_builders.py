@@ -145,7 +145,7 @@ def build_elemwise(ctx, name, inputs, shapes):
     return cells.ElemWise(
         name, shapes, _nb_outputs(r),
         operation=r.get("Operation", values.enum("Sum", "AbsSum", "EuclideanSum", "Prod", "Max")),
-        weights=r.get("Weights", values.vector(_float), None),
+        coefficients=r.get("Weights", values.vector(_float), None),
         shifts=r.get("Shifts", values.vector(_float), None),
         coeff_mode=r.get("CoeffMode", values.enum("PerLayer", "PerInput", "PerChannel"), "PerInput"),
         activation=read_activation(r),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from n2prune.cells import BatchNorm, WeightCell
 from n2prune.errors import UserError
 from n2prune.io.atomic import atomic_write_text
 
@@ -138,11 +139,11 @@ def _batchnorm_arrays(cell):
 
 def export_cell(cell, folder):
     folder = Path(folder)
-    if hasattr(cell, "variance"):
+    if isinstance(cell, BatchNorm):
         for name, array in _batchnorm_arrays(cell).items():
             atomic_write_text(folder / f"{cell.name}_{name}.syntxt", "\n".join(_fmt([v]) for v in array) + "\n")
         return
-    if not getattr(cell, "weights", None):
+    if not isinstance(cell, WeightCell):
         return
     atomic_write_text(folder / f"{cell.name}_weights.syntxt", "\n".join(weight_lines(cell)) + "\n")
     if getattr(cell, "quantizer", None) is not None:
@@ -155,12 +156,12 @@ def export_cell(cell, folder):
 def import_cell(cell, folder):
     """Read ``cell``'s files; True when they carried its pruning masks."""
     folder = Path(folder)
-    if hasattr(cell, "variance"):
+    if isinstance(cell, BatchNorm):
         for name, array in _batchnorm_arrays(cell).items():
             array[...] = _parse_numbers(folder / f"{cell.name}_{name}.syntxt", array.size)
-        return
-    if not getattr(cell, "weights", None):
-        return
+        return False
+    if not isinstance(cell, WeightCell):
+        return False
     _set_weights(cell, _parse_numbers(folder / f"{cell.name}_weights.syntxt", _weight_count(cell)))
     if cell.bias is not None:
         cell.bias.value[...] = _parse_numbers(folder / f"{cell.name}_biases.syntxt", cell.bias.value.size)
