@@ -16,9 +16,23 @@ EXTERNAL = {
 }
 
 
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run the tests marked slow")
+
+
 def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long campaigns, run with --runslow")
     for mark, (needs, _) in EXTERNAL.items():
         config.addinivalue_line("markers", f"{mark}: reads {needs}")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
 
 
 def pytest_runtest_setup(item):
