@@ -62,6 +62,23 @@ def _read_header(stream, path):
     return IDX_TYPES[magic[2]], tuple(int(s) for s in np.frombuffer(sizes, ">u4"))
 
 
+def _open_checked(path):
+    try:
+        return _open(path)
+    except OSError as error:
+        raise DataError(f"{path}: cannot open IDX file ({error.strerror or error})") from None
+
+
+def read_idx_header(path):
+    """``(dtype, shape)`` of the IDX file ``path``, reading its header only."""
+    path = os.fspath(path)
+    with _open_checked(path) as stream:
+        try:
+            return _read_header(stream, path)
+        except (OSError, EOFError) as error:
+            raise DataError(f"{path}: corrupt IDX file ({error})") from None
+
+
 def read_idx(path, ndim=None):
     """The array stored in the IDX file ``path`` (raw or gzip), native byte order.
 
@@ -71,11 +88,7 @@ def read_idx(path, ndim=None):
     the only full copy made.
     """
     path = os.fspath(path)
-    try:
-        stream = _open(path)
-    except OSError as error:
-        raise DataError(f"{path}: cannot open IDX file ({error.strerror or error})") from None
-    with stream:
+    with _open_checked(path) as stream:
         try:
             dtype, shape = _read_header(stream, path)
             if ndim is not None and len(shape) != ndim:

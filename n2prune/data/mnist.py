@@ -11,7 +11,7 @@ import pathlib
 
 import numpy as np
 
-from n2prune.data.idx import read_idx
+from n2prune.data.idx import read_idx, read_idx_header
 from n2prune.errors import DataError
 
 PARTITIONS = ("learn", "validation", "test")
@@ -64,19 +64,37 @@ def find_file(folder, name):
                     "there or set DataPath in [database]")
 
 
-def load_idx_pair(folder, prefix):
-    """(images uint8 (N, H, W), labels int64 (N,)) of ``{prefix}-*-ubyte[.gz]``."""
-    images_path = find_file(folder, f"{prefix}-images-idx3-ubyte")
-    labels_path = find_file(folder, f"{prefix}-labels-idx1-ubyte")
-    images = read_idx(images_path, ndim=3)
-    labels = read_idx(labels_path, ndim=1)
-    if images.dtype != np.uint8 or labels.dtype != np.uint8:
-        bad = images_path if images.dtype != np.uint8 else labels_path
-        raise DataError(f"{bad}: expected unsigned byte data (magic 0x000008..)")
-    if len(images) != len(labels):
-        raise DataError(f"{labels_path}: {len(labels)} labels for {len(images)} images "
-                        f"in {images_path}")
-    return images, labels.astype(np.int64)
+class IdxPair:
+    """``{prefix}-images/labels-idx?-ubyte[.gz]`` of a folder.
+
+    Labels (int64, N) and the images' header are read at once; the images
+    (uint8 (N, H, W), read-only) on first use, since ``check`` and a
+    network build need only their count.
+    """
+
+    def __init__(self, folder, prefix):
+        self.images_path = find_file(folder, f"{prefix}-images-idx3-ubyte")
+        labels_path = find_file(folder, f"{prefix}-labels-idx1-ubyte")
+        labels = read_idx(labels_path, ndim=1)
+        dtype, shape = read_idx_header(self.images_path)
+        if len(shape) != 3:
+            raise DataError(f"{self.images_path}: IDX file has {len(shape)} dimensions "
+                            f"{shape}, expected 3")
+        if dtype != np.uint8 or labels.dtype != np.uint8:
+            bad = self.images_path if dtype != np.uint8 else labels_path
+            raise DataError(f"{bad}: expected unsigned byte data (magic 0x000008..)")
+        if shape[0] != len(labels):
+            raise DataError(f"{labels_path}: {len(labels)} labels for {shape[0]} images "
+                            f"in {self.images_path}")
+        self.labels = labels.astype(np.int64)
+        self.labels.flags.writeable = False
+        self._images = None
+
+    def images(self):
+        if self._images is None:
+            self._images = read_idx(self.images_path, ndim=3)
+            self._images.flags.writeable = False
+        return self._images
 
 
 def split_indices(nb_stimuli, validation, seed, random_partitioning=True):
@@ -121,13 +139,9 @@ class MnistIdxDatabase:
                             "(or unset N2D2_DATA to use the bundled MNIST)")
         self.data_path = folder
         self.validation = validation
-        self._train_images, self._train_labels = load_idx_pair(folder, "train")
-        self._test_images, self._test_labels = load_idx_pair(folder, "t10k")
         # Read-only: "test" hands out these arrays themselves, not copies.
-        for array in (self._train_images, self._train_labels,
-                      self._test_images, self._test_labels):
-            array.flags.writeable = False
-        learn, valid = split_indices(len(self._train_labels), validation, seed,
+        self._train, self._test = IdxPair(folder, "train"), IdxPair(folder, "t10k")
+        learn, valid = split_indices(len(self._train.labels), validation, seed,
                                      random_partitioning)
         self._indices = {"learn": learn, "validation": valid}
 
@@ -139,7 +153,7 @@ class MnistIdxDatabase:
         """Indices of ``part`` in its source file (train for learn/validation, t10k for test)."""
         self._check(part)
         if part == "test":
-            return np.arange(len(self._test_labels))
+            return np.arange(len(self._test.labels))
         return self._indices[part]
 
     def size(self, part):
@@ -150,15 +164,15 @@ class MnistIdxDatabase:
         """uint8 (N, H, W) images of ``part``: a copy for learn/validation, read-only for test."""
         self._check(part)
         if part == "test":
-            return self._test_images
-        return self._train_images[self._indices[part]]
+            return self._test.images()
+        return self._train.images()[self._indices[part]]
 
     def labels(self, part):
         """int64 (N,) labels in ``0 .. nb_classes - 1`` of ``part`` (same ownership as images)."""
         self._check(part)
         if part == "test":
-            return self._test_labels
-        return self._train_labels[self._indices[part]]
+            return self._test.labels
+        return self._train.labels[self._indices[part]]
 
 
 @register_database("MNIST_IDX_Database")
