@@ -5,7 +5,7 @@ from pathlib import Path
 
 from n2prune.errors import UserError
 from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
-from n2prune.io.checkpoint import load_network_arrays, read_weights
+from n2prune.io.checkpoint import load_weights_file
 from n2prune.io.syntxt import import_network
 from n2prune.prune.network import initialize_masks, pruned_cells, set_kernel
 from n2prune.train.evaluate import accuracy
@@ -28,8 +28,7 @@ def load_weights(network, source):
     if path.is_dir() and (path / "weights.npz").is_file():
         path = path / "weights.npz"
     if path.suffix == ".npz":
-        arrays = read_weights(path)
-        load_network_arrays(network, arrays, path)
+        arrays = load_weights_file(path, network)
         return {k.split("/")[1] for k in arrays if k.startswith("quant/")}
     if path.is_dir():
         return set(import_network(network, path))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from n2prune.errors import UserError
-from n2prune.io.checkpoint import load_network_arrays
+from n2prune.io.checkpoint import byte_budget, load_network_arrays
 from n2prune.io.npz import read_npz
 from n2prune.train.model import Model
 
@@ -27,7 +27,7 @@ def load_run(run):
         raise UserError(f"{run}: no weights.npz or snapshot.npz yet")
     model = Model(config, need_data=False)
     arrays = read_npz(weights, "weights file", "train the run again, or restore the file from a copy",
-                      text_keys=("meta",))
+                      text_keys=("meta",), max_bytes=byte_budget(model.network))
     load_network_arrays(model.network, arrays, weights)
     return model.network, weights
 

@@ -267,3 +267,20 @@ def test_non_finite_weights_are_refused_naming_the_parameter(trained, tmp_path, 
     shutil.copytree(run, copy)
     shutil.copy(tmp_path / "snapshot.npz", copy / "snapshot.npz")
     check_one_line_error(capsys, cli.main(["train", str(ini), "--resume", str(copy)]), "snapshot.npz")
+
+
+def test_deflated_member_larger_than_the_model_is_refused_before_reading(trained, tmp_path, capsys):
+    """80 MB of zeros deflate to ~80 kB: refused from the header, never decompressed."""
+    ini, _ = trained
+    bomb = tmp_path / "bomb.npz"
+    count = 20_000_000
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive, \
+            archive.open(f"{FC1}.npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(
+            member, {"descr": "<f4", "fortran_order": False, "shape": (count,)})
+        chunk = bytes(1 << 20)
+        for _ in range(count * 4 // len(chunk)):
+            member.write(chunk)
+    assert bomb.stat().st_size < 1 << 20
+    capsys.readouterr()
+    check_one_line_error(capsys, cli.main(["test", str(ini), "--weights", str(bomb)]), "bomb.npz")

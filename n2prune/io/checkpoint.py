@@ -23,7 +23,7 @@ from n2prune.io.arraycheck import (
     check_shape,
 )
 from n2prune.io.atomic import atomic_open
-from n2prune.io.npz import read_npz
+from n2prune.io.npz import read_npz, with_hint
 from n2prune.io.snapshot_meta import check_epoch_order, read_meta
 
 WEIGHTS_HINT = "export the weights again, or point --weights at another file"
@@ -46,9 +46,25 @@ def network_arrays(network):
     return arrays
 
 
-def read_weights(path):
-    """The arrays of a weights ``.npz`` (``network_arrays`` output), checked as ``read_npz``."""
-    return read_npz(path, "weights file", WEIGHTS_HINT)
+def byte_budget(network, epoch_size=0):
+    """The most bytes a weights file or snapshot of ``network`` can hold.
+
+    Parameters, masks and cell states once, solver buffers (velocity,
+    accumulated) twice more, soft masks once more; the epoch order (int64 per
+    learn image, unknown to ``inspect``) within the fixed 64 MiB slack.
+    """
+    arrays = sum(np.asarray(a).nbytes for a in network_arrays(network).values())
+    return 4 * arrays + 8 * epoch_size + (64 << 20)
+
+
+def load_weights_file(path, network):
+    """Load a weights ``.npz`` into ``network``; returns the arrays read."""
+    arrays = read_npz(path, "weights file", WEIGHTS_HINT, max_bytes=byte_budget(network))
+    try:
+        load_network_arrays(network, arrays, path)
+    except UserError as exc:
+        raise with_hint(exc, WEIGHTS_HINT) from None
+    return arrays
 
 
 def _sub_dict(arrays, prefix):
@@ -172,14 +188,15 @@ def load_snapshot(path, network, epoch_size=None):
     """
     if not Path(path).exists():
         raise UserError(f"{path}: no snapshot here (was the run started?)")
-    arrays = read_npz(path, "snapshot", SNAPSHOT_HINT, text_keys=("meta",))
+    arrays = read_npz(path, "snapshot", SNAPSHOT_HINT, text_keys=("meta",),
+                      max_bytes=byte_budget(network, epoch_size or 0))
     try:
         meta = read_meta(arrays.pop("meta", None), path)
         check_epoch_order(arrays.get("epoch_order"), epoch_size, path)
         solver_states = _solver_states(network, arrays, path)
         load_network_arrays(network, arrays, path)
     except UserError as exc:
-        raise UserError(f"{exc}; {SNAPSHOT_HINT}") from None
+        raise with_hint(exc, SNAPSHOT_HINT) from None
     for solver, state in solver_states:
         solver.load_state(state)
     return meta, arrays

@@ -10,6 +10,7 @@ every failure into a ``UserError`` that names the file and what to do.
 
 import zipfile
 import zlib
+from pathlib import Path
 
 from numpy.lib import format as npy_format
 
@@ -23,28 +24,40 @@ MAX_DEFLATE_RATIO = 1100
 MAX_HEADER_SIZE = 10000
 
 
-def read_npz(path, what, hint, text_keys=()):
+def read_npz(path, what, hint, text_keys=(), max_bytes=None):
     """All arrays of the ``.npz`` at ``path`` as a dict ``{key: array}``.
 
     ``what`` names the file in messages ("weights file", "snapshot"), ``hint``
     says what to do about a damaged one. Keys in ``text_keys`` may hold a
     0-d string (a snapshot's JSON ``meta``); every other array must be numeric.
+    ``max_bytes`` bounds the arrays' total size, checked on the headers before
+    anything is read (a small deflated member can claim a gigabyte truthfully).
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            return {_key(info.filename): _read_member(archive, info, path, text_keys)
-                    for info in archive.infolist() if info.filename.endswith(".npy")}
+            members = [i for i in archive.infolist() if i.filename.endswith(".npy")]
+            sizes = [_checked_header(archive, info, path, text_keys) for info in members]
+            if max_bytes is not None and sum(sizes) > max_bytes:
+                raise UserError(f"{path}: its arrays hold {sum(sizes)} bytes, more than the "
+                                f"{max_bytes} this model can use")
+            return {_key(info.filename): _read_array(archive, info) for info in members}
     except FileNotFoundError:
         raise UserError(f"{path}: no such {what}") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder, not a {what} (.npz)") from None
     except UserError as exc:
-        raise UserError(f"{exc}; {hint}") from None
+        raise with_hint(exc, hint) from None
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise UserError(f"{path}: not a readable {what}, truncated or corrupted "
                         f"({_short(exc)}); {hint}") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot read this {what} ({_short(exc)}); {hint}") from None
+
+
+def with_hint(error, hint):
+    """``error`` (a UserError) with what to do appended, as one sentence more."""
+    text = str(error)
+    return UserError(f"{text} {hint[:1].upper()}{hint[1:]}" if text.endswith("?") else f"{text}; {hint}")
 
 
 def _key(name):
@@ -57,21 +70,33 @@ def _short(exc, limit=120):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _read_member(archive, info, path, text_keys):
+def _checked_header(archive, info, path, text_keys):
+    """The data bytes member ``info`` claims, once its header and sizes are checked."""
     key = _key(info.filename)
-    where = f"{path}: array {key!r}"
-    if info.compress_type != zipfile.ZIP_STORED and \
-            info.file_size > MAX_DEFLATE_RATIO * info.compress_size + 4096:
-        raise UserError(f"{where} claims {info.file_size} bytes from {info.compress_size} "
-                        "compressed ones")
+    where = f"{path}: array {key[:80]!r}"
+    _check_zip_sizes(info, Path(path).stat().st_size, where)
     with archive.open(info) as handle:
         shape, dtype, header_end = _read_header(handle, where)
-        _check_dtype(dtype, key, where, text_keys)
-        data_bytes = dtype.itemsize * _count(shape)
-        # Checked before reading: numpy would allocate the claimed size first.
-        if data_bytes > info.file_size - header_end:
-            raise UserError(f"{where} claims shape {_shape_text(shape)} ({data_bytes} bytes) "
-                            f"but holds {max(0, info.file_size - header_end)} bytes")
+    _check_dtype(dtype, key, where, text_keys)
+    data_bytes = dtype.itemsize * _count(shape)
+    # Checked before reading: numpy would allocate the claimed size first.
+    if data_bytes > info.file_size - header_end:
+        raise UserError(f"{where} claims shape {_shape_text(shape)} ({data_bytes} bytes) "
+                        f"but holds {max(0, info.file_size - header_end)} bytes")
+    return data_bytes
+
+
+def _check_zip_sizes(info, archive_size, where):
+    """The zip directory's sizes are themselves claims: bound them by the file's size."""
+    if info.compress_size > archive_size:
+        raise UserError(f"{where} claims {info.compress_size} bytes in a {archive_size}-byte file")
+    stored = info.compress_type == zipfile.ZIP_STORED
+    limit = info.compress_size if stored else MAX_DEFLATE_RATIO * info.compress_size + 4096
+    if info.file_size > limit:
+        raise UserError(f"{where} claims {info.file_size} bytes from {info.compress_size} stored ones")
+
+
+def _read_array(archive, info):
     with archive.open(info) as handle:
         return npy_format.read_array(handle, allow_pickle=False)
 
