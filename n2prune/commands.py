@@ -3,11 +3,9 @@
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from n2prune.errors import UserError
 from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
-from n2prune.io.checkpoint import load_network_arrays
+from n2prune.io.checkpoint import load_weights_file
 from n2prune.io.syntxt import import_network
 from n2prune.prune.network import initialize_masks, pruned_cells, set_kernel
 from n2prune.train.evaluate import accuracy
@@ -30,24 +28,20 @@ def load_weights(network, source):
     if path.is_dir() and (path / "weights.npz").is_file():
         path = path / "weights.npz"
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except FileNotFoundError:
-            raise UserError(f"{path}: no such weights file") from None
-        load_network_arrays(network, arrays, path)
+        arrays = load_weights_file(path, network)
         return {k.split("/")[1] for k in arrays if k.startswith("quant/")}
     if path.is_dir():
         return set(import_network(network, path))
-    else:
-        raise UserError(f"{path}: not a run folder, .npz file or N2D2 weights folder")
+    raise UserError(f"{path}: not a run folder, .npz file or N2D2 weights folder")
 
 
 def _run_settings(args):
     """Seed, overrides and epochs, from the command line or the run being resumed."""
     settings = {"seed": args.seed, "overrides": list(args.overrides), "epochs": args.epochs}
     if args.resume:
-        saved = RunFolder(args.resume).run_info()
+        run = RunFolder(args.resume)
+        saved = run.run_info()
+        run.metrics_fields()  # an incomplete run folder is refused before training
         if args.overrides and args.overrides != saved["overrides"]:
             raise UserError(f"{args.resume}: --set differs from the run's own overrides "
                             f"{saved['overrides']}; resume without --set")

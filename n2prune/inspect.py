@@ -12,7 +12,8 @@ import numpy as np
 
 from n2prune.cells import WeightCell
 from n2prune.errors import UserError
-from n2prune.io.checkpoint import load_network_arrays
+from n2prune.io.checkpoint import byte_budget, load_network_arrays
+from n2prune.io.npz import read_npz
 from n2prune.train.model import Model
 
 
@@ -26,8 +27,9 @@ def load_run(run):
     if weights is None:
         raise UserError(f"{run}: no weights.npz or snapshot.npz yet")
     model = Model(config, need_data=False)
-    with np.load(weights, allow_pickle=False) as npz:
-        load_network_arrays(model.network, {k: npz[k] for k in npz.files}, weights)
+    arrays = read_npz(weights, "weights file", "train the run again, or restore the file from a copy",
+                      text_keys=("meta",), max_bytes=byte_budget(model.network))
+    load_network_arrays(model.network, arrays, weights)
     return model.network, weights
 
 

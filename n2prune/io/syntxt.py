@@ -48,16 +48,37 @@ def weight_lines(cell, tensors=None):
 
 
 def _parse_numbers(path, expected):
+    """The ``expected`` float32-range numbers of a text file, or a one-line error."""
     try:
-        numbers = np.array(Path(path).read_text().split(), dtype=np.float64)
+        tokens = Path(path).read_text().split()
     except FileNotFoundError:
         raise UserError(f"{path}: missing weights file") from None
-    except ValueError as exc:
-        raise UserError(f"{path}: not a list of numbers ({exc})") from None
-    if numbers.size != expected:
-        raise UserError(f"{path}: expected {expected} values, found {numbers.size} "
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a weights file") from None
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError: not a text file
+        raise UserError(f"{path}: unreadable weights file ({type(exc).__name__})") from None
+    if len(tokens) != expected:
+        raise UserError(f"{path}: expected {expected} values, found {len(tokens)} "
                         "(was it exported from another model?)")
+    try:
+        numbers = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        bad = next(t for t in tokens if not _is_number(t))
+        raise UserError(f"{path}: not a list of numbers (found {bad[:20]!r})") from None
+    # float32 is what the cells hold: 1e39 would become inf on assignment.
+    bad = np.flatnonzero(~(np.abs(numbers) <= np.finfo(np.float32).max))  # NaN compares False
+    if bad.size:
+        raise UserError(f"{path}: value {bad[0] + 1} of {expected} is {tokens[bad[0]][:20]} "
+                        "(NaN, inf or beyond float32); take the weights from a run that did not diverge")
     return numbers
+
+
+def _is_number(token):
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _set_weights(cell, numbers):

@@ -65,7 +65,7 @@ class Trainer:
         save_snapshot(self.run.file("snapshot.npz"), self.net, meta, extra)
 
     def resume(self):
-        meta, arrays = load_snapshot(self.run.file("snapshot.npz"), self.net)
+        meta, arrays = load_snapshot(self.run.file("snapshot.npz"), self.net, self.model.epoch_size)
         self.state = RunState.from_meta(meta["state"], self.state.epochs)
         self.data_rng.bit_generator.state = meta["data_rng"]
         self.model.rng.bit_generator.state = meta["cell_rng"]

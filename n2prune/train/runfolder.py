@@ -27,6 +27,38 @@ from n2prune.io.syntxt import export_network
 METRICS_FIELDS = ("step", "epoch", "loss", "acc", "val_acc", "lr", "seconds", "samples_per_s")
 
 
+RUN_JSON_HINT = "the run cannot be resumed: start a new run (or restore run.json from a copy)"
+
+
+def _short(exc, limit=100):
+    return " ".join(str(exc).split())[:limit]
+
+
+def _run_info_problem(info):
+    """What is wrong with a ``run.json`` object, or None (the types ``create`` writes)."""
+    if not isinstance(info, dict):
+        return "not a JSON object"
+    missing = [k for k in ("model", "seed", "overrides", "epochs") if k not in info]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    if not isinstance(info["seed"], int) or isinstance(info["seed"], bool) or info["seed"] < 0:
+        return f"seed must be a whole number >= 0, found {_json_short(info['seed'])}"
+    epochs = info["epochs"]
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        return f"epochs must be a whole number >= 1, found {_json_short(epochs)}"
+    if not isinstance(info["overrides"], list) or \
+            not all(isinstance(o, str) for o in info["overrides"]):
+        return "overrides must be a list of SECTION.KEY=VALUE strings"
+    if not isinstance(info["model"], str):
+        return "model must be the INI file's path"
+    return None
+
+
+def _json_short(value, limit=40):
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def new_run_dir(model_path, out=None):
     """``out`` if given, else the first free ``runs/<stem>[-N]``."""
     if out:
@@ -57,10 +89,18 @@ class RunFolder:
             csv.writer(handle).writerow(METRICS_FIELDS + tuple(extra_fields))
 
     def run_info(self):
+        """``run.json``, checked: what ``--resume`` trusts to rebuild the run."""
+        path = self.file("run.json")
         try:
-            return json.loads(self.file("run.json").read_text())
+            info = json.loads(path.read_text())
         except FileNotFoundError:
             raise UserError(f"{self.path}: not a run folder (no run.json)") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise UserError(f"{path}: unreadable ({_short(exc)}); {RUN_JSON_HINT}") from None
+        problem = _run_info_problem(info)
+        if problem:
+            raise UserError(f"{path}: {problem}; {RUN_JSON_HINT}")
+        return info
 
     def write_json(self, name, obj):
         atomic_write_text(self.file(name), json.dumps(obj, indent=2, sort_keys=True) + "\n")
@@ -71,8 +111,19 @@ class RunFolder:
 
     def metrics_fields(self):
         """The columns of ``metrics.csv``, as its header says (runs may add some)."""
-        with open(self.file("metrics.csv"), newline="") as handle:
-            return next(csv.reader(handle))
+        path = self.file("metrics.csv")
+        try:
+            with open(path, newline="") as handle:
+                fields = next(csv.reader(handle), None)
+        except FileNotFoundError:
+            raise UserError(f"{path}: missing; the run folder is incomplete: "
+                            "start a new run, or restore the file from a copy") from None
+        except (OSError, ValueError, csv.Error) as exc:
+            raise UserError(f"{path}: unreadable ({_short(exc)})") from None
+        if not fields or "step" not in fields:
+            raise UserError(f"{path}: has no header line (step,epoch,...); "
+                            "start a new run, or restore the file from a copy")
+        return fields
 
     def metrics_row(self, row):
         fields = self.metrics_fields()
