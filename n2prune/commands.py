@@ -11,7 +11,7 @@ from n2prune.io.checkpoint import load_network_arrays
 from n2prune.io.syntxt import import_network
 from n2prune.prune.network import initialize_masks, pruned_cells, set_kernel
 from n2prune.train.evaluate import accuracy
-from n2prune.train.loop import Trainer
+from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
 from n2prune.train.model import Model
 from n2prune.train.runfolder import RunFolder, new_run_dir
 
@@ -69,8 +69,10 @@ def run_train(args):
     model = Model(args.model, settings["overrides"], settings["seed"], args.strict)
     _apply_kernel(model, args)
     run = RunFolder(args.resume or new_run_dir(args.model, args.out))
-    if not args.resume:
-        sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
+    sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
+    if args.resume:
+        run.prepare()
+    else:
         run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings},
                    sparsity_fields)
         if args.weights:
@@ -81,9 +83,13 @@ def run_train(args):
     log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
              run.path, len(model.network.cells), model.network.nb_params(),
              model.network.macs_per_sample() / 1e6)
+    if args.snapshot_every is not None and args.snapshot_every < 0:
+        raise UserError(f"--snapshot-every {args.snapshot_every}: must be 0 (epoch ends only) "
+                        "or a number of steps")
+    every = DEFAULT_SNAPSHOT_EVERY if args.snapshot_every is None else args.snapshot_every
     trainer = Trainer(model, run, settings["epochs"], args.log_every, settings["seed"],
-                      max_steps=args.steps)
-    trainer.train(resume=bool(args.resume))
+                      max_steps=args.steps, snapshot_every=every)
+    trainer.train(resume=bool(args.resume), extra_fields=sparsity_fields)
     return 0
 
 
