@@ -65,14 +65,26 @@ def grown_most(network, start_rms):
 def check_loss(state, network, loss, labels):
     """Record ``loss`` in ``state``; a one-line diagnosis if training went wrong."""
     if not math.isfinite(loss):
-        return f"loss became {loss}; {nonfinite_cell(network) or 'no cell is non-finite'}"
+        return f"loss became {loss}, {nonfinite_cell(network) or 'no cell is non-finite'}"
     if state.loss_ref is None:
         state.loss_ref = max(loss, chance_loss(network, labels))
         state.weight_rms = weight_rms(network)
     state.recent_losses = (state.recent_losses + [loss])[-DIVERGENCE_WINDOW:]
-    mean = sum(state.recent_losses) / len(state.recent_losses)
-    if len(state.recent_losses) == DIVERGENCE_WINDOW and mean > DIVERGENCE_FACTOR * state.loss_ref:
+    if len(state.recent_losses) == DIVERGENCE_WINDOW and looks_diverging(state):
+        mean = sum(state.recent_losses) / DIVERGENCE_WINDOW
         return (f"loss diverged: mean {mean:.4g} over the last {DIVERGENCE_WINDOW} steps, more "
-                f"than {DIVERGENCE_FACTOR:g}x its start {state.loss_ref:.4g}; "
+                f"than {DIVERGENCE_FACTOR:g}x its start {state.loss_ref:.4g}, "
                 f"{grown_most(network, state.weight_rms or {})}")
     return None
+
+
+def looks_diverging(state):
+    """True while the recent losses (even fewer than a window) break the rule.
+
+    The loop writes no snapshot then, so the snapshot a stopped run names is
+    one from before the trouble.
+    """
+    if not state.recent_losses or state.loss_ref is None:
+        return False
+    mean = sum(state.recent_losses) / len(state.recent_losses)
+    return mean > DIVERGENCE_FACTOR * state.loss_ref

@@ -17,7 +17,7 @@ from n2prune.errors import UserError
 from n2prune.io.checkpoint import load_snapshot, save_snapshot
 from n2prune.prune.network import drain_kernel_notes, step_quantizers
 from n2prune.train.evaluate import accuracy
-from n2prune.train.health import check_loss, nonfinite_cell
+from n2prune.train.health import check_loss, looks_diverging, nonfinite_cell
 from n2prune.train.interrupt import DeferredInterrupt
 from n2prune.train.progress import Progress
 from n2prune.train.runfolder import RunWriteError, writing
@@ -76,9 +76,12 @@ class Trainer:
 
     # -- snapshots -------------------------------------------------------
     def snapshot(self):
+        """Write the state, unless it looks broken: a good snapshot is worth more."""
         problem = nonfinite_cell(self.net)
-        if problem:  # never replace a good snapshot with a broken state
-            raise self.failure(f"{problem} after step {self.state.step}")
+        if problem:
+            raise self.failure(problem)
+        if looks_diverging(self.state):
+            return
         meta = {"state": self.state.to_meta(),
                 "data_rng": self.data_rng.bit_generator.state,
                 "cell_rng": self.model.rng.bit_generator.state,
@@ -103,9 +106,10 @@ class Trainer:
             return "no snapshot was saved yet"
         return f"the snapshot of step {self.snapshot_step} in {self.run.file('snapshot.npz')} is kept"
 
-    def failure(self, problem):
-        return UserError(f"{problem} (epoch {self.state.epoch + 1}): lower the learning rate "
-                         f"or check the inputs; {self.snapshot_note()}")
+    def failure(self, problem, step=None):
+        step = self.state.step if step is None else step
+        return UserError(f"step {step} (epoch {self.state.epoch + 1}): {problem}; lower the "
+                         f"learning rate or check the inputs; {self.snapshot_note()}")
 
     # -- one step --------------------------------------------------------
     def learning_rate(self):
@@ -122,7 +126,7 @@ class Trainer:
             loss, correct = self.net.loss_and_backward(labels[indices])
             problem = check_loss(self.state, self.net, loss, labels[indices])
             if problem:
-                raise self.failure(f"{problem} at step {self.state.step + 1}")
+                raise self.failure(problem, self.state.step + 1)
             self.net.apply_solvers(len(indices))
         for cell in step_quantizers(self.net, len(indices)):
             self.progress.line(f"[{cell.name}] Update masks: threshold "
