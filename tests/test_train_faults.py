@@ -194,3 +194,13 @@ def test_run_folder_files_follow_the_umask(tiny_ini, tmp_path):
 def test_negative_snapshot_every_is_refused(tiny_ini, tmp_path, capsys):
     assert train(tiny_ini, tmp_path / "run", "--snapshot-every", "-1") == 2
     assert "--snapshot-every" in one_error_line(capsys)
+
+
+def test_resume_without_metrics_csv_starts_a_new_one(tiny_ini, tmp_path):
+    run = tmp_path / "run"
+    assert train(tiny_ini, run, "--steps", "2") == 0
+    (run / "metrics.csv").unlink()
+    assert cli.main(["train", str(tiny_ini), "--resume", str(run), "--steps", "12",
+                     "--log-every", "10"]) == 0
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,epoch,loss") and rows[1].startswith("10,")
