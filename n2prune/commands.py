@@ -64,7 +64,17 @@ def _apply_kernel(model, args):
         set_kernel(model.network, args.kernel.capitalize())
 
 
+def _snapshot_every(args):
+    if args.snapshot_every is None:
+        return DEFAULT_SNAPSHOT_EVERY
+    if args.snapshot_every < 0:
+        raise UserError(f"--snapshot-every {args.snapshot_every}: must be 0 (epoch ends only) "
+                        "or a number of steps")
+    return args.snapshot_every
+
+
 def run_train(args):
+    every = _snapshot_every(args)  # checked before the run folder is made
     settings = _run_settings(args)
     model = Model(args.model, settings["overrides"], settings["seed"], args.strict)
     _apply_kernel(model, args)
@@ -83,10 +93,6 @@ def run_train(args):
     log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
              run.path, len(model.network.cells), model.network.nb_params(),
              model.network.macs_per_sample() / 1e6)
-    if args.snapshot_every is not None and args.snapshot_every < 0:
-        raise UserError(f"--snapshot-every {args.snapshot_every}: must be 0 (epoch ends only) "
-                        "or a number of steps")
-    every = DEFAULT_SNAPSHOT_EVERY if args.snapshot_every is None else args.snapshot_every
     trainer = Trainer(model, run, settings["epochs"], args.log_every, settings["seed"],
                       max_steps=args.steps, snapshot_every=every)
     trainer.train(resume=bool(args.resume), extra_fields=sparsity_fields)

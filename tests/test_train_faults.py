@@ -194,6 +194,7 @@ def test_run_folder_files_follow_the_umask(tiny_ini, tmp_path):
 def test_negative_snapshot_every_is_refused(tiny_ini, tmp_path, capsys):
     assert train(tiny_ini, tmp_path / "run", "--snapshot-every", "-1") == 2
     assert "--snapshot-every" in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_without_metrics_csv_starts_a_new_one(tiny_ini, tmp_path):
