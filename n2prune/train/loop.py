@@ -203,7 +203,8 @@ class Trainer:
         try:
             with self.interrupt:
                 self.run_epochs(images, labels)
-                return self.finish()
+            # Past the last step nothing is half done: Ctrl-C may stop at once.
+            return self.finish()
         except KeyboardInterrupt:
             self.interrupted()
             raise
