@@ -36,6 +36,9 @@ def make_parser():
                        help="stop after this many batches in total (a short run)")
     train.add_argument("--out", default=None, help="run folder (default runs/<model>)")
     train.add_argument("--log-every", type=int, default=100, help="steps between log lines")
+    train.add_argument("--snapshot-every", type=int, default=None, metavar="STEPS",
+                       help="steps between snapshots, besides epoch ends and Ctrl-C "
+                            "(default 500; 0: epoch ends only)")
     train.add_argument("--resume", metavar="RUN", default=None, help="continue the run in RUN")
     train.add_argument("--weights", metavar="DIR", default=None,
                        help="start from these weights (run folder, .npz or N2D2 folder)")

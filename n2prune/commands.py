@@ -9,7 +9,7 @@ from n2prune.io.checkpoint import load_weights_file
 from n2prune.io.syntxt import import_network
 from n2prune.prune.network import initialize_masks, pruned_cells, set_kernel
 from n2prune.train.evaluate import accuracy
-from n2prune.train.loop import Trainer
+from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
 from n2prune.train.model import Model
 from n2prune.train.runfolder import RunFolder, new_run_dir
 
@@ -58,13 +58,25 @@ def _apply_kernel(model, args):
         set_kernel(model.network, args.kernel.capitalize())
 
 
+def _snapshot_every(args):
+    if args.snapshot_every is None:
+        return DEFAULT_SNAPSHOT_EVERY
+    if args.snapshot_every < 0:
+        raise UserError(f"--snapshot-every {args.snapshot_every}: must be 0 (epoch ends only) "
+                        "or a number of steps")
+    return args.snapshot_every
+
+
 def run_train(args):
+    every = _snapshot_every(args)  # checked before the run folder is made
     settings = _run_settings(args)
     model = Model(args.model, settings["overrides"], settings["seed"], args.strict)
     _apply_kernel(model, args)
     run = RunFolder(args.resume or new_run_dir(args.model, args.out))
-    if not args.resume:
-        sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
+    sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
+    if args.resume:
+        run.prepare()
+    else:
         run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings},
                    sparsity_fields)
         if args.weights:
@@ -76,8 +88,8 @@ def run_train(args):
              run.path, len(model.network.cells), model.network.nb_params(),
              model.network.macs_per_sample() / 1e6)
     trainer = Trainer(model, run, settings["epochs"], args.log_every, settings["seed"],
-                      max_steps=args.steps)
-    trainer.train(resume=bool(args.resume))
+                      max_steps=args.steps, snapshot_every=every)
+    trainer.train(resume=bool(args.resume), extra_fields=sparsity_fields)
     return 0
 
 

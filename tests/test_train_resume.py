@@ -1,6 +1,7 @@
 """Runs on real MNIST: a floor well above chance, and exact resumption."""
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -138,3 +139,137 @@ def test_lenet_short_run_on_real_mnist(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 40
     assert summary["test_accuracy"] > 0.80
+
+
+# -- Ctrl-C at the three points where a step is half done ------------------
+# A real Ctrl-C is a SIGINT: raise_signal delivers one at the chosen call, as
+# a user pressing the keys at that moment would. Each run stops at step 30.
+
+STEPS = ["--steps", "30"]
+
+
+def straight_run(ini, tmp_path):
+    out = tmp_path / "straight"
+    if not out.exists():
+        assert train(ini, out, *STEPS) == 0
+    return out
+
+
+def resume(ini, run):
+    return cli.main(["train", str(ini), "--resume", str(run), "--log-every", "10", *STEPS])
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)
+
+
+def step_rows(run):
+    """Steps of metrics.csv's rows and of train.log's step lines."""
+    rows = (run / "metrics.csv").read_text().splitlines()[1:]
+    log = [line.split()[1] for line in (run / "train.log").read_text().splitlines()
+           if line.startswith("step ")]
+    return [r.split(",")[0] for r in rows], log
+
+
+def interrupt_then_resume(ini, tmp_path, monkeypatch, target, name, make_wrapper):
+    straight = straight_run(ini, tmp_path)
+    original = getattr(target, name)
+    monkeypatch.setattr(target, name, make_wrapper(original))
+    cut = tmp_path / "cut"
+    assert train(ini, cut, *STEPS) == 130
+    monkeypatch.setattr(target, name, original)
+    assert resume(ini, cut) == 0
+    assert_same_weights(straight, cut)
+    assert step_rows(cut) == step_rows(straight)  # no replayed step is logged twice
+
+
+def nth_call(n, action):
+    """A wrapper factory: call the original, then ``action()`` at its n-th call."""
+    def make(original):
+        calls = [0]
+
+        def wrapper(*args, **kwargs):
+            result = original(*args, **kwargs)
+            calls[0] += 1
+            if calls[0] == n:
+                action()
+            return result
+        return wrapper
+    return make
+
+
+def sigint():
+    signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_after_dropout_drew_its_mask(tiny_ini, tmp_path, monkeypatch):
+    from n2prune.cells.dropout import Dropout
+
+    # Validation passes at the epoch end call forward too, with train=False.
+    def make(original):
+        calls = [0]
+
+        def forward(self, xs, train):
+            out = original(self, xs, train)
+            calls[0] += train
+            if train and calls[0] == 28:
+                sigint()
+            return out
+        return forward
+
+    interrupt_then_resume(tiny_ini, tmp_path, monkeypatch, Dropout, "forward", make)
+
+
+def test_ctrl_c_inside_the_solver_step(tiny_ini, tmp_path, monkeypatch):
+    from n2prune.solvers.sgd import SGD
+    # Four params (fc1, fc2 weights and biases): call 4*27+2 is halfway through step 28.
+    interrupt_then_resume(tiny_ini, tmp_path, monkeypatch, SGD, "update", nth_call(110, sigint))
+
+
+def test_ctrl_c_when_the_epoch_order_was_drawn(tiny_ini, tmp_path, monkeypatch):
+    # The second call draws epoch 2's order (the first step of an epoch).
+    interrupt_then_resume(tiny_ini, tmp_path, monkeypatch, Trainer, "epoch_batches",
+                          nth_call(2, sigint))
+
+
+def test_second_ctrl_c_inside_a_step_keeps_the_last_snapshot(tiny_ini, tmp_path, monkeypatch,
+                                                             capsys):
+    """A KeyboardInterrupt that does not wait (a second Ctrl-C) keeps the snapshot
+    of step 10 (--snapshot-every 5), taken before the first epoch end."""
+    from n2prune.solvers.sgd import SGD
+
+    def hard():
+        raise KeyboardInterrupt
+
+    straight = straight_run(tiny_ini, tmp_path)
+    original = SGD.update
+    monkeypatch.setattr(SGD, "update", nth_call(4 * 11 + 2, hard)(original))
+    cut = tmp_path / "cut"
+    assert train(tiny_ini, cut, *STEPS, "--snapshot-every", "5") == 130
+    assert "interrupted inside step 12: the snapshot of step 10" in capsys.readouterr().out
+    monkeypatch.setattr(SGD, "update", original)
+    assert resume(tiny_ini, cut) == 0
+    assert_same_weights(straight, cut)
+    assert step_rows(cut) == step_rows(straight)
+
+
+def test_run_killed_before_its_first_epoch_end_resumes(tiny_ini, tmp_path, monkeypatch):
+    """A kill runs no handler: what is left is the periodic snapshot."""
+    from n2prune.solvers.sgd import SGD
+
+    def killed():
+        raise SystemExit("killed")
+
+    straight = straight_run(tiny_ini, tmp_path)
+    original = SGD.update
+    monkeypatch.setattr(SGD, "update", nth_call(4 * 14 + 1, killed)(original))
+    cut = tmp_path / "cut"
+    with pytest.raises(SystemExit):
+        train(tiny_ini, cut, *STEPS, "--snapshot-every", "7")
+    monkeypatch.setattr(SGD, "update", original)
+    assert resume(tiny_ini, cut) == 0
+    assert_same_weights(straight, cut)
+    assert step_rows(cut) == step_rows(straight)
