@@ -66,7 +66,8 @@ def _apply_kernel(model, args):
 
 def run_train(args):
     settings = _run_settings(args)
-    model = Model(args.model, settings["overrides"], settings["seed"], args.strict)
+    model = Model(args.model, settings["overrides"], settings["seed"], args.strict,
+                  max_memory=args.max_memory)
     _apply_kernel(model, args)
     run = RunFolder(args.resume or new_run_dir(args.model, args.out))
     if not args.resume:
@@ -89,7 +90,7 @@ def run_train(args):
 
 def run_test(args):
     seed = DEFAULT_SEED if args.seed is None else args.seed
-    model = Model(args.model, args.overrides, seed, args.strict)
+    model = Model(args.model, args.overrides, seed, args.strict, max_memory=args.max_memory)
     _apply_kernel(model, args)
     load_weights(model.network, args.weights)
     acc = accuracy(model.network, model, "test")
@@ -99,7 +100,8 @@ def run_test(args):
 
 def run_check(args):
     seed = DEFAULT_SEED if args.seed is None else args.seed
-    model = Model(args.model, args.overrides, seed, args.strict, need_data=False)
+    model = Model(args.model, args.overrides, seed, args.strict, need_data=False,
+                  max_memory=args.max_memory)
     net = model.network
     rows = [("cell", "type", "inputs", "output CxHxW", "params", "MACs")]
     for cell in net.cells:
