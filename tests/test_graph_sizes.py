@@ -105,7 +105,7 @@ def one_line_error(capsys, argv, path, line, key):
 @pytest.mark.parametrize("section, key, value", [
     ("fc", "NbOutputs", "1000000000"),  # 477 GiB of weights
     ("c", "NbOutputs", "1000000000"),
-    ("c", "KernelDims", "3 3\nPaddingDims=60000 60000"),  # im2col columns
+    ("c", "PaddingDims", "60000 60000"),  # outputs and im2col columns
     ("sp", "BatchSize", "100000000"),
 ])
 def test_oversized_network_is_refused_before_allocating(tmp_path, capsys, capped,
@@ -115,6 +115,14 @@ def test_oversized_network_is_refused_before_allocating(tmp_path, capsys, capped
     path.write_text(text)
     message = one_line_error(capsys, ["check", str(path)], path, line_of(text, section, key), key)
     assert "--max-memory" in message and "to train" in message
+
+
+def test_conv_whose_im2col_dominates_is_refused_at_its_kernel(tmp_path, capsys):
+    text = edit(BASE, "c", "NbOutputs", "1")  # 18 taps per output: the columns dominate
+    path = tmp_path / "m.ini"
+    path.write_text(text)
+    one_line_error(capsys, ["check", str(path), "--max-memory", "10K"], path,
+                   line_of(text, "c", "KernelDims"), "KernelDims")
 
 
 def test_huge_padding_cell_is_refused_at_its_padding_key(tmp_path, capsys, capped):
@@ -196,7 +204,7 @@ def test_lenet_estimate_covers_its_cells_and_data():
 
 def test_cell_bytes_is_exact_python_arithmetic():
     assert cell_bytes(10, (2, 3, 4), 5, workspace=7, connections=3) == 4 * (4 * 10 + 5 * (
-        3 * 24 + 2 * 7)) + 6
+        3 * 24 + 2 * 7)) + 16 * 3
     assert cell_bytes(10**18, (1, 1, 1), 1) == 16 * 10**18 + 12  # beyond int64: no overflow
 
 

@@ -100,11 +100,26 @@ def _charge_conv(ctx, name, shapes, nb_outputs, geometry):
         return
     channels = sum(s[0] for s in shapes)
     taps = channels * kernel[0] * kernel[1]
-    workspace = taps * plane[0] * plane[1]  # im2col columns
-    # The key that makes the cell big: the kernel when im2col dominates.
-    key = dims_key(ctx.reader(name), "Kernel") if workspace > nb_outputs * taps else "NbOutputs"
+    area, batch = plane[0] * plane[1], ctx.budget.batch_size
+    workspace = taps * area  # im2col columns
+    # Name the key that makes the cell big: NbOutputs for weights or outputs,
+    # the kernel for the im2col columns, the padding if it enlarged the plane.
+    terms = {"NbOutputs": sizes.PARAM_COPIES * nb_outputs * taps,
+             "outputs": sizes.ACTIVATION_COPIES * batch * nb_outputs * area,
+             "workspace": sizes.WORKSPACE_COPIES * batch * workspace}
+    largest = max(terms, key=terms.get)
+    key = {"outputs": "NbOutputs", "workspace": dims_key(ctx.reader(name), "Kernel")}.get(
+        largest, largest)
+    if largest != "NbOutputs":
+        key = _padding_key(ctx.reader(name), shapes, plane, key)
     charge_cell(ctx, name, key, nb_outputs * (taps + 1), (nb_outputs, *plane), workspace,
                 connections=channels * nb_outputs)
+
+
+def _padding_key(reader, shapes, plane, key):
+    """The padding key if it made the output plane larger than the input's, else ``key``."""
+    grown = plane[0] * plane[1] > shapes[0][1] * shapes[0][2]
+    return dims_key(reader, "Padding") if grown else key
 
 
 @register_builder("Conv")
@@ -156,7 +171,7 @@ def build_pool(ctx, name, inputs, shapes):
     padding = read_dims(r, "Padding", (0, 0))
     plane = _plane(shapes, (pool, stride, padding, (1, 1)))
     if plane is not None:
-        charge_cell(ctx, name, "NbOutputs", 0, (nb_outputs, *plane),
+        charge_cell(ctx, name, _padding_key(r, shapes, plane, "NbOutputs"), 0, (nb_outputs, *plane),
                     connections=sum(s[0] for s in shapes) * nb_outputs)
     return cells.Pool(
         name, shapes, nb_outputs, pool=pool, stride=stride, padding=padding,

@@ -24,6 +24,9 @@ ACTIVATION_COPIES = 3
 # Per workspace value and sample (Conv's im2col columns, Fc's features):
 # the columns kept for backward, and their gradient.
 WORKSPACE_COPIES = 2
+# Per mapping entry (input channel x output): the int8 matrix, the cell's
+# own copy, and the generator's temporaries (start flags, running sums).
+CONNECTION_BYTES = 16
 # A transformation holds its input and output in float32, plus temporaries
 # (Rescale interpolates rows, then columns).
 TRANSFORM_COPIES = 3
@@ -69,7 +72,8 @@ def cell_bytes(nb_params, output_shape, batch_size, workspace=0, connections=0):
     Python ints: a 10^9 x 10^9 layer is a big number, not an overflow.
     """
     per_sample = ACTIVATION_COPIES * math.prod(output_shape) + WORKSPACE_COPIES * workspace
-    return FLOAT_BYTES * (PARAM_COPIES * nb_params + batch_size * per_sample) + 2 * connections
+    return (FLOAT_BYTES * (PARAM_COPIES * nb_params + batch_size * per_sample)
+            + CONNECTION_BYTES * connections)
 
 
 def transform_bytes(nb_images, shape_in, shape_out):
