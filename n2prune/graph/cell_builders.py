@@ -94,24 +94,23 @@ def _check_subsample(reader):
 
 
 def _charge_conv(ctx, name, shapes, nb_outputs, geometry):
+    """Charge a Conv from its keys, before its mappings and weights are made."""
     kernel = geometry[0]
     plane = _plane(shapes, geometry)
     if plane is None:
         return
+    r, batch = ctx.reader(name), ctx.budget.batch_size
     channels = sum(s[0] for s in shapes)
     taps = channels * kernel[0] * kernel[1]
-    area, batch = plane[0] * plane[1], ctx.budget.batch_size
-    workspace = taps * area  # im2col columns
-    # Name the key that makes the cell big: NbOutputs for weights or outputs,
-    # the kernel for the im2col columns, the padding if it enlarged the plane.
-    terms = {"NbOutputs": sizes.PARAM_COPIES * nb_outputs * taps,
-             "outputs": sizes.ACTIVATION_COPIES * batch * nb_outputs * area,
-             "workspace": sizes.WORKSPACE_COPIES * batch * workspace}
-    largest = max(terms, key=terms.get)
-    key = {"outputs": "NbOutputs", "workspace": dims_key(ctx.reader(name), "Kernel")}.get(
-        largest, largest)
-    if largest != "NbOutputs":
-        key = _padding_key(ctx.reader(name), shapes, plane, key)
+    workspace = taps * plane[0] * plane[1]  # im2col columns
+    # Name the key that makes the cell big: NbOutputs for the weights or the
+    # outputs, the kernel for the im2col columns, the padding if it enlarged the plane.
+    weights = sizes.PARAM_COPIES * nb_outputs * taps
+    outputs = sizes.ACTIVATION_COPIES * batch * nb_outputs * plane[0] * plane[1]
+    columns = sizes.WORKSPACE_COPIES * batch * workspace
+    key = "NbOutputs"
+    if max(outputs, columns) > weights:
+        key = _padding_key(r, shapes, plane, dims_key(r, "Kernel") if columns > outputs else key)
     charge_cell(ctx, name, key, nb_outputs * (taps + 1), (nb_outputs, *plane), workspace,
                 connections=channels * nb_outputs)
 

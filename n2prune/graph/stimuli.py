@@ -175,11 +175,12 @@ def _charge_transforms(ini, provider, steps, budget, images):
         in_flight = min(PREPARE_CHUNK, count or PREPARE_CHUNK) if cached else provider.batch_size
         nbytes = sizes.transform_bytes(in_flight, shape, out)
         if peak is None or nbytes > peak[0]:
-            peak = (nbytes, section, transform, in_flight, out)
+            peak = (nbytes, section, in_flight, out)
         held += count * math.prod(out) if provider.cached and transform is provider.cached[-1] else 0
         shape = out
-    nbytes, section, transform, in_flight, out = peak
-    key = ("Width" if out[1] >= out[0] else "Height") if hasattr(transform, "width") else "Type"
+    nbytes, section, in_flight, out = peak
+    key = "Width" if out[1] >= out[0] else "Height"
+    key = key if ini.section(section).has(key) else "Type"  # a transformation without sizes
     budget.charge("data", nbytes + held, ini.where(section, key),
                   f"{in_flight} images of {out[1]}x{out[0]}x{out[2]} in float32 at once, "
                   f"{sizes.format_bytes(held)} of uint8 images held")
