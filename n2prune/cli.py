@@ -23,6 +23,17 @@ def _common(parser):
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 1)")
     parser.add_argument("--strict", action="store_true", help="unknown INI keys are errors")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                        help="refuse a network whose training would need more than SIZE "
+                             "(e.g. 8G, 512M; default: half the physical memory)")
+
+
+def _memory(text):
+    from n2prune.graph.sizes import parse_memory
+    try:
+        return parse_memory(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def make_parser():

@@ -70,7 +70,8 @@ def _snapshot_every(args):
 def run_train(args):
     every = _snapshot_every(args)  # checked before the run folder is made
     settings = _run_settings(args)
-    model = Model(args.model, settings["overrides"], settings["seed"], args.strict)
+    model = Model(args.model, settings["overrides"], settings["seed"], args.strict,
+                  max_memory=args.max_memory)
     _apply_kernel(model, args)
     run = RunFolder(args.resume or new_run_dir(args.model, args.out))
     sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
@@ -95,7 +96,7 @@ def run_train(args):
 
 def run_test(args):
     seed = DEFAULT_SEED if args.seed is None else args.seed
-    model = Model(args.model, args.overrides, seed, args.strict)
+    model = Model(args.model, args.overrides, seed, args.strict, max_memory=args.max_memory)
     _apply_kernel(model, args)
     load_weights(model.network, args.weights)
     acc = accuracy(model.network, model, "test")
@@ -105,7 +106,8 @@ def run_test(args):
 
 def run_check(args):
     seed = DEFAULT_SEED if args.seed is None else args.seed
-    model = Model(args.model, args.overrides, seed, args.strict, need_data=False)
+    model = Model(args.model, args.overrides, seed, args.strict, need_data=False,
+                  max_memory=args.max_memory)
     net = model.network
     rows = [("cell", "type", "inputs", "output CxHxW", "params", "MACs")]
     for cell in net.cells:

@@ -69,3 +69,31 @@ def test_errors():
         group_mapping(4, 6)
     with pytest.raises(ValueError, match=">= 1 channel"):
         full_mapping(0, 3)
+
+
+def _loop_reference(nb_channels, nb_outputs, size_y, size_x, stride_y, stride_x,
+                    offset_y, offset_x, nb_iterations):
+    """N2D2's MappingGenerator loop, literally (one block per iteration)."""
+    size_y, size_x = size_y or nb_channels, size_x or nb_outputs
+    m = np.zeros((nb_channels, nb_outputs), dtype=np.int8)
+    for i in range(nb_iterations or max(nb_channels, nb_outputs)):
+        rows = (offset_y + i * stride_y + np.arange(size_y)) % nb_channels
+        cols = (offset_x + i * stride_x + np.arange(size_x)) % nb_outputs
+        m[np.ix_(rows, cols)] = 1
+    return m
+
+
+def test_generator_matches_n2d2_loop_on_random_values():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        counts = [int(v) for v in rng.integers(1, 9, 2)]
+        args = [int(v) for v in rng.integers(0, 12, 7)]
+        np.testing.assert_array_equal(generated_mapping(*counts, *args),
+                                      _loop_reference(*counts, *args))
+
+
+def test_generator_with_huge_values_is_bounded_by_the_axes():
+    # Loops of 10^9 iterations or 10^5-wide blocks used to spin for minutes.
+    m = generated_mapping(16, 24, size_y=100_000, size_x=3, stride_x=5,
+                          offset_x=10**9, nb_iterations=1_000_000_000)
+    np.testing.assert_array_equal(m, _loop_reference(16, 24, 16, 3, 1, 5, 0, 10**9 % 24, 24))

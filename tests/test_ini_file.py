@@ -333,7 +333,8 @@ def test_lenet_quant_variables_and_inheritance():
 def test_lenet_spike_thousands_separators():
     ini = load_ini(MODELS / "LeNet_Spike.ini")
     assert ini.read("env.config", "PeriodMin", values.as_int) == 1_000_000
-    assert ini.read("env.config", "PeriodMeanMax", values.as_int) == 100_000_000_000
+    # A 64-bit Time_T in N2D2: beyond the 32-bit keys n2prune reads, so only the text.
+    assert ini.value("env.config", "PeriodMeanMax") == "100,000,000,000"
 
 
 @pytest.mark.n2d2_models

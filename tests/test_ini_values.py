@@ -7,7 +7,7 @@ from n2prune.ini import values
 
 @pytest.mark.parametrize("text, expected", [
     ("12", 12), ("-3", -3), ("+7", 7), ("1,000,000", 1_000_000),
-    ("100,000,000,000", 100_000_000_000), (" 5 ", 5), ("0", 0),
+    ("2,147,483,647", 2**31 - 1), ("-2147483648", -2**31), (" 5 ", 5), ("0", 0),
 ])
 def test_as_int_accepts(text, expected):
     assert values.as_int(text) == expected
@@ -82,3 +82,19 @@ def test_vector_errors_name_the_item_and_check_length():
         values.vector(values.as_int)("5 x")
     with pytest.raises(ValueError, match="expected 2 values, got 3"):
         values.vector(values.as_int, length=2)("5 5 5")
+
+
+@pytest.mark.parametrize("reader, text", [
+    (values.as_int, "2147483648"), (values.as_int, "-2,147,483,649"),
+    (values.as_uint, "4294967296"), (values.as_int, "9" * 400), (values.as_uint, "1" * 5000),
+])
+def test_integers_beyond_32_bits_are_refused_as_n2d2(reader, text):
+    with pytest.raises(ValueError, match="integer out of range") as info:
+        reader(text)
+    assert len(str(info.value)) < 200  # a 400-digit value is not echoed whole
+
+
+@pytest.mark.parametrize("text", ["1e400", "9" * 400, "-" + "9" * 400])
+def test_floats_beyond_a_double_are_refused(text):
+    with pytest.raises(ValueError, match="number out of range"):
+        values.as_float(text)

@@ -7,6 +7,8 @@ no ``Mapping`` key is given). Bad arguments raise ``ValueError``; the graph
 layer turns them into ``file:line`` errors.
 """
 
+import math
+
 import numpy as np
 
 
@@ -75,21 +77,42 @@ def generated_mapping(nb_channels, nb_outputs, size_y=1, size_x=1, stride_y=1,
     matrix size. ``nb_iterations=0`` means ``max(nb_outputs, nb_channels)``,
     a size of 0 means the whole axis. With the defaults and
     ``nb_channels == nb_outputs`` this is the identity.
+
+    Time and memory are O(nb_channels * nb_outputs) whatever the values:
+    with wrap-around, blocks and iterations beyond the axes repeat what is
+    already set, so only one period of iterations is walked.
     """
     _check_counts(nb_channels, nb_outputs)
     if min(size_y, size_x, stride_y, stride_x, offset_y, offset_x, nb_iterations) < 0:
         raise ValueError("mapping generator values must be >= 0")
-    size_y = size_y or nb_channels
-    size_x = size_x or nb_outputs
+    size_y = min(size_y or nb_channels, nb_channels)
+    size_x = min(size_x or nb_outputs, nb_outputs)
     nb_iterations = nb_iterations or max(nb_outputs, nb_channels)
-    mapping = np.zeros((nb_channels, nb_outputs), dtype=np.int8)
-    rows_in_block = np.arange(size_y)
-    cols_in_block = np.arange(size_x)
-    for i in range(nb_iterations):
-        rows = (offset_y + i * stride_y + rows_in_block) % nb_channels
-        cols = (offset_x + i * stride_x + cols_in_block) % nb_outputs
-        mapping[np.ix_(rows, cols)] = 1
-    return mapping
+    stride_y, stride_x = stride_y % nb_channels, stride_x % nb_outputs
+    # Block i starts at ((offset_y + i*stride_y) % C, (offset_x + i*stride_x) % O),
+    # which repeats after lcm of the two axes' periods (<= C * O iterations).
+    period = math.lcm(nb_channels // math.gcd(stride_y, nb_channels),
+                      nb_outputs // math.gcd(stride_x, nb_outputs))
+    steps = np.arange(min(nb_iterations, period), dtype=np.int64)
+    starts = np.zeros((nb_channels, nb_outputs), dtype=bool)
+    starts[(offset_y % nb_channels + steps * stride_y) % nb_channels,
+           (offset_x % nb_outputs + steps * stride_x) % nb_outputs] = True
+    return _spread(_spread(starts, size_y, 0), size_x, 1).astype(np.int8)
+
+
+def _spread(starts, size, axis):
+    """Cyclic dilation along ``axis``: ``out[j] = any(starts[j - d]) for d < size``.
+
+    A running sum over the wrapped-around axis, so the cost does not grow with ``size``.
+    """
+    rows = np.moveaxis(starts, axis, 0)
+    n = rows.shape[0]
+    if size >= n:
+        return np.moveaxis(np.broadcast_to(rows.any(axis=0), rows.shape), 0, axis)
+    wrapped = np.concatenate([rows[n - size + 1:], rows]) if size > 1 else rows
+    counts = np.cumsum(wrapped, axis=0, dtype=np.int32)
+    before = np.concatenate([np.zeros_like(counts[:1]), counts[:n - 1]])
+    return np.moveaxis(counts[size - 1:] - before > 0, 0, axis)
 
 
 def is_block_diagonal(mapping):

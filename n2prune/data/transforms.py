@@ -56,6 +56,14 @@ class Transform:
     def apply(self, batch, rng):
         raise NotImplementedError
 
+    def output_shape(self, shape):
+        """``(height, width, channels)`` of the output for an input of ``shape``.
+
+        Pure arithmetic, so a memory estimate can walk the data path before
+        any image is transformed.
+        """
+        return tuple(shape)
+
     def __repr__(self):
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
@@ -103,6 +111,9 @@ class Rescale(Transform):
         if min(out) < 1:
             raise UserError(f"Rescale: {height}x{width} image scaled by {ratio:g} is empty")
         return out
+
+    def output_shape(self, shape):
+        return (*self.output_hw(shape[0], shape[1]), shape[2])
 
     def _table(self, height, width):
         if (height, width) not in self._tables:
@@ -157,6 +168,9 @@ class PadCrop(Transform):
         self.width, self.height = int(width), int(height)
         self.border_type = _choice("PadCrop border type", border_type, list(_PAD_MODES))
         self.border_value = tuple(np.atleast_1d(border_value).tolist())
+
+    def output_shape(self, shape):
+        return (self.height, self.width, shape[2])
 
     def _fill(self, data):
         """Constant padding value, broadcastable to (N, 1, 1, C)."""
@@ -288,6 +302,9 @@ class ChannelExtraction(Transform):
 
     def __init__(self, channel):
         self.channel = _choice("CSChannel", channel, CHANNELS)
+
+    def output_shape(self, shape):
+        return (shape[0], shape[1], 1)
 
     def apply(self, batch, rng):
         if batch.ndim == 3 or batch.shape[3] == 1:

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 
 from n2prune.errors import IniError, ShapeError, UserError
-from n2prune.graph.cell_builders import BUILDERS
+from n2prune.graph.cell_builders import BUILDERS, charge_cell
 from n2prune.graph.config import config_sections, route_cell_config
 from n2prune.graph.network import PROVIDER, Network
 from n2prune.graph.objects import build_solvers
@@ -39,6 +39,7 @@ class BuildContext:
         self.rng = rng
         self.known_keys = {}
         self._routed = {}
+        self.budget = None  # a sizes.MemoryBudget, set once the provider is read
 
     def reader(self, section):
         return SectionReader(self.ini, section, self.known_keys.setdefault(section, set()))
@@ -140,6 +141,15 @@ def build_cell(ctx, name, inputs, shapes):
     return cell
 
 
+def charge_built(ctx, cell):
+    """Charge a cell whose builder did not (its constructor allocates little: no
+    weights beyond per-channel ones), from its own output shape and parameters."""
+    if cell.name in ctx.budget.items:
+        return
+    nb_params = sum(p.value.size for p in cell.params())
+    charge_cell(ctx, cell.name, "NbOutputs", nb_params, cell.output_shape)
+
+
 def _without_cell_name(exc, name):
     """The message of ``exc`` without the ``[name] `` prefix cells put (it is in the where)."""
     return str(exc).removeprefix(f"[{name}] ")
@@ -183,15 +193,19 @@ def read_targets(ini, cell_shapes, known_keys):
     return targets
 
 
-def build_network(ini, seed=0, epoch_size=None):
+def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None):
     """Build the network of ``ini``; returns ``(network, provider, context)``.
 
     ``epoch_size`` (learn stimuli per epoch) is injected as ``[sp]_EpochSize``
-    before any cell reads it (solver step sizes).
+    before any cell reads it (solver step sizes). Training memory is
+    estimated before each cell allocates (``ctx.budget``); over
+    ``max_memory`` bytes (default: ``sizes.default_max_memory()``) the build
+    stops with a ``UserError`` naming the key. ``images`` is ``(count,
+    shape)`` of the database's images, for the data path's share.
     """
     ctx = BuildContext(ini, np.random.default_rng(seed))
     check_global(ini)
-    sp_name, provider = build_provider(ini, ctx.known_keys)
+    sp_name, provider, ctx.budget = build_provider(ini, ctx.known_keys, max_memory, images)
     ini.inject(sp_name, "_EpochSize", str(epoch_size if epoch_size else 1))
     order, inputs = cell_sections(ini)
     shapes = {PROVIDER: (provider.size[2], provider.size[0], provider.size[1])}
@@ -199,6 +213,7 @@ def build_network(ini, seed=0, epoch_size=None):
     for name in order:
         in_shapes = [shapes[p] for p in inputs[name]]
         cell = build_cell(ctx, name, inputs[name], in_shapes)
+        charge_built(ctx, cell)
         shapes[name] = cell.output_shape
         _inject_shape_keys(ini, name, in_shapes, cell.output_shape)
         cells.append(cell)

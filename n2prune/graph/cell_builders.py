@@ -5,13 +5,17 @@ Each builder reads the keys of its cell section through a ``SectionReader``
 (declared in a table), then calls the cell constructor with PEP 8 kwargs.
 """
 
+import math
+
 from n2prune import cells
 from n2prune.errors import IniError
+from n2prune.graph import sizes
 from n2prune.graph.config import read_params
 from n2prune.graph.mappings import read_mappings
 from n2prune.graph.objects import read_activation, read_filler
-from n2prune.graph.reader import read_dims
+from n2prune.graph.reader import dims_key, read_dims
 from n2prune.ini import values
+from n2prune.kernels import conv_out_size
 
 BUILDERS = {}
 
@@ -54,7 +58,34 @@ def _params(ctx, name, table):
 
 
 def _nb_outputs(reader):
-    return reader.get("NbOutputs", _uint)
+    nb_outputs = reader.get("NbOutputs", _uint)
+    if nb_outputs == 0:
+        raise reader.error("NbOutputs", "must be at least 1")
+    return nb_outputs
+
+
+def charge_cell(ctx, name, key, nb_params, output_shape, workspace=0, connections=0):
+    """Charge cell ``name``'s training bytes (``sizes.cell_bytes``) to the budget.
+
+    Builders of cells that allocate in their constructor call this first, so
+    an oversized cell is refused at ``key`` before any array exists.
+    """
+    batch = ctx.budget.batch_size
+    shape = "x".join(map(str, output_shape))
+    detail = f"[{name}]: {nb_params:,} parameters, {shape} outputs x batch {batch}"
+    if workspace:
+        detail += f", {workspace:,} values of workspace per sample"
+    nbytes = sizes.cell_bytes(nb_params, output_shape, batch, workspace, connections)
+    ctx.budget.charge(name, nbytes, ctx.reader(name).where(key), detail)
+
+
+def _plane(shapes, dims):
+    """Output (H, W) of a Conv/Pool window on the first input, or None if it does not
+    fit (the cell's constructor then says why)."""
+    try:
+        return tuple(conv_out_size(size, *args) for size, *args in zip(shapes[0][1:], *dims))
+    except ValueError:
+        return None
 
 
 def _check_subsample(reader):
@@ -62,17 +93,44 @@ def _check_subsample(reader):
         raise reader.error("SubSample", "SubSample other than 1 is not supported")
 
 
+def _charge_conv(ctx, name, shapes, nb_outputs, geometry):
+    """Charge a Conv from its keys, before its mappings and weights are made."""
+    kernel = geometry[0]
+    plane = _plane(shapes, geometry)
+    if plane is None:
+        return
+    r, batch = ctx.reader(name), ctx.budget.batch_size
+    channels = sum(s[0] for s in shapes)
+    taps = channels * kernel[0] * kernel[1]
+    workspace = taps * plane[0] * plane[1]  # im2col columns
+    # Name the key that makes the cell big: NbOutputs for the weights or the
+    # outputs, the kernel for the im2col columns, the padding if it enlarged the plane.
+    weights = sizes.PARAM_COPIES * nb_outputs * taps
+    outputs = sizes.ACTIVATION_COPIES * batch * nb_outputs * plane[0] * plane[1]
+    columns = sizes.WORKSPACE_COPIES * batch * workspace
+    key = "NbOutputs"
+    if max(outputs, columns) > weights:
+        key = _padding_key(r, shapes, plane, dims_key(r, "Kernel") if columns > outputs else key)
+    charge_cell(ctx, name, key, nb_outputs * (taps + 1), (nb_outputs, *plane), workspace,
+                connections=channels * nb_outputs)
+
+
+def _padding_key(reader, shapes, plane, key):
+    """The padding key if it made the output plane larger than the input's, else ``key``."""
+    grown = plane[0] * plane[1] > shapes[0][1] * shapes[0][2]
+    return dims_key(reader, "Padding") if grown else key
+
+
 @register_builder("Conv")
 def build_conv(ctx, name, inputs, shapes):
     r = ctx.reader(name)
     nb_outputs = _nb_outputs(r)
     _check_subsample(r)
+    geometry = (read_dims(r, "Kernel", minimum=1), read_dims(r, "Stride", (1, 1), minimum=1),
+                read_dims(r, "Padding", (0, 0)), read_dims(r, "Dilation", (1, 1), minimum=1))
+    _charge_conv(ctx, name, shapes, nb_outputs, geometry)
     return cells.Conv(
-        name, shapes, nb_outputs,
-        kernel=read_dims(r, "Kernel"),
-        stride=read_dims(r, "Stride", (1, 1)),
-        padding=read_dims(r, "Padding", (0, 0)),
-        dilation=read_dims(r, "Dilation", (1, 1)),
+        name, shapes, nb_outputs, *geometry,
         mappings=read_mappings(r, inputs, [s[0] for s in shapes], nb_outputs),
         weights_filler=read_filler(r, "WeightsFiller"),
         bias_filler=read_filler(r, "BiasFiller"),
@@ -89,8 +147,12 @@ def build_fc(ctx, name, inputs, shapes):
         if r.has(key):
             raise r.error(key, "Fc input cropping is not supported")
     params = _params(ctx, name, FC_PARAMS)
+    nb_outputs = _nb_outputs(r)
+    features = sum(math.prod(s) for s in shapes)
+    charge_cell(ctx, name, "NbOutputs", nb_outputs * (features + 1), (nb_outputs, 1, 1),
+                workspace=features)
     return cells.Fc(
-        name, shapes, _nb_outputs(r),
+        name, shapes, nb_outputs,
         weights_filler=read_filler(r, "WeightsFiller"),
         bias_filler=read_filler(r, "BiasFiller"),
         activation=read_activation(r),
@@ -104,11 +166,14 @@ def build_pool(ctx, name, inputs, shapes):
     r = ctx.reader(name)
     _params(ctx, name, {})  # this type has no ConfigSection parameters
     nb_outputs = _nb_outputs(r)
+    pool, stride = read_dims(r, "Pool", minimum=1), read_dims(r, "Stride", (1, 1), minimum=1)
+    padding = read_dims(r, "Padding", (0, 0))
+    plane = _plane(shapes, (pool, stride, padding, (1, 1)))
+    if plane is not None:
+        charge_cell(ctx, name, _padding_key(r, shapes, plane, "NbOutputs"), 0, (nb_outputs, *plane),
+                    connections=sum(s[0] for s in shapes) * nb_outputs)
     return cells.Pool(
-        name, shapes, nb_outputs,
-        pool=read_dims(r, "Pool"),
-        stride=read_dims(r, "Stride", (1, 1)),
-        padding=read_dims(r, "Padding", (0, 0)),
+        name, shapes, nb_outputs, pool=pool, stride=stride, padding=padding,
         pooling=r.get("Pooling", values.enum("Max", "Average")),
         mappings=read_mappings(r, inputs, [s[0] for s in shapes], nb_outputs),
         activation=read_activation(r),
@@ -158,7 +223,13 @@ def build_padding(ctx, name, inputs, shapes):
     _params(ctx, name, {})  # this type has no ConfigSection parameters
     sides = {k.lower(): r.get(f"{k}Padding", values.as_int, 0)
              for k in ("Top", "Bottom", "Left", "Right")}
-    return cells.Padding(name, shapes, _nb_outputs(r), **sides)
+    nb_outputs = _nb_outputs(r)
+    _, height, width = shapes[0]
+    plane = (height + sides["top"] + sides["bottom"], width + sides["left"] + sides["right"])
+    widest = max(sides, key=sides.get)
+    charge_cell(ctx, name, f"{widest.capitalize()}Padding", 0,
+                (nb_outputs, max(plane[0], 0), max(plane[1], 0)))
+    return cells.Padding(name, shapes, nb_outputs, **sides)
 
 
 @register_builder("Activation")

@@ -67,14 +67,32 @@ DIM_SPELLINGS = {
 }
 
 
-def read_dims(reader, name, default=MISSING):
-    """A (height, width) pair written in any of N2D2's spellings of ``name``."""
-    dims_key, single_keys, (key_h, key_w) = DIM_SPELLINGS[name]
+def dims_key(reader, name):
+    """The spelling of ``name`` (see ``DIM_SPELLINGS``) the section uses, for messages."""
+    dims_key_, single_keys, pair_keys = DIM_SPELLINGS[name]
+    present = [k for k in (dims_key_, *single_keys, *pair_keys) if reader.has(k)]
+    return present[0] if present else dims_key_
+
+
+def read_dims(reader, name, default=MISSING, minimum=0):
+    """A (height, width) pair written in any of N2D2's spellings of ``name``.
+
+    Values below ``minimum`` (a kernel of 0) are refused at their key.
+    """
+    dims = _read_dims(reader, name, default)
+    if min(dims) < minimum:
+        raise reader.error(dims_key(reader, name), f"must be at least {minimum}, got "
+                           f"{dims[1]}x{dims[0]} (width x height)")
+    return dims
+
+
+def _read_dims(reader, name, default):
+    dims_key_, single_keys, (key_h, key_w) = DIM_SPELLINGS[name]
     item = values.as_uint
-    if reader.has(dims_key):
-        dims = reader.get(dims_key, values.vector(item))
+    if reader.has(dims_key_):
+        dims = reader.get(dims_key_, values.vector(item))
         if len(dims) not in (1, 2):
-            raise reader.error(dims_key, f"expected 2 values (width height), got {len(dims)}")
+            raise reader.error(dims_key_, f"expected 2 values (width height), got {len(dims)}")
         return (dims[-1], dims[0])
     for key in single_keys:
         if reader.has(key):
@@ -86,8 +104,8 @@ def read_dims(reader, name, default=MISSING):
         return (reader.get(key_h, item, fallback[0]), reader.get(key_w, item, fallback[1]))
     if default is MISSING:
         raise IniError(
-            f"{reader.where(dims_key)}: missing required key "
-            f"({dims_key}, {single_keys[0]} or {key_w}+{key_h})"
+            f"{reader.where(dims_key_)}: missing required key "
+            f"({dims_key_}, {single_keys[0]} or {key_w}+{key_h})"
         )
     return tuple(default)
 

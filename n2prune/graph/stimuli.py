@@ -4,7 +4,9 @@ import math
 import re
 
 from n2prune import data
+from n2prune.data.provider import PREPARE_CHUNK
 from n2prune.errors import IniError, UserError
+from n2prune.graph import sizes
 from n2prune.graph.reader import SectionReader
 from n2prune.ini import did_you_mean, expand_env_path, values
 
@@ -92,12 +94,14 @@ def _transform(ini, section, known):
     try:
         return data.TRANSFORMS[class_name](**kwargs)
     except (UserError, ValueError) as exc:
-        sec = ini.section(section)
-        raise IniError(f"{sec.file}:{sec.line} [{section}]: {exc}") from None
+        raise IniError(f"{ini_where(ini, section)}: {exc}") from None
 
 
 def read_transforms(ini, sp_name, known_keys):
-    """Transformations of the provider in file order: (cached, on-the-fly)."""
+    """Transformations of the provider in file order: (cached, on-the-fly).
+
+    Each list holds ``(section name, transform)`` pairs.
+    """
     cached, on_the_fly = [], []
     for sec in ini.sections():
         if _UNSUPPORTED_RE.match(sec.name) and sec.name.split(".", 1)[0] == sp_name:
@@ -108,12 +112,17 @@ def read_transforms(ini, sp_name, known_keys):
             continue
         known = known_keys.setdefault(sec.name, set())
         target = on_the_fly if match["kind"] else cached
-        target.append(_transform(ini, sec.name, known))
+        target.append((sec.name, _transform(ini, sec.name, known)))
     return cached, on_the_fly
 
 
-def build_provider(ini, known_keys):
-    """The ``StimuliProvider`` described by ``[sp]`` and its transformations."""
+def build_provider(ini, known_keys, max_memory=None, images=None):
+    """The ``StimuliProvider`` described by ``[sp]`` and its transformations.
+
+    Returns ``(section name, provider, budget)``: a ``MemoryBudget`` of
+    ``max_memory`` bytes already charged with the data path (see
+    ``charge_stimuli``; ``images`` is passed on to it).
+    """
     name = provider_section(ini)
     reader = SectionReader(ini, name, known_keys.setdefault(name, set()))
     channels, height, width = read_size(reader)
@@ -126,8 +135,60 @@ def build_provider(ini, known_keys):
                            "are not supported")
     cached, on_the_fly = read_transforms(ini, name, known_keys)
     provider = data.StimuliProvider(size=(height, width, channels), batch_size=batch_size,
-                                    transforms=cached, on_the_fly=on_the_fly)
-    return name, provider
+                                    transforms=[t for _, t in cached],
+                                    on_the_fly=[t for _, t in on_the_fly])
+    budget = sizes.MemoryBudget(max_memory, batch_size)
+    charge_stimuli(reader, provider, cached + on_the_fly, budget, images)
+    return name, provider, budget
+
+
+def charge_stimuli(reader, provider, steps, budget, images=None):
+    """Charge the input batch and the data path, before any image is transformed.
+
+    ``steps`` are the ``(section, transform)`` pairs in the order they run;
+    ``images`` is ``(count, shape)`` of the database's images (all
+    partitions), or None when there is no database (``check``): then the
+    images are taken to be of the ``[sp]`` size, a full chunk of them.
+    """
+    height, width, channels = provider.size
+    size_key = "Size" if reader.has("Size") else ("SizeX" if width >= height else "SizeY")
+    key = "BatchSize" if provider.batch_size > max(height, width) else size_key
+    budget.charge(reader.section, sizes.cell_bytes(0, (channels, height, width), provider.batch_size),
+                  reader.where(key), f"input batches of {provider.batch_size} "
+                  f"{width}x{height}x{channels} stimuli")
+    if steps:
+        _charge_transforms(reader.ini, provider, steps, budget, images)
+
+
+def _charge_transforms(ini, provider, steps, budget, images):
+    """The largest transformation in flight, plus the images held in memory
+    (the database's and the cache of the leading cacheable transformations)."""
+    count, shape = images if images else (0, provider.size)
+    shape = tuple(shape) + (1,) * (3 - len(shape))  # (H, W) grey images have one channel
+    held, peak = count * math.prod(shape), None
+    for section, transform in steps:
+        try:
+            out = transform.output_shape(shape)
+        except UserError as exc:
+            raise IniError(f"{ini_where(ini, section)}: {exc}") from None
+        cached = any(transform is t for t in provider.cached)
+        in_flight = min(PREPARE_CHUNK, count or PREPARE_CHUNK) if cached else provider.batch_size
+        nbytes = sizes.transform_bytes(in_flight, shape, out)
+        if peak is None or nbytes > peak[0]:
+            peak = (nbytes, section, in_flight, out)
+        held += count * math.prod(out) if provider.cached and transform is provider.cached[-1] else 0
+        shape = out
+    nbytes, section, in_flight, out = peak
+    key = "Width" if out[1] >= out[0] else "Height"
+    key = key if ini.section(section).has(key) else "Type"  # a transformation without sizes
+    budget.charge("data", nbytes + held, ini.where(section, key),
+                  f"{in_flight} images of {out[1]}x{out[0]}x{out[2]} in float32 at once, "
+                  f"{sizes.format_bytes(held)} of uint8 images held")
+
+
+def ini_where(ini, section):
+    sec = ini.section(section)
+    return f"{sec.file}:{sec.line} [{section}]"
 
 
 def read_database(ini, known_keys, seed):

@@ -7,34 +7,60 @@ ValueError with a short message (``expected an integer, got 'six'``) that
 ``IniFile.read`` prefixes with ``file:line [section] Key``.
 """
 
+import math
 import re
 
 _DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
 _INT = re.compile(rf"[+-]?{_DIGITS}")
 _FLOAT = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# N2D2 reads ``int`` and ``unsigned int`` keys: 32-bit, whatever Python allows.
+INT_RANGE = (-2**31, 2**31 - 1)
+UINT_RANGE = (0, 2**32 - 1)
+
+
+def _bounded_int(text, low, high):
+    token = text.strip()
+    if not _INT.fullmatch(token):
+        raise ValueError(f"expected an integer, got {_short(text)}")
+    digits = token.replace(",", "")
+    # Length first: a 400-digit value is refused without building the number.
+    value = int(digits) if len(digits) <= 12 else None
+    if value is None or not low <= value <= high:
+        raise ValueError(f"integer out of range: {_short(text)} (N2D2 reads a 32-bit "
+                         f"integer here: {low}..{high})")
+    return value
 
 
 def as_int(text):
-    """``"12"``, ``"-3"``, ``"1,000,000"`` -> int. ``"5.0"`` is refused (not consumed)."""
-    token = text.strip()
-    if not _INT.fullmatch(token):
-        raise ValueError(f"expected an integer, got {text!r}")
-    return int(token.replace(",", ""))
+    """``"12"``, ``"-3"``, ``"1,000,000"`` -> int, 32-bit signed as N2D2's ``int``.
+
+    ``"5.0"`` is refused (not consumed).
+    """
+    return _bounded_int(text, *INT_RANGE)
 
 
 def as_uint(text):
-    """A non-negative integer; a leading ``-`` is refused, even ``-0`` (N2D2's signChecked)."""
+    """A non-negative 32-bit integer (N2D2's ``unsigned int``); a leading ``-`` is
+    refused, even ``-0`` (N2D2's signChecked)."""
     if text.strip().startswith("-"):
-        raise ValueError(f"expected a non-negative integer, got {text!r}")
-    return as_int(text)
+        raise ValueError(f"expected a non-negative integer, got {_short(text)}")
+    return _bounded_int(text, *UINT_RANGE)
 
 
 def as_float(text):
     """``"0.5"``, ``"1e-3"``, ``".5"``, ``"1,000.5"`` -> float; no ``inf``/``nan``."""
     token = text.strip()
     if not _FLOAT.fullmatch(token):
-        raise ValueError(f"expected a number, got {text!r}")
-    return float(token.replace(",", ""))
+        raise ValueError(f"expected a number, got {_short(text)}")
+    value = float(token.replace(",", ""))
+    if math.isinf(value):  # float() rounds a too-large decimal to inf
+        raise ValueError(f"number out of range: {_short(text)} (beyond a double)")
+    return value
+
+
+def _short(text, limit=40):
+    """``repr(text)``, cut to ``limit`` characters: a 400-digit value stays one short line."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def as_bool(text):

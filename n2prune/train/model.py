@@ -19,9 +19,12 @@ class Model:
 
     ``need_data=False`` (``check``) builds the network even when the database
     is missing or unsupported, with a notice instead of an error.
+    ``max_memory`` (bytes) bounds the training-memory estimate made before
+    anything is allocated (``graph.sizes``); None means half the machine's RAM.
     """
 
-    def __init__(self, ini_path, overrides=(), seed=0, strict=False, need_data=True):
+    def __init__(self, ini_path, overrides=(), seed=0, strict=False, need_data=True,
+                 max_memory=None):
         self.path = Path(ini_path)
         if not self.path.is_file():
             raise UserError(f"{self.path}: no such INI file")
@@ -30,9 +33,11 @@ class Model:
         db_keys = {}
         self.database = self._database(need_data, db_keys)
         epoch_size = self.partition_size("learn") if self.database else 1
-        self.network, self.provider, ctx = build_network(self.ini, seed, epoch_size)
+        self.network, self.provider, ctx = build_network(self.ini, seed, epoch_size, max_memory,
+                                                         self._images())
         ctx.known_keys.update(db_keys)
         self.rng = ctx.rng
+        self.budget = ctx.budget  # the training-memory estimate, per cell
         self.epoch_size = epoch_size
         initialize_masks(self.network, self.rng, epoch_size)
         self._report_unknown(unknown_keys(self.ini, ctx), strict)
@@ -46,6 +51,13 @@ class Model:
                 raise
             log.info("notice: %s (the network is still checked)", exc)
             return None
+
+    def _images(self):
+        """``(count, shape)`` of the database's images, for the memory estimate."""
+        if self.database is None:
+            return None
+        count = sum(self.partition_size(part) for part in PARTITIONS)
+        return count, self.database.images("test").shape[1:]  # "test" is not a copy
 
     def _report_unknown(self, messages, strict):
         for message in messages:
