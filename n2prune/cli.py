@@ -11,7 +11,7 @@ import sys
 import time
 
 from n2prune import __version__
-from n2prune.errors import UserError
+from n2prune.errors import UserError, escape_text
 
 log = logging.getLogger("n2prune")
 
@@ -80,7 +80,9 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record):
         prefix = "warning: " if record.levelno >= logging.WARNING else ""
-        print(prefix + record.getMessage(), file=sys.stderr)
+        # Messages quote INI text: escape it, line by line (a \r would hide the prefix).
+        lines = record.getMessage().split("\n")
+        print(prefix + "\n".join(escape_text(line) for line in lines), file=sys.stderr)
 
 
 def _setup_logging():
@@ -98,7 +100,8 @@ def main(argv=None):
     except UserError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        # UserError escapes its message already; str() of a subclass may not.
+        print(f"error: {escape_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if args.debug:

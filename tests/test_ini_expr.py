@@ -107,3 +107,35 @@ def test_syntax_errors_and_deep_nesting_are_errors():
         evaluate("1 +")
     with pytest.raises(IniError):
         evaluate("(" * 5000 + "1" + ")" * 5000)
+
+
+def test_round_ndigits_is_bounded_not_a_hang():
+    start = time.perf_counter()
+    for source in ["round(1, -10**8)", "round(1.5, 10**9)", "round(7, -10**300)"]:
+        with pytest.raises(IniError, match=r"cannot be evaluated: round\(\) ndigits beyond"):
+            evaluate(source)
+    assert time.perf_counter() - start < 1.0
+    assert evaluate("round(1234, -2)") == 1200
+    assert evaluate("round(1, -400)") == 0
+
+
+@pytest.mark.parametrize("source", [
+    "-" * 6000 + "1",           # the parser raised MemoryError
+    "- " * 101 + "1",
+    "not " * 200 + "1",
+    "-(" * 80 + "1" + ")" * 80,
+    "2**" * 3000 + "2",         # right-nested powers
+    "1+" * 4000 + "1",          # a long left-nested chain
+], ids=["minus-6000", "minus-101", "not-200", "parens-80", "powers", "sums"])
+def test_deep_nesting_is_one_error(source):
+    start = time.perf_counter()
+    with pytest.raises(IniError, match=r"is nested too deeply"):
+        evaluate(source)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_long_expression_is_refused_and_message_is_short():
+    with pytest.raises(IniError, match=r"is too long \(20001 characters, at most 10000\)") as info:
+        evaluate("1" * 20001)
+    assert len(str(info.value)) < 200
+    assert evaluate("- " * 99 + "1") == -1

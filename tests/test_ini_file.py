@@ -2,6 +2,7 @@
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,32 @@ def test_exponential_reference_fanout_is_capped():
     with pytest.raises(IniError, match="value grows beyond"):
         ini.value("s", "K39")
 
+
+
+def test_deep_reference_chain_is_an_error_not_a_recursion_error():
+    lines = ["[s]"] + [f"K{i}=[s]K{i + 1}" for i in range(3000)] + ["K3000=1"]
+    with pytest.raises(IniError, match=r"^t\.ini:\d+ \[s\] K\d+: references nested more than"):
+        ini_of("\n".join(lines)).value("s", "K0")
+    assert ini_of("[s]\nA=[s]B\nB=[s]C\nC=1\n").value("s", "A") == "1"
+
+
+@pytest.mark.parametrize("body", [
+    "[x" * 100_000 + "]",                      # one "]" after many "[": was rescanned per "["
+    "$(1)" * 50_000,                           # was rebuilt per replacement
+    "[s]A ${V} $(2 * ${V}) " * 10_000,
+    "${U}" * 50_000,                           # unknown variables stay verbatim
+    "$(" + "(" * 100_000 + "1" + ")" * 100_000,  # one expression: refused (too long), fast
+], ids=["brackets", "expressions", "mixed", "unknown-variables", "one-long-expression"])
+def test_long_values_evaluate_in_linear_time(body):
+    assert len(body) >= 200_000
+    ini = ini_of("[s]\nA=2\n$V=3\nK=" + body + "\n")
+    start = time.perf_counter()
+    try:
+        ini.value("s", "K")
+    except IniError as error:
+        assert "too long" in str(error)
+    # Generous: about 0.1-0.3 s here; the quadratic evaluation took 1.3-4 s.
+    assert time.perf_counter() - start < 1.0
 
 # -- typed reads and used keys ---------------------------------------------
 

@@ -55,7 +55,8 @@ def provider_section(ini):
     for name in ("cenv", "env", "sp"):
         if ini.has_section(name):
             return name
-    raise IniError(f"{ini.path}: missing [sp] section (the stimuli provider)")
+    raise IniError("missing [sp] section (the stimuli provider); add one, "
+                   "e.g. [sp] with Size=28 28 1", ini.end_where())
 
 
 def read_size(reader):
@@ -209,5 +210,12 @@ def read_database(ini, known_keys, seed):
     if type_name not in data.DATABASES:
         raise reader.error("Type", f"database {type_name} is not supported "
                            f"(known: {', '.join(data.DATABASES)})")
-    return data.DATABASES[type_name](data_path=data_path, validation=validation, seed=seed,
-                                     random_partitioning=random_partitioning)
+    # The data layer knows no INI: its errors get the line of the key that led there.
+    key = "DataPath" if data_path is not None else "Type"
+    try:
+        return data.DATABASES[type_name](data_path=data_path, validation=validation, seed=seed,
+                                         random_partitioning=random_partitioning)
+    except OSError as error:  # a name too long, a loop of links...
+        raise reader.error(key, f"cannot read the data: {error.strerror}") from None
+    except UserError as error:
+        raise reader.error(key, str(error)) from None

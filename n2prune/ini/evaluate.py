@@ -12,6 +12,11 @@ from n2prune.ini.lexer import WHITESPACE
 
 # With fan-out a value can still double per level: cap its length.
 MAX_VALUE_CHARS = 1_000_000
+# Bracketed text up to this long is looked up as a section name directly.
+SHORT_NAME = 256
+# Chains of references deeper than this are surely a mistake; Python's own
+# recursion limit would otherwise end them with a traceback.
+MAX_REFERENCE_DEPTH = 100
 
 
 def evaluate_key(ini, section, key):
@@ -31,6 +36,8 @@ class _Evaluation:
         self.ini = ini
         self.current = current
         self.memo = {}
+        self._longest = None
+        self._previous = None
 
     def evaluate(self, text, where, stack):
         """Evaluate raw ``text``; ``where`` prefixes errors, ``stack`` holds
@@ -50,56 +57,65 @@ class _Evaluation:
         if any(seen is entry for seen, _ in stack):
             chain = " -> ".join([name for _, name in stack] + [label])
             raise IniError(f"self-referencing value: {chain}", where)
+        if len(stack) >= MAX_REFERENCE_DEPTH:
+            raise IniError(f"references nested more than {MAX_REFERENCE_DEPTH} deep "
+                           f"(through {stack[0][1]})", where)
         value = self.evaluate(entry.value, where, stack + ((entry, label),))
         self.memo[id(entry)] = value
         return value
 
     def _references(self, text, where, stack):
         """Replace each ``[sec]Key`` naming an existing section; other brackets stay."""
-        pos = 0
+        out = _Output(where)
+        pos = done = 0
+        close = -1
         while (start := text.find("[", pos)) >= 0:
-            close = text.find("]", start + 1)
-            if close < 0:
-                break
+            if close <= start:
+                # The first "]" after each later "[" is the same until we pass it.
+                close = text.find("]", start + 1)
+                if close < 0:
+                    break
+            pos = start + 1
+            # Longer than any section name: no slice, so "[[[[...]" stays linear.
+            if close - start - 1 > SHORT_NAME and close - start - 1 > self._longest_section():
+                continue
             name = text[start + 1:close]
             if not self.ini.has_section(name):
-                pos = start + 1
                 continue
             end = _next_whitespace(text, close + 1)
-            key = text[close + 1:end]
-            section = self.ini.section(name)
-            entry = section.entry(key)
-            if entry is None:
-                raise IniError(f"[{name}]{key}: section [{name}] ({section.file}:{section.line}) "
-                               f"has no key {key!r}", where)
-            value = self.resolve(entry, f"[{name}] {key}", stack)
-            text = _replace(text, start, end, value, where)
-            pos = start + len(value)
-        return text
+            out.add(text, done, start, self._reference(name, text[close + 1:end], where, stack))
+            pos = done = end
+        return out.finish(text, done)
+
+    def _reference(self, name, key, where, stack):
+        section = self.ini.section(name)
+        entry = section.entry(key)
+        if entry is None:
+            raise IniError(f"[{name}]{key}: section [{name}] ({section.file}:{section.line}) "
+                           f"has no key {key!r}", where)
+        return self.resolve(entry, f"[{name}] {key}", stack)
 
     def _variables(self, text, where, stack):
         """Replace known ``${NAME}``; returns (text, False) on a ``${`` with no ``}``."""
-        pos = 0
+        out = _Output(where)
+        pos = done = 0
         while (start := text.find("${", pos)) >= 0:
             close = text.find("}", start + 2)
             if close < 0:
-                return text, False
+                return out.finish(text, done), False
             value = self._variable(text[start + 2:close], stack)
-            if value is None:
-                pos = close + 1
-                continue
-            text = _replace(text, start, close + 1, value, where)
-            pos = start + len(value)
-        return text, True
+            pos = close + 1
+            if value is not None:
+                out.add(text, done, start, value)
+                done = pos
+        return out.finish(text, done), True
 
     def _variable(self, name, stack):
         """Built-ins, then key ``$NAME`` of the current section, then global; else None."""
         if name == "SECTION_NAME":
             return self.current.name
         if name == "PREV_SECTION_NAME":
-            names = [""] + [section.name for section in self.ini.sections()]
-            index = names.index(self.current.name)
-            return names[index - 1] if index > 0 else ""
+            return self._previous_section()
         key = "$" + name
         for section in (self.current, self.ini.global_section):
             entry = section.entry(key)
@@ -108,11 +124,39 @@ class _Evaluation:
         return None
 
 
-def _replace(text, start, end, value, where):
-    text = text[:start] + value + text[end:]
-    if len(text) > MAX_VALUE_CHARS:
-        raise IniError(f"value grows beyond {MAX_VALUE_CHARS} characters", where)
-    return text
+    # Both computed once per read, on first need: a file may have many sections.
+    def _longest_section(self):
+        if self._longest is None:
+            self._longest = max((len(s.name) for s in self.ini.sections()), default=0)
+        return self._longest
+
+    def _previous_section(self):
+        if self._previous is None:
+            names = [""] + [section.name for section in self.ini.sections()]
+            index = names.index(self.current.name)
+            self._previous = names[index - 1] if index > 0 else ""
+        return self._previous
+
+class _Output:
+    """The evaluated text built as a list of pieces: one pass, linear in its length."""
+
+    def __init__(self, where):
+        self.where = where
+        self.pieces = []
+        self.length = 0
+
+    def add(self, text, done, start, value):
+        """Append ``text[done:start]`` (kept verbatim) then ``value`` (a replacement)."""
+        self.pieces += [text[done:start], value]
+        self.length += start - done + len(value)
+        if self.length > MAX_VALUE_CHARS:
+            raise IniError(f"value grows beyond {MAX_VALUE_CHARS} characters", self.where)
+
+    def finish(self, text, done):
+        if not self.pieces:
+            return text
+        self.add(text, done, len(text), "")
+        return "".join(self.pieces)
 
 
 def _next_whitespace(text, pos):
@@ -123,7 +167,8 @@ def _next_whitespace(text, pos):
 
 def _expressions(text, where):
     """Replace each ``$( ... )`` (balanced parentheses) by its printed value."""
-    pos = 0
+    out = _Output(where)
+    pos = done = 0
     while (start := text.find("$(", pos)) >= 0:
         close = _matching_paren(text, start + 1)
         if close is None:
@@ -132,19 +177,26 @@ def _expressions(text, where):
             value = expr.format_result(expr.evaluate(text[start + 2:close]))
         except IniError as error:
             raise IniError(str(error), where) from None
-        text = _replace(text, start, close + 1, value, where)
-        pos = start + len(value)
-    return text
+        out.add(text, done, start, value)
+        pos = done = close + 1
+    return out.finish(text, done)
 
 
 def _matching_paren(text, open_pos):
-    """Index of the ``)`` closing the ``(`` at ``open_pos``, or None."""
+    """Index of the ``)`` closing the ``(`` at ``open_pos``, or None.
+
+    Hops between parentheses with ``str.find``, each search starting where the
+    last one of its kind stopped: linear, however the parentheses are laid out.
+    """
     depth = 0
-    for pos in range(open_pos, len(text)):
-        if text[pos] == "(":
+    opening, closing = open_pos, text.find(")", open_pos)
+    while closing >= 0:
+        if 0 <= opening < closing:
             depth += 1
-        elif text[pos] == ")":
-            depth -= 1
-            if depth == 0:
-                return pos
+            opening = text.find("(", opening + 1)
+            continue
+        depth -= 1
+        if depth == 0:
+            return closing
+        closing = text.find(")", closing + 1)
     return None

@@ -8,8 +8,10 @@ Nothing is ever passed to ``eval``/``exec``.
 """
 
 import ast
+import functools
 import math
 import operator
+import re
 
 from n2prune.errors import IniError
 
@@ -28,10 +30,24 @@ FUNCTIONS = {"int": int, "float": float, "min": min, "max": max, "round": round,
 MAX_EXPONENT = 1000
 # Past 1e308 a float is inf; ints are capped alike so no value can grow huge.
 MAX_MAGNITUDE = 10 ** 308
+# round(x, -n) builds 10**n: beyond the float range the result is 0 (or x) anyway.
+MAX_NDIGITS = 400
+# Checked on the text before ast.parse, whose parser runs out of memory (not
+# recursion) on a few thousand nested operators. INI expressions are short.
+MAX_SOURCE_CHARS = 10_000
+MAX_NESTING = 100
+
+# Tokens that matter for nesting: brackets, unary-capable operators, the rest.
+_TOKEN = re.compile(r"\*\*|//|[<>=!]=|\bnot\b|[-+~()\[\]{},]|[\w.]+|\S")
+_OPENING, _CLOSING, _UNARY = "([{", ")]}", ("-", "+", "~", "not")
 
 
 class _Refused(Exception):
     """A construct outside the allow-list (message says which)."""
+
+
+class _TooBig(Exception):
+    """Text too long or too deeply nested to hand to the parser."""
 
 
 def evaluate(source):
@@ -41,18 +57,60 @@ def evaluate(source):
     text is not arithmetic, or cannot be evaluated (division by zero, huge
     powers, results beyond 1e308).
     """
-    shown = f"`$({source})`"
     try:
-        tree = ast.parse(source.strip(), mode="eval")
-        return _check(_eval(tree.body))
+        return _evaluate_bounded(source)
     except _Refused as refused:
-        raise IniError(f"{shown} may only contain arithmetic: {refused}") from None
+        raise IniError(f"{_shown(source)} may only contain arithmetic: {refused}") from None
+    except _TooBig as too_big:
+        raise IniError(f"{_shown(source)} {too_big}") from None
     except SyntaxError as error:
-        raise IniError(f"{shown} is not a valid expression: {error.msg}") from None
+        raise IniError(f"{_shown(source)} is not a valid expression: {error.msg}") from None
     except (ArithmeticError, ValueError, TypeError) as error:
-        raise IniError(f"{shown} cannot be evaluated: {error}") from None
-    except RecursionError:
-        raise IniError(f"{shown} is nested too deeply") from None
+        raise IniError(f"{_shown(source)} cannot be evaluated: {error}") from None
+    except (RecursionError, MemoryError):
+        raise IniError(f"{_shown(source)} is nested too deeply") from None
+
+
+def _shown(source):
+    # Long sources are cut: the error line must stay readable.
+    return f"`$({source})`" if len(source) <= 60 else f"`$({source[:50]}...)`"
+
+
+def _evaluate_bounded(source):
+    if len(source) > MAX_SOURCE_CHARS:
+        raise _TooBig(f"is too long ({len(source)} characters, at most {MAX_SOURCE_CHARS})")
+    # The nesting cannot exceed the number of characters.
+    if len(source) > MAX_NESTING and _nesting(source) > MAX_NESTING:
+        raise _TooBig(f"is nested too deeply (more than {MAX_NESTING} levels)")
+    return _evaluate_checked(source.strip())
+
+@functools.lru_cache(maxsize=1024)
+def _evaluate_checked(source):
+    # Cached: a value may repeat one expression thousands of times.
+    return _check(_eval(ast.parse(source, mode="eval").body))
+
+
+def _nesting(source):
+    """A cheap estimate of the parse depth: open brackets plus stacked unary operators.
+
+    A unary operator is one that follows an operator, an opening bracket or
+    the start; a run of them (``- - - 1``, ``-(-(-1``) nests one level each.
+    """
+    depth = run = deepest = 0
+    after_operand = False
+    for token in _TOKEN.findall(source):
+        if token in _OPENING:
+            depth, after_operand = depth + 1, False
+        elif token in _CLOSING:
+            depth, run, after_operand = depth - 1, 0, True
+        elif token in _UNARY and not after_operand:
+            run += 1
+        else:
+            # An operand ends the run of unary operators; a binary operator keeps it at 0.
+            after_operand = token[0].isalnum() or token[0] in "._"
+            run = 0 if after_operand else run
+        deepest = max(deepest, depth + run)
+    return deepest
 
 
 def format_result(value):
@@ -70,7 +128,7 @@ def _eval(node):
 def _constant(node):
     value = node.value
     if isinstance(value, (bool, int, float)):
-        return value
+        return _check(value)
     raise _Refused(f"the constant {value!r} is not a number")
 
 
@@ -86,7 +144,7 @@ def _binary(node):
 
 def _check_power(base, exponent):
     if abs(exponent) > MAX_EXPONENT:
-        raise ArithmeticError(f"exponent {exponent} is larger than {MAX_EXPONENT}")
+        raise ArithmeticError(f"exponent larger than {MAX_EXPONENT}")
     if abs(base) > 1 and exponent > 0 and exponent * math.log10(abs(base)) > 308:
         raise ArithmeticError("result larger than 1e308")
 
@@ -133,7 +191,16 @@ def _call(node):
                        f"(only {', '.join(FUNCTIONS)})")
     if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
         raise _Refused(f"{name}() takes positional numbers only")
-    return FUNCTIONS[name](*[_eval(arg) for arg in node.args])
+    args = [_eval(arg) for arg in node.args]
+    if name == "round" and len(args) == 2:
+        _check_ndigits(args[1])
+    return FUNCTIONS[name](*args)
+
+
+def _check_ndigits(ndigits):
+    # round(1, -10**8) would build 10**(10**8): refuse instead of hanging.
+    if isinstance(ndigits, int) and abs(ndigits) > MAX_NDIGITS:
+        raise ValueError(f"round() ndigits beyond +-{MAX_NDIGITS}")
 
 
 def _check(value):

@@ -29,16 +29,34 @@ _log = logging.getLogger("n2prune.ini")
 
 def load_ini(path, overrides=()):
     """Read the INI file at ``path`` (UTF-8, else Latin-1) into an IniFile."""
-    path = Path(path)
+    if not str(path):
+        raise IniError("the INI file name is empty")
+    return IniFile(_read_text(Path(path)), path, overrides)
+
+
+# Far above any real model; stops /dev/zero-like or multi-GB inputs early.
+MAX_INI_BYTES = 64 * 2 ** 20
+
+
+def _read_text(path):
+    """The text of ``path``; every way of failing is an IniError naming the file."""
     try:
+        if path.is_dir():
+            raise IniError("is a folder, not an INI file", str(path))
+        if not path.exists():
+            raise IniError("no such INI file", str(path))
+        if not path.is_file():
+            raise IniError("not a regular file", str(path))
+        if path.stat().st_size > MAX_INI_BYTES:
+            raise IniError(f"larger than {MAX_INI_BYTES >> 20} MiB: not an INI file", str(path))
         data = path.read_bytes()
     except OSError as error:
+        # ENAMETOOLONG, EACCES...: is_dir() and exists() raise them too.
         raise IniError(f"cannot read INI file: {error.strerror}", str(path)) from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return IniFile(text, path, overrides)
+        return data.decode("latin-1")
 
 
 def parse_ini_text(text, path="<string>", overrides=()):
@@ -59,6 +77,8 @@ class IniFile:
         self._file = str(path) if path is not None else "<string>"
         self._by_name = {}
         self._sections = []
+        # The last line, where a missing section is reported (1 for an empty file).
+        self.end_line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
         for raw in lex(text, self._file):
             self._add_section(raw)
         self.global_section = self._sections.pop(0)
@@ -120,6 +140,10 @@ class IniFile:
     def where(self, section, key):
         """``file:line [section] Key`` (the header's line if the key is absent)."""
         return self.section(section).where(key)
+
+    def end_where(self):
+        """``file:line`` of the end of the file, where a missing section is reported."""
+        return f"{self._file}:{self.end_line}"
 
     # -- values ---------------------------------------------------------
 

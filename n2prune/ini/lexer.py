@@ -126,6 +126,9 @@ def lex(text, file):
     sections = [RawSection("", [], 1)]
     for number, line in logical_lines(text):
         where = f"{file}:{number}"
+        if "\0" in line:
+            # Text files have none; a NUL means a binary file (or a broken one).
+            raise IniError("NUL character in the line: a binary file, not INI text?", where)
         line = clean_line(line, where)
         if not line:
             continue

@@ -26,9 +26,8 @@ class Model:
     def __init__(self, ini_path, overrides=(), seed=0, strict=False, need_data=True,
                  max_memory=None):
         self.path = Path(ini_path)
-        if not self.path.is_file():
-            raise UserError(f"{self.path}: no such INI file")
-        self.ini = load_ini(self.path, overrides)
+        # load_ini sees the name as given: Path("") would be the current folder.
+        self.ini = load_ini(ini_path, overrides)
         self.seed = seed
         db_keys = {}
         self.database = self._database(need_data, db_keys)
