@@ -187,7 +187,7 @@ def read_targets(ini, cell_shapes, known_keys):
                               reader.get("TopN", values.as_uint, 1)))
     if not targets:
         last = order[-1] if order else None
-        where = ini_where_section(ini, last) if last else str(ini.path)
+        where = ini_where_section(ini, last) if last else ini.end_where()
         raise IniError(f"{where}: no target cell: add a [{last or '<cell>'}.Target] section "
                        "naming the cell the loss is computed on")
     return targets
