@@ -41,7 +41,8 @@ def _run_settings(args):
     if args.resume:
         run = RunFolder(args.resume)
         saved = run.run_info()
-        run.metrics_fields()  # an incomplete run folder is refused before training
+        if run.file("metrics.csv").exists():  # a missing one is started anew on resume
+            run.metrics_fields()  # a damaged one is refused before training
         if args.overrides and args.overrides != saved["overrides"]:
             raise UserError(f"{args.resume}: --set differs from the run's own overrides "
                             f"{saved['overrides']}; resume without --set")

@@ -237,7 +237,7 @@ RESUME_CASES = [
     ("seed_negative", "run.json", lambda p: edit_json(p, lambda d: {**d, "seed": -1})),
     ("epochs_string", "run.json", lambda p: edit_json(p, lambda d: {**d, "epochs": "x"})),
     ("overrides_numbers", "run.json", lambda p: edit_json(p, lambda d: {**d, "overrides": [1]})),
-    ("metrics_missing", "metrics.csv", lambda p: p.unlink()),
+    ("metrics_headerless", "metrics.csv", lambda p: p.write_text("")),
 ]
 
 
