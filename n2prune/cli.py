@@ -16,11 +16,33 @@ from n2prune.errors import UserError, escape_text
 log = logging.getLogger("n2prune")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2), like every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {escape_text(message)} (see {self.prog} --help)\n")
+
+
+def _whole_number(minimum):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
 def _common(parser):
     parser.add_argument("model", help="the network's INI file")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override an INI key (repeatable)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default 1)")
+    parser.add_argument("--seed", type=_whole_number(0), default=None,
+                        help="random seed, 0 or more (default 1)")
     parser.add_argument("--strict", action="store_true", help="unknown INI keys are errors")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
@@ -37,17 +59,17 @@ def _memory(text):
 
 
 def make_parser():
-    parser = argparse.ArgumentParser(prog="n2prune", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="n2prune", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"n2prune {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True)
     train = verbs.add_parser("train", help="train a model on its database")
     _common(train)
-    train.add_argument("--epochs", type=int, default=None, help="epochs to train (default 10)")
-    train.add_argument("--steps", type=int, default=None,
+    train.add_argument("--epochs", type=_whole_number(1), default=None, help="epochs to train (default 10)")
+    train.add_argument("--steps", type=_whole_number(1), default=None,
                        help="stop after this many batches in total (a short run)")
     train.add_argument("--out", default=None, help="run folder (default runs/<model>)")
-    train.add_argument("--log-every", type=int, default=100, help="steps between log lines")
-    train.add_argument("--snapshot-every", type=int, default=None, metavar="STEPS",
+    train.add_argument("--log-every", type=_whole_number(1), default=100, help="steps between log lines")
+    train.add_argument("--snapshot-every", type=_whole_number(0), default=None, metavar="STEPS",
                        help="steps between snapshots, besides epoch ends and Ctrl-C "
                             "(default 500; 0: epoch ends only)")
     train.add_argument("--resume", metavar="RUN", default=None, help="continue the run in RUN")
@@ -92,7 +114,11 @@ def _setup_logging():
 
 
 def main(argv=None):
-    args = make_parser().parse_args(argv)
+    """Run one verb; returns the exit code (argparse's own exits included)."""
+    try:
+        args = make_parser().parse_args(argv)
+    except SystemExit as parsed:  # --help, --version, or a one-line usage error
+        return parsed.code
     _setup_logging()
     from n2prune import commands
     try:

@@ -59,17 +59,8 @@ def _apply_kernel(model, args):
         set_kernel(model.network, args.kernel.capitalize())
 
 
-def _snapshot_every(args):
-    if args.snapshot_every is None:
-        return DEFAULT_SNAPSHOT_EVERY
-    if args.snapshot_every < 0:
-        raise UserError(f"--snapshot-every {args.snapshot_every}: must be 0 (epoch ends only) "
-                        "or a number of steps")
-    return args.snapshot_every
-
-
 def run_train(args):
-    every = _snapshot_every(args)  # checked before the run folder is made
+    every = DEFAULT_SNAPSHOT_EVERY if args.snapshot_every is None else args.snapshot_every
     settings = _run_settings(args)
     model = Model(args.model, settings["overrides"], settings["seed"], args.strict,
                   max_memory=args.max_memory)

@@ -82,3 +82,26 @@ def test_expression_never_runs_code(tmp_path):
     result = run_cli("check", str(evil))
     assert result.returncode == 2 and "evil.ini:" in result.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("args, named", [
+    (["train", LENET, "--epochs", "0"], "--epochs"),
+    (["train", LENET, "--epochs", "-5"], "--epochs"),
+    (["train", LENET, "--steps", "0"], "--steps"),
+    (["train", LENET, "--log-every", "0"], "--log-every"),
+    (["train", LENET, "--seed", "-1"], "--seed"),
+    (["check", LENET, "--seed", "1.5"], "--seed"),
+    (["check"], "model"),
+])
+def test_bad_arguments_are_one_line_before_any_work(args, named, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [str(Path(LENET).resolve()) if a == LENET else a for a in args]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0], err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_override_errors_name_which_set(capsys):
+    assert cli.main(["check", LENET, "--set", "sp.BatchSize=64", "--set", "sp.BatchSize=0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --set:2 [sp] BatchSize: ")

@@ -255,8 +255,8 @@ def test_overrides_split_at_longest_section_name():
     assert ini.value("conv1", "QWeight.Threshold") == "0.3"
     assert ini.value("", "Top") == "2" and ini.value("", "Dotted.Key") == "3"
     assert ini.value("sp", "New") == "a b"
-    assert ini.section("conv1").origin("QWeight.Threshold") == ("<--set>", 0)
-    assert ini.where("conv1", "QWeight.Threshold") == "<--set>:0 [conv1] QWeight.Threshold"
+    assert ini.section("conv1").origin("QWeight.Threshold") == ("--set", 2)
+    assert ini.where("conv1", "QWeight.Threshold") == "--set:2 [conv1] QWeight.Threshold"
     assert ini.section("conv1").keys() == ["QWeight.Threshold"]
 
 
@@ -266,7 +266,7 @@ def test_override_on_parent_reaches_children():
 
 
 def test_override_errors():
-    with pytest.raises(IniError, match=r"^<--set>: 'conv9\.K=1': unknown section \[conv9\]; "
+    with pytest.raises(IniError, match=r"^--set: 'conv9\.K=1': unknown section \[conv9\]; "
                                        r"close names: \[conv1\]"):
         ini_of("[conv1]\n", overrides=["conv9.K=1"])
     with pytest.raises(IniError, match="expected section.Key=value"):

@@ -68,7 +68,7 @@ class IniFile:
     """A parsed INI file. Values are evaluated when read, not when parsed.
 
     ``overrides`` are ``"section.Key=value"`` strings (``--set``), applied
-    after parsing; each records ``("<--set>", 0)`` as its origin.
+    after parsing; the K-th records ``("--set", K)`` as its origin.
     """
 
     def __init__(self, text, path=None, overrides=()):
@@ -82,8 +82,8 @@ class IniFile:
         for raw in lex(text, self._file):
             self._add_section(raw)
         self.global_section = self._sections.pop(0)
-        for override in overrides:
-            self._apply_override(override)
+        for number, override in enumerate(overrides, 1):
+            self._apply_override(override, number)
 
     # -- building -------------------------------------------------------
 
@@ -112,9 +112,9 @@ class IniFile:
                            f"before it{extra}", where)
         return self._by_name[name]
 
-    def _apply_override(self, text):
+    def _apply_override(self, text, number):
         name, key, value = parse_override(text, [s.name for s in self._sections])
-        self.section(name).set_own(key, Entry(value, SET_ORIGIN, 0))
+        self.section(name).set_own(key, Entry(value, SET_ORIGIN, number))
 
     def _warn(self, message):
         self.warnings.append(message)

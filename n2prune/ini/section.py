@@ -4,7 +4,8 @@ import difflib
 
 from n2prune.errors import IniError
 
-SET_ORIGIN = "<--set>"
+# An overridden value is located as "--set:K": the K-th --set of the command line.
+SET_ORIGIN = "--set"
 GENERATED_ORIGIN = "<generated>"
 
 
@@ -118,7 +119,7 @@ class Section:
         return self._require(key).value
 
     def origin(self, key):
-        """(file, line) where ``key`` was written (``("<--set>", 0)`` for overrides)."""
+        """(file, line) where ``key`` was written (``("--set", K)`` for the K-th override)."""
         found = self._require(key)
         return found.file, found.line
 
