@@ -67,22 +67,24 @@ def run_train(args):
     _apply_kernel(model, args)
     run = RunFolder(args.resume or new_run_dir(args.model, args.out))
     sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
+    trainer = Trainer(model, run, settings["epochs"], args.log_every, settings["seed"],
+                      max_steps=args.steps, snapshot_every=every)
+    # Every input is checked before the run folder is written to.
     if args.resume:
         run.prepare()
+        trainer.resume(sparsity_fields)
     else:
-        run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings},
-                   sparsity_fields)
         if args.weights:
             restored = load_weights(model.network, args.weights)
             # Masks follow the imported weights, unless the files carried them.
             stale = [c for c in pruned_cells(model.network) if c.name not in restored]
             initialize_masks(model.network, model.rng, model.epoch_size, stale)
+        run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings},
+                   sparsity_fields)
     log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
              run.path, len(model.network.cells), model.network.nb_params(),
              model.network.macs_per_sample() / 1e6)
-    trainer = Trainer(model, run, settings["epochs"], args.log_every, settings["seed"],
-                      max_steps=args.steps, snapshot_every=every)
-    trainer.train(resume=bool(args.resume), extra_fields=sparsity_fields)
+    trainer.train()
     return 0
 
 

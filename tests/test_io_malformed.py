@@ -143,9 +143,9 @@ def _npy_bytes(array):
 
 
 def check_one_line_error(capsys, code, name):
-    """Exit 2 and one ``error:`` line naming ``name`` (a resume logs its run folder first)."""
+    """Exit 2 and exactly one ``error:`` line on stderr, naming ``name``."""
     captured = capsys.readouterr()
-    lines = [line for line in captured.err.strip().splitlines() if not line.startswith("run folder ")]
+    lines = captured.err.strip().splitlines()
     assert code == 2, captured.err
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("error:") and name in lines[0], lines[0]
@@ -168,6 +168,7 @@ def test_malformed_weights_refused_by_train_too(trained, tmp_path, capsys):
     truncate(shutil.copy(run / "weights.npz", weights))
     code = cli.main(["train", str(ini), "--weights", str(weights), "--out", str(tmp_path / "r")])
     check_one_line_error(capsys, code, "given.npz")
+    assert not (tmp_path / "r").exists()  # refused before the run folder is made
 
 
 def _put_folder(folder, name):

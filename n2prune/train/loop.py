@@ -100,6 +100,7 @@ class Trainer:
         self.order = arrays.get("epoch_order")
         self.snapshot_step = self.state.step
         self.run.rewind(meta.get("appended_sizes"), extra_fields)
+        self.run.log(f"resumed at step {self.state.step} from {self.run.file('snapshot.npz')}")
 
     def snapshot_note(self):
         if self.snapshot_step is None:
@@ -190,10 +191,8 @@ class Trainer:
         self.progress.epoch_end(self.state, val, self.learning_rate())
         self.snapshot()
 
-    def train(self, resume=False, extra_fields=()):
-        if resume:
-            self.resume(extra_fields)
-            self.run.log(f"resumed at step {self.state.step} from {self.run.file('snapshot.npz')}")
+    def train(self):
+        """Train from where the run stands (call ``resume`` first to continue a run)."""
         images, labels = self.model.stimuli("learn")
         steps_per_epoch = math.ceil(len(labels) / self.batch_size)
         total = steps_per_epoch * self.state.epochs
