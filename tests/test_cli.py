@@ -105,3 +105,13 @@ def test_bad_arguments_are_one_line_before_any_work(args, named, tmp_path, capsy
 def test_override_errors_name_which_set(capsys):
     assert cli.main(["check", LENET, "--set", "sp.BatchSize=64", "--set", "sp.BatchSize=0"]) == 2
     assert capsys.readouterr().err.startswith("error: --set:2 [sp] BatchSize: ")
+
+
+@pytest.mark.parametrize("override, where", [
+    ("sp.Transformation_1.Width=0", "--set:1 [sp.Transformation_1] Width"),
+    ("fc2.NbOutputs=5", "lenet.ini:100 [softmax] NbOutputs"),  # fewer outputs than classes
+])
+def test_sizes_that_used_to_end_in_a_traceback(override, where, capsys):
+    assert cli.main(["check", LENET, "--set", override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and where in err[0], err

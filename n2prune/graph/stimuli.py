@@ -16,12 +16,12 @@ _operator = values.enum("Plus", "Minus", "Multiplies", "Divides")
 # N2D2 transformation type -> (n2prune class name, {N2D2 key: (kwarg, reader, default)}).
 TRANSFORM_KEYS = {
     "RescaleTransformation": ("Rescale", {
-        "Width": ("width", _uint, None), "Height": ("height", _uint, None),
+        "Width": ("width", values.as_size, None), "Height": ("height", values.as_size, None),
         "KeepAspectRatio": ("keep_aspect_ratio", _bool, False),
         "ResizeToFit": ("resize_to_fit", _bool, True),
     }),
     "PadCropTransformation": ("PadCrop", {
-        "Width": ("width", _uint, None), "Height": ("height", _uint, None),
+        "Width": ("width", values.as_size, None), "Height": ("height", values.as_size, None),
     }),
     "RangeAffineTransformation": ("RangeAffine", {
         "FirstOperator": ("first_operator", _operator, None),

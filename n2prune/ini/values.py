@@ -47,6 +47,14 @@ def as_uint(text):
     return _bounded_int(text, *UINT_RANGE)
 
 
+def as_size(text):
+    """A size: an ``unsigned int`` of at least 1 (a width, a count of outputs)."""
+    value = as_uint(text)
+    if value == 0:
+        raise ValueError("must be at least 1")
+    return value
+
+
 def as_float(text):
     """``"0.5"``, ``"1e-3"``, ``".5"``, ``"1,000.5"`` -> float; no ``inf``/``nan``."""
     token = text.strip()

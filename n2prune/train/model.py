@@ -38,9 +38,19 @@ class Model:
         self.rng = ctx.rng
         self.budget = ctx.budget  # the training-memory estimate, per cell
         self.epoch_size = epoch_size
+        self._check_classes()
         initialize_masks(self.network, self.rng, epoch_size)
         self._report_unknown(unknown_keys(self.ini, ctx), strict)
         self._cache = {}
+
+    def _check_classes(self):
+        """Each target cell scores every class of the database (labels index its outputs)."""
+        for target in self.network.targets if self.database else ():
+            outputs = self.network.cell(target.cell).output_shape[0]
+            if outputs < self.database.nb_classes:
+                raise IniError(f"{self.ini.where(target.cell, 'NbOutputs')}: the target cell has "
+                               f"{outputs} outputs, the database {self.database.nb_classes} "
+                               f"classes; give it at least {self.database.nb_classes}")
 
     def _database(self, need_data, known_keys):
         try:
