@@ -12,6 +12,7 @@ never modified) and two flags the stimuli provider reads:
 import numpy as np
 
 from n2prune.errors import UserError
+from n2prune.kernels.resize import resize_bilinear
 
 TRANSFORMS = {}  # Python class name -> class
 TRANSFORMATIONS = {}  # N2D2 ``Type=`` name -> class
@@ -122,12 +123,9 @@ class Rescale(Transform):
         return self._tables[height, width]
 
     def apply(self, batch, rng):
-        (y0, y1, wy), (x0, x1, wx) = self._table(batch.shape[1], batch.shape[2])
-        data = _spatial(batch).astype(np.float32)
-        wy, wx = wy[:, None, None], wx[:, None]
-        rows = data[:, y0] * (1 - wy) + data[:, y1] * wy
-        out = rows[:, :, x0] * (1 - wx) + rows[:, :, x1] * wx
-        return _cast_like(out.reshape(out.shape[:3] + batch.shape[3:]), batch.dtype)
+        rows, cols = self._table(batch.shape[1], batch.shape[2])
+        out = resize_bilinear(_spatial(batch), rows, cols)
+        return out.reshape(out.shape[:3] + batch.shape[3:])
 
 
 # N2D2's BorderType names -> numpy.pad modes (OpenCV BORDER_* equivalents).
