@@ -31,3 +31,15 @@ def test_matches_numpy_bit_for_bit(dtype, src, dst):
     out = resize_bilinear(images, rows, cols)
     assert out.dtype == (np.uint8 if dtype == np.uint8 else np.float32)
     np.testing.assert_array_equal(out, numpy_resize(images, rows, cols))
+
+
+@pytest.mark.parametrize("dtype, divisor", [(np.uint8, 255), (np.float32, 1), (np.float64, 1)])
+def test_batch_gather_matches_numpy(dtype, divisor):
+    from n2prune.kernels.gather import gather_batch_cnhw
+    rng = np.random.default_rng(1)
+    cached = (rng.random((20, 5, 7, 3)) * 255).astype(dtype)
+    indices = rng.permutation(20)[:9]
+    expected = (cached[indices].astype(np.float32) / np.float32(divisor)).transpose(3, 0, 1, 2)
+    np.testing.assert_array_equal(gather_batch_cnhw(cached, indices, divisor), expected)
+    with pytest.raises(IndexError):
+        gather_batch_cnhw(cached, [20], divisor)

@@ -9,6 +9,7 @@ in N2D2's exec/n2d2.cpp), so inputs land in [0, 1].
 import numpy as np
 
 from n2prune.errors import ShapeError
+from n2prune.kernels.gather import gather_batch_cnhw
 
 # Images per chunk when caching: bounds the float32 temporaries of a Rescale.
 PREPARE_CHUNK = 4096
@@ -66,6 +67,11 @@ class StimuliProvider:
         Applies the per-batch transformations, then divides by 255 if the data
         are still uint8. Raises ``ShapeError`` when the result is not ``size``.
         """
+        if not self.per_batch:  # the common case: one pass, no temporaries
+            self._check_shape(cached[:1])
+            divisor = 255 if cached.dtype == np.uint8 else 1
+            images = cached if cached.ndim == 4 else cached[..., np.newaxis]
+            return gather_batch_cnhw(images, indices, divisor)
         batch = self._apply(self.per_batch, cached[indices], rng)
         self._check_shape(batch)
         if batch.dtype == np.uint8:
