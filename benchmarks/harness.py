@@ -72,7 +72,7 @@ def _memory_gib():
     return "?"
 
 
-def _version(package):
+def installed_version(package):
     """A package's version without importing it (torch would start its OpenMP pool)."""
     try:
         return importlib.metadata.version(package)
@@ -103,8 +103,8 @@ def machine_report(extra=None):
         (f"# machine: {_cpu_model()}, {cores} usable cores of {os.cpu_count()}, "
          f"{_memory_gib()} RAM, {platform.system()} {platform.release()}"),
         (f"# python {platform.python_version()}, numpy {np.__version__} ({_blas()}), "
-         f"numba {_version('numba')}, torch {_version('torch')}, "
-         f"sparseprop {_version('sparseprop')}"),
+         f"numba {installed_version('numba')}, torch {installed_version('torch')}, "
+         f"sparseprop {installed_version('sparseprop')}"),
         f"# date {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M:%S} UTC",
         f"# threads: {env}",
     ]
@@ -187,14 +187,20 @@ class Session:
         return {"load1": load, "own_load": own, "others_runnable": busy,
                 "gemm_ms": {str(n): 1e3 * s for n, s in gemm.items()}, "reasons": reasons}
 
-    def compare(self, label, sides, rounds=5, primary="seconds", lower_is_better=True):
-        """Quiet check, ``alternate(sides, rounds)``, quiet check; the comparison is kept."""
+    def compare(self, label, sides, rounds=5, primary="seconds", lower_is_better=True,
+                references=None):
+        """Quiet check, ``alternate(sides, rounds)``, quiet check; the comparison is kept.
+
+        ``references`` (default: the last side) are the sides every side's
+        speed-up is reported against.
+        """
         before = self.quiet_check()
         samples = alternate(sides, rounds)
         after = self.quiet_check()
         reasons = [f"before: {r}" for r in before["reasons"]]
         reasons += [f"after: {r}" for r in after["reasons"]]
         comparison = {"label": label, "primary": primary, "lower_is_better": lower_is_better,
+                      "references": list(references or list(sides)[-1:]),
                       "samples": samples, "before": before, "after": after,
                       "rounds": rounds, "contended": bool(reasons), "reasons": reasons}
         self.comparisons.append(comparison)
@@ -261,19 +267,26 @@ def _stats(values):
     return statistics.median(values), values[0], values[-1]
 
 
+def speedup(comparison, side, reference):
+    """How many times better ``side`` is than ``reference`` (median over median, primary metric)."""
+    primary = comparison["primary"]
+    ours = statistics.median(s[primary] for s in comparison["samples"][side])
+    theirs = statistics.median(s[primary] for s in comparison["samples"][reference])
+    if not ours or not theirs:
+        return None
+    return theirs / ours if comparison["lower_is_better"] else ours / theirs
+
+
 def summary_rows(comparison):
-    """Per side: median of each metric, (min, max) of the primary, ratio to the first side."""
-    primary, sides = comparison["primary"], list(comparison["samples"])
-    first = statistics.median(s[primary] for s in comparison["samples"][sides[0]])
+    """Per side: median and min-max of the primary metric, medians of the others, speed-ups."""
+    primary = comparison["primary"]
     rows = []
-    for side in sides:
-        samples = comparison["samples"][side]
+    for side, samples in comparison["samples"].items():
         med, low, high = _stats([s[primary] for s in samples])
-        # "x" means: how many times better the first side is than this one.
-        ratio = (med / first if comparison["lower_is_better"] else first / med) if med else None
         others = {k: statistics.median(s[k] for s in samples) for k in samples[0] if k != primary}
+        ratios = {ref: speedup(comparison, side, ref) for ref in comparison["references"]}
         rows.append({"side": side, "median": med, "min": low, "max": high, "n": len(samples),
-                     "first_vs_side": ratio, "other_medians": others})
+                     "speedup_vs": ratios, "other_medians": others})
     return rows
 
 
@@ -288,22 +301,22 @@ def _fmt(value):
 def report(session_or_comparisons, json_path=None, machine=None):
     """Print one table per comparison and the run's verdict; write JSON if asked.
 
-    Ratio column: the first side's advantage on the primary metric (median
-    over median; >1 means the first side is better). Spread: min-max.
+    Columns ``x REF``: each side's speed-up over a reference side on the
+    primary metric (median over median; >1 means the side is better).
+    Spread: min-max of the primary metric over the rounds.
     """
     comparisons = getattr(session_or_comparisons, "comparisons", session_or_comparisons)
     for c in comparisons:
         flag = "CONTENDED: " + "; ".join(c["reasons"]) if c["contended"] else "quiet"
         print(f"\n{c['label']}  [{flag}]")
-        rows = summary_rows(c)
-        first = rows[0]["side"]
-        print(f"  {'side':<22} {'median ' + c['primary']:>18} {'min-max':>23} {'n':>3} "
-              f"{first + ' x':>14}  other medians")
-        for r in rows:
+        ratio_heads = "".join(f"{'x ' + ref:>16}" for ref in c["references"])
+        print(f"  {'side':<24} {'median ' + c['primary']:>16} {'min - max':>23} {'n':>3}"
+              f"{ratio_heads}  other medians")
+        for r in summary_rows(c):
+            ratios = "".join(f"{_fmt(v):>16}" for v in r["speedup_vs"].values())
             others = ", ".join(f"{k} {_fmt(v)}" for k, v in r["other_medians"].items())
-            print(f"  {r['side']:<22} {_fmt(r['median']):>18} "
-                  f"{_fmt(r['min']) + ' - ' + _fmt(r['max']):>23} {r['n']:>3} "
-                  f"{_fmt(r['first_vs_side']):>14}  {others}")
+            print(f"  {r['side']:<24} {_fmt(r['median']):>16} "
+                  f"{_fmt(r['min']) + ' - ' + _fmt(r['max']):>23} {r['n']:>3}{ratios}  {others}")
     contended = [c["label"] for c in comparisons if c["contended"]]
     few = [c["label"] for c in comparisons if c.get("rounds", MIN_ROUNDS) < MIN_ROUNDS]
     print()
