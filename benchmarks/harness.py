@@ -21,6 +21,7 @@ A comparison that fails any of these before or after is flagged CONTENDED,
 and the run's summary says it is not fit for the docs.
 """
 
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -157,6 +158,7 @@ class Session:
         self.reference = None       # first calibration: {threads: seconds}
         self.cpu_marks = [(time.monotonic(), own_cpu_seconds())]
         self.comparisons = []
+        self._group = None          # the quiet check before the open group, if any
 
     def own_load(self):
         """CPU seconds our process tree used over about the last minute, per second."""
@@ -194,17 +196,38 @@ class Session:
         ``references`` (default: the last side) are the sides every side's
         speed-up is reported against.
         """
-        before = self.quiet_check()
+        before = self._group or self.quiet_check()
         samples = alternate(sides, rounds)
-        after = self.quiet_check()
-        reasons = [f"before: {r}" for r in before["reasons"]]
-        reasons += [f"after: {r}" for r in after["reasons"]]
         comparison = {"label": label, "primary": primary, "lower_is_better": lower_is_better,
                       "references": list(references or list(sides)[-1:]),
-                      "samples": samples, "before": before, "after": after,
-                      "rounds": rounds, "contended": bool(reasons), "reasons": reasons}
+                      "samples": samples, "rounds": rounds}
         self.comparisons.append(comparison)
+        if self._group is None:
+            _set_checks(comparison, before, self.quiet_check())
         return comparison
+
+    @contextlib.contextmanager
+    def group(self):
+        """Comparisons made inside share one quiet check before and one after.
+
+        For many short comparisons (kernels), where a check per comparison
+        (about 2 s) would cost more than the measurements.
+        """
+        self._group = self.quiet_check()
+        first = len(self.comparisons)
+        try:
+            yield self
+        finally:
+            before, self._group = self._group, None
+        after = self.quiet_check()
+        for comparison in self.comparisons[first:]:
+            _set_checks(comparison, before, after)
+
+
+def _set_checks(comparison, before, after):
+    reasons = [f"before: {r}" for r in before["reasons"]]
+    reasons += [f"after: {r}" for r in after["reasons"]]
+    comparison.update(before=before, after=after, contended=bool(reasons), reasons=reasons)
 
 
 # -- measuring -----------------------------------------------------------
@@ -298,25 +321,44 @@ def _fmt(value):
     return f"{value:.4g}"
 
 
-def report(session_or_comparisons, json_path=None, machine=None):
+def _print_table(c):
+    flag = "CONTENDED: " + "; ".join(c["reasons"]) if c["contended"] else "quiet"
+    print(f"\n{c['label']}  [{flag}]")
+    ratio_heads = "".join(f"{'x ' + ref:>16}" for ref in c["references"])
+    print(f"  {'side':<24} {'median ' + c['primary']:>16} {'min - max':>23} {'n':>3}"
+          f"{ratio_heads}  other medians")
+    for r in summary_rows(c):
+        ratios = "".join(f"{_fmt(v):>16}" for v in r["speedup_vs"].values())
+        others = ", ".join(f"{k} {_fmt(v)}" for k, v in r["other_medians"].items())
+        print(f"  {r['side']:<24} {_fmt(r['median']):>16} "
+              f"{_fmt(r['min']) + ' - ' + _fmt(r['max']):>23} {r['n']:>3}{ratios}  {others}")
+
+
+def _print_line(c):
+    """One line: each side's median [min-max] and its speed-ups, then the flag."""
+    parts = []
+    for r in summary_rows(c):
+        ratios = " ".join(f"x{_fmt(v)}" for ref, v in r["speedup_vs"].items() if ref != r["side"])
+        parts.append(f"{r['side']} {_fmt(r['median'])} [{_fmt(r['min'])}-{_fmt(r['max'])}]"
+                     + (f" {ratios}" if ratios else ""))
+    flag = "  CONTENDED" if c["contended"] else ""
+    print(f"{c['label']:<34} {c['primary']}: " + " | ".join(parts) + flag, flush=True)
+
+
+def report(session_or_comparisons, json_path=None, machine=None, compact=False):
     """Print one table per comparison and the run's verdict; write JSON if asked.
 
     Columns ``x REF``: each side's speed-up over a reference side on the
     primary metric (median over median; >1 means the side is better).
-    Spread: min-max of the primary metric over the rounds.
+    Spread: min-max of the primary metric over the rounds. ``compact``: one
+    line per comparison (many small comparisons).
     """
     comparisons = getattr(session_or_comparisons, "comparisons", session_or_comparisons)
     for c in comparisons:
-        flag = "CONTENDED: " + "; ".join(c["reasons"]) if c["contended"] else "quiet"
-        print(f"\n{c['label']}  [{flag}]")
-        ratio_heads = "".join(f"{'x ' + ref:>16}" for ref in c["references"])
-        print(f"  {'side':<24} {'median ' + c['primary']:>16} {'min - max':>23} {'n':>3}"
-              f"{ratio_heads}  other medians")
-        for r in summary_rows(c):
-            ratios = "".join(f"{_fmt(v):>16}" for v in r["speedup_vs"].values())
-            others = ", ".join(f"{k} {_fmt(v)}" for k, v in r["other_medians"].items())
-            print(f"  {r['side']:<24} {_fmt(r['median']):>16} "
-                  f"{_fmt(r['min']) + ' - ' + _fmt(r['max']):>23} {r['n']:>3}{ratios}  {others}")
+        (_print_line if compact else _print_table)(c)
+    reasons = sorted({r for c in comparisons for r in c["reasons"]})
+    if compact and reasons:
+        print("\nquiet-check failures: " + "; ".join(reasons))
     contended = [c["label"] for c in comparisons if c["contended"]]
     few = [c["label"] for c in comparisons if c.get("rounds", MIN_ROUNDS) < MIN_ROUNDS]
     print()
