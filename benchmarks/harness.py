@@ -342,7 +342,7 @@ def _print_line(c):
         parts.append(f"{r['side']} {_fmt(r['median'])} [{_fmt(r['min'])}-{_fmt(r['max'])}]"
                      + (f" {ratios}" if ratios else ""))
     flag = "  CONTENDED" if c["contended"] else ""
-    print(f"{c['label']:<34} {c['primary']}: " + " | ".join(parts) + flag, flush=True)
+    print(f"{c['label']:<40} {c['primary']}: " + " | ".join(parts) + flag, flush=True)
 
 
 def report(session_or_comparisons, json_path=None, machine=None, compact=False):
