@@ -39,6 +39,11 @@ for _name in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "M
 # What the n2prune command gets (n2prune/__init__.py); here numpy may load first.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+# Workers start from the environment as it is now: importing n2prune in the
+# parent sets OMP_WAIT_POLICY=PASSIVE (n2prune/kernels/__init__.py), which
+# must not leak into a PyTorch worker. Each side sets its own when it loads.
+WORKER_ENV = dict(os.environ)
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a source checkout, not installed
     sys.path.insert(0, str(ROOT))
@@ -99,7 +104,7 @@ def machine_report(extra=None):
     """
     import numpy as np
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    env = ", ".join(f"{k}={os.environ.get(k, '-')}" for k in THREAD_VARS)
+    env = ", ".join(f"{k}={WORKER_ENV.get(k, '-')}" for k in THREAD_VARS)
     lines = [
         (f"# machine: {_cpu_model()}, {cores} usable cores of {os.cpu_count()}, "
          f"{_memory_gib()} RAM, {platform.system()} {platform.release()}"),
@@ -107,7 +112,8 @@ def machine_report(extra=None):
          f"numba {installed_version('numba')}, torch {installed_version('torch')}, "
          f"sparseprop {installed_version('sparseprop')}"),
         f"# date {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M:%S} UTC",
-        f"# threads: {env}",
+        ("# threads (workers start with these; n2prune sets OMP_WAIT_POLICY=PASSIVE "
+         f"in its own process when unset): {env}"),
     ]
     if extra:
         lines.append("# " + ", ".join(f"{k}={v}" for k, v in extra.items()))
@@ -270,7 +276,8 @@ def in_subprocess(script, args, env=None):
     its sample with ``emit``; the last such line is returned.
     """
     cmd = [sys.executable, str(script), *map(str, args)]
-    done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True,
+                          env=WORKER_ENV if env is None else env)
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(SAMPLE_MARK)]

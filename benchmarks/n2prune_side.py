@@ -150,11 +150,11 @@ def limit_partitions(model, limit):
 
 
 class TimedTrainer(Trainer):
-    """Notes when the last epoch (its validation and end-of-epoch writes included) ended."""
+    """Notes when each epoch (its validation and end-of-epoch writes included) ended."""
 
-    def finish(self):
-        self.epochs_ended = time.perf_counter()
-        return super().finish()
+    def end_epoch(self):
+        super().end_epoch()
+        self.epoch_ends.append(time.perf_counter())
 
 
 def train_recipe(ini, run_dir, epochs, seed, masks=None, limit=None):
@@ -162,19 +162,26 @@ def train_recipe(ini, run_dir, epochs, seed, masks=None, limit=None):
     model = Model(ini, seed=seed)
     if masks is not None:
         set_masks(model.network, masks)
+    return train_recipe_model(model, run_dir, epochs, seed, limit)
+
+
+def train_recipe_model(model, run_dir, epochs, seed, limit=None):
+    """``train_recipe`` on a model already built (and pruned)."""
     for part in ("learn", "validation", "test"):  # data preparation is not timed
         model.stimuli(part)
     if limit:
         limit_partitions(model, limit)
     run = RunFolder(run_dir)
-    run.create(model.ini.dumps(), {"model": str(ini), "seed": seed, "epochs": epochs},
+    run.create(model.ini.dumps(), {"model": str(model.path), "seed": seed, "epochs": epochs},
                [f"sparsity_{c.name}" for c in pruned_cells(model.network)])
     trainer = TimedTrainer(model, run, epochs, log_every=10**9, seed=seed, snapshot_every=0)
-    started = time.perf_counter()
+    trainer.epoch_ends = [time.perf_counter()]
     summary = trainer.train()
-    per_epoch = (trainer.epochs_ended - started) / epochs
+    ends = trainer.epoch_ends
+    per_epoch = (ends[-1] - ends[0]) / epochs
     learn = len(model.stimuli("learn")[1])
-    return {"s/epoch": per_epoch, "samples/s": learn / per_epoch,
+    return {"s/epoch": per_epoch, "last epoch s": ends[-1] - ends[-2],
+            "samples/s": learn / per_epoch,
             "steps s/epoch": summary["train_seconds"] / epochs,
             "test acc": summary["test_accuracy"],
             "val acc": summary["best_validation_accuracy"] or 0.0}

@@ -155,7 +155,7 @@ def train_recipe(spec, solver, data, epochs, seed, masks=None, side="torch"):
     batch, n = solver["batch"], len(y["learn"])
     step_state = {"opt": None}
     val = 0.0
-    started = time.perf_counter()
+    ends = [time.perf_counter()]
     for epoch in range(epochs):
         order = torch.randperm(n, generator=generator)
         net.train()
@@ -163,8 +163,9 @@ def train_recipe(spec, solver, data, epochs, seed, masks=None, side="torch"):
             idx = order[start:start + batch]
             _step(net, solver, x["learn"][idx], y["learn"][idx], step_state, epoch)
         val = accuracy(net, x["validation"], y["validation"]) if len(y["validation"]) else 0.0
-    per_epoch = (time.perf_counter() - started) / epochs
-    return {"s/epoch": per_epoch, "samples/s": n / per_epoch,
+        ends.append(time.perf_counter())
+    per_epoch = (ends[-1] - ends[0]) / epochs
+    return {"s/epoch": per_epoch, "last epoch s": ends[-1] - ends[-2], "samples/s": n / per_epoch,
             "test acc": accuracy(net, x["test"], y["test"]), "val acc": val}
 
 
