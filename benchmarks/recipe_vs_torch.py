@@ -119,6 +119,8 @@ def profile_epoch(args):
     if args.sparsity:
         n2prune_side.set_masks(model.network, n2prune_side.random_masks(
             model.network, args.sparsity, args.seed))
+    for part in ("learn", "validation", "test"):  # cached once, not an epoch's cost
+        model.stimuli(part)
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         def run():
             return n2prune_side.train_recipe_model(model, Path(tmp) / "run", 1, args.seed,
