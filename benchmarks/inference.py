@@ -1,97 +1,97 @@
 """Inference speed, n2prune (dense and pruned) against PyTorch CPU dense.
 
-    python benchmarks/inference.py [--reps 7] [--calls 300]
+    python benchmarks/inference.py [--rounds 5] [--calls 300] [--json FILE]
 
 For LeNet-5 and LeNet-300-100 at batch 1 (latency) and batch 256
 (throughput), times ``Network.predict`` against ``torch.no_grad()`` +
-``model.eval()`` of the same layers, 2 threads, each side in a fresh
-process (see ``train_throughput.py``). n2prune runs dense and pruned to 0.9
-and 0.95 (Static IterNonStruct on every Conv and Fc: the skip kernels serve
-the cells past their crossover, batch 1 through the GEMV). Prints median
-samples/s and the ratio to PyTorch.
+``model.eval()`` of the same layers (``torch_lenet.py``), 2 threads. n2prune
+runs dense and pruned to 0.9 and 0.95 (Static IterNonStruct on every Conv
+and Fc: the skip kernels serve the cells past their crossover, batch 1
+through the GEMV). One sample = ``--calls`` calls (batch 256:
+``max(5, calls // 256)``) after 10 warm-up calls, in a fresh process (see
+``train_throughput.py``); the sides alternate between quiet checks.
 """
 
 import argparse
-import os
-import statistics
-import subprocess
+import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-# What the n2prune command gets: importing n2prune before numpy sets this
-# (n2prune/__init__.py); here numpy comes first, so set it the same way.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import harness
 
-import numpy as np
-from train_throughput import MODELS, prune_every_weighted_cell, torch_network
+HERE = Path(__file__).resolve()
 
 
-def n2prune_predict_fn(name, batch, sparsity):
-    from n2prune.train.model import Model
-    model = Model(MODELS[name], overrides=[f"sp.BatchSize={batch}"], seed=1, need_data=False)
-    net = model.network
-    if sparsity:
-        prune_every_weighted_cell(net, sparsity)
-    c, h, w = net.input_shape
-    x = np.random.default_rng(0).random((batch, c, h, w), dtype=np.float32)
-    return lambda: net.predict(x, batch_size=batch)
+def predict_fn(job):
+    if job["side"] == "n2prune":
+        import n2prune_side
+        import numpy as np
+
+        from n2prune.train.model import Model
+        model = Model(job["ini"], overrides=[f"sp.BatchSize={job['batch']}"], seed=1,
+                      need_data=False)
+        net = model.network
+        if job["sparsity"]:
+            n2prune_side.prune_every_weighted_cell(net, job["sparsity"])
+        x = np.random.default_rng(0).random((job["batch"], *net.input_shape), dtype=np.float32)
+        return lambda: net.predict(x, batch_size=job["batch"])
+    import torch_lenet
+    model = json.loads(Path(job["describe"]).read_text())
+    return torch_lenet.predict_fn(model["spec"], model["input_shape"], job["batch"])
 
 
-def torch_predict_fn(name, batch):
-    import torch
-    torch.set_num_threads(2)
-    net, x = torch_network(name, batch)
-    net.eval()
-
-    def predict():
-        with torch.no_grad():
-            return net(x)
-    return predict
-
-
-def samples_per_second(predict, batch, calls, reps):
+def one_sample(job):
+    predict = predict_fn(job)
+    calls = max(5, job["calls"] // job["batch"]) if job["batch"] > 1 else job["calls"]
     for _ in range(10):
         predict()
-    rates = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        for _ in range(calls):
-            predict()
-        rates.append(batch * calls / (time.perf_counter() - start))
-    return statistics.median(rates)
+    start = time.perf_counter()
+    for _ in range(calls):
+        predict()
+    seconds = (time.perf_counter() - start) / calls
+    return {"s/call": seconds, "samples/s": job["batch"] / seconds}
 
 
-def measure(side, name, batch, sparsity, args):
-    cmd = [sys.executable, __file__, "--one", side, name, str(batch), str(sparsity),
-           "--reps", str(args.reps), "--calls", str(args.calls)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return float(out.strip().splitlines()[-1])
+def sides_for(name, batch, args, describe):
+    import n2prune_side
+    base = {"ini": str(n2prune_side.MODELS[name]), "batch": batch, "calls": args.calls,
+            "describe": str(describe)}
+    sides = {f"n2prune s={s:g}": dict(base, side="n2prune", sparsity=s) for s in args.sparsity}
+    if harness.installed_version("torch") != "not installed":
+        sides["torch dense"] = dict(base, side="torch", sparsity=0.0)
+    return {label: (lambda job=job: harness.in_subprocess(HERE, ["--one", json.dumps(job)]))
+            for label, job in sides.items()}
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.9, 0.95])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 256])
+    parser.add_argument("--model", nargs="+", default=["LeNet-5", "LeNet-300-100"])
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    harness.add_common_args(parser)
+    args = parser.parse_args(argv)
     if args.one:
-        side, name, batch, sparsity = args.one[0], args.one[1], int(args.one[2]), float(args.one[3])
-        calls = max(5, args.calls // batch) if batch > 1 else args.calls
-        fn = (n2prune_predict_fn(name, batch, sparsity) if side == "n2prune"
-              else torch_predict_fn(name, batch))
-        print(samples_per_second(fn, batch, calls, args.reps))
-        return
-    print(f"# {time.strftime('%Y-%m-%d')}; median samples/s, ratio = n2prune / PyTorch dense")
-    print(f"{'model':14} {'batch':>5} {'sparsity':>8} {'n2prune/s':>10} {'torch/s':>10} "
-          f"{'ratio':>6}")
-    for name in MODELS:
-        for batch in (1, 256):
-            theirs = measure("torch", name, batch, 0.0, args)
-            for sparsity in (0.0, 0.9, 0.95):
-                ours = measure("n2prune", name, batch, sparsity, args)
-                print(f"{name:14} {batch:5d} {sparsity:8.2f} {ours:10.0f} {theirs:10.0f} "
-                      f"{ours / theirs:6.2f}", flush=True)
+        harness.emit(one_sample(json.loads(args.one)))
+        return 0
+    import n2prune_side
+    machine = harness.machine_report({"torch threads": 2, "sample": f"{args.calls} calls"})
+    print(machine, flush=True)
+    session = harness.Session()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        for name in args.model:
+            describe = Path(tmp) / f"{name}.json"
+            describe.write_text(json.dumps(n2prune_side.describe(n2prune_side.MODELS[name])))
+            for batch in args.batch:
+                session.compare(f"{name} batch {batch}: inference",
+                                sides_for(name, batch, args, describe), args.rounds,
+                                primary="s/call")
+    harness.report(session, args.json, machine)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,26 +15,25 @@ Columns: dense median ms, skip-kernel median ms, speed-up = dense / skip, and
 **sparse efficiency = speed-up x (1 - sparsity)**: 1.0 means every skipped
 multiply was saved at BLAS speed. ``fallback`` (on ``fwd+g``) is the dense
 path of a pruned cell in a training step (``W*M`` then BLAS) over plain
-BLAS; at inference ``W*M`` is kept, so the fallback is plain BLAS. Medians of
-7 samples, each side timed in its own block; a sample loops a call for >= 20 ms.
+BLAS; at inference ``W*M`` is kept, so the fallback is plain BLAS.
 
-Run: ``python benchmarks/kernels.py [--quick]`` (threads: all cores; set
-``NUMBA_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` to change).
+A sample loops a call for >= 20 ms after 3 warm-up calls; the sides
+alternate (``harness.alternate``, 7 rounds by default) and the medians and
+min-max are printed. OPENBLAS_THREAD_TIMEOUT=4 (set by the harness) puts
+OpenBLAS's idle threads to sleep quickly, and the warm-up calls absorb what
+is left of them, so alternating does not charge one side for the other's
+spinning threads. One quiet check frames each shape.
+
+Run: ``python benchmarks/kernels.py [--quick] [--rounds 7] [--json FILE]``
+(threads: ``BENCH_THREADS``, default 2; see ``harness.py``).
 """
 
 import argparse
-import os
-import sys
-import time
-from pathlib import Path
 
+import harness
 import numpy as np
 
-try:
-    from n2prune.cells.sparse_weights import SparseWeights
-except ImportError:  # run from a source checkout, not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from n2prune.cells.sparse_weights import SparseWeights
+from n2prune.cells.sparse_weights import SparseWeights
 
 SPARSITIES = (0.5, 0.75, 0.9, 0.95, 0.99)
 # (label, O, K, N): LeNet-5 (32x32 input) conv GEMMs have N = batch * OH * OW.
@@ -59,29 +58,9 @@ SHAPES = [
 QUICK = {"lenet5 conv2 b64", "lenet5 conv3 b256", "300-100 fc1 b256", "4096^2 GEMV"}
 
 
-def medians(functions, samples=7, min_sample_s=0.02):
-    """Median ms per call of each function, each timed in its own block.
-
-    Not interleaved: after a BLAS call OpenBLAS's threads keep spinning for a
-    while and slow down a numba kernel started right after, which would
-    charge one side for the other's idle threads.
-    """
-    result = []
-    for fn in functions:
-        for _ in range(3):
-            fn()
-        start, count = time.perf_counter(), 0
-        while time.perf_counter() - start < min_sample_s:
-            fn()
-            count += 1
-        times = []
-        for _ in range(samples):
-            t0 = time.perf_counter()
-            for _ in range(count):
-                fn()
-            times.append(1e3 * (time.perf_counter() - t0) / count)
-        result.append(float(np.median(times)))
-    return result
+def timed(fn):
+    """A sample: milliseconds per call of ``fn``."""
+    return lambda: {"ms": 1e3 * harness.seconds_per_call(fn, min_seconds=0.02)}
 
 
 def dense_operations(w, x, dy):
@@ -100,44 +79,53 @@ def sparse_operations(op, w, x, dy):
             "dX": lambda: op.input_grad(w, dy), "dW": lambda: op.weight_grad(dy, x)}
 
 
-def bench_shape(label, rows, k, n, rng):
+def bench_shape(session, label, rows, k, n, rng, rounds, sparsities=SPARSITIES):
+    """One comparison per (sparsity, operation): dense BLAS, skip kernel (and fallback)."""
     w = rng.standard_normal((rows, k), dtype=np.float32)
     x = rng.standard_normal((k, n), dtype=np.float32)
     dy = rng.standard_normal((rows, n), dtype=np.float32)
     ops = ("fwd", "fwd+g") if n == 1 else ("fwd", "fwd+g", "dX", "dW")
     dense = dense_operations(w, x, dy)
-    results = []
-    for sparsity in SPARSITIES:
+    for sparsity in sparsities:
         mask = (rng.random((rows, k)) >= sparsity).astype(np.uint8)
         sparse = sparse_operations(SparseWeights(mask), w, x, dy)
-        fallback = masked_dense_forward(w, mask, x)
         for name in ops:
-            extra = [fallback] if name == "fwd+g" else []
-            times = medians([dense[name], sparse[name], *extra])
-            results.append((label, name, sparsity, *times[:2],
-                            times[2] / times[0] if extra else None))
-    return results
+            sides = {"dense": timed(dense[name]), "skip": timed(sparse[name])}
+            if name == "fwd+g":
+                sides["fallback"] = timed(masked_dense_forward(w, mask, x))
+            session.compare(f"{label} {name} s={sparsity:g}", sides, rounds, primary="ms",
+                            references=["dense"])
 
 
-def print_row(label, name, sparsity, dense_ms, skip_ms, fallback):
-    speed = dense_ms / skip_ms
-    extra = f"  fallback x{fallback:.2f}" if fallback is not None else ""
-    print(f"{label:20s} {name:5s} {sparsity:4.2f}  dense {dense_ms:9.4f} ms  skip "
-          f"{skip_ms:9.4f} ms  speed-up {speed:6.2f}  efficiency {speed * (1 - sparsity):5.2f}"
-          f"{extra}", flush=True)
+def print_efficiency(session):
+    """Sparse efficiency = speed-up x (1 - sparsity), per comparison."""
+    print("\nsparse efficiency = (dense / skip) x (1 - sparsity); 1.0: every skipped "
+          "multiply saved at BLAS speed")
+    for c in session.comparisons:
+        sparsity = float(c["label"].rsplit("s=", 1)[1])
+        speed = harness.speedup(c, "skip", "dense")
+        flag = "  CONTENDED" if c["contended"] else ""
+        print(f"{c['label']:<34} speed-up {speed:6.2f}  efficiency "
+              f"{speed * (1 - sparsity):5.2f}{flag}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="four shapes only")
+    parser.add_argument("--sparsity", type=float, nargs="+", default=list(SPARSITIES))
+    harness.add_common_args(parser, rounds=7)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"# {time.strftime('%Y-%m-%d')} {os.cpu_count()} CPUs, numpy {np.__version__}")
+    machine = harness.machine_report()
+    print(machine, flush=True)
+    session = harness.Session()
     for label, rows, k, n in SHAPES:
         if args.quick and label not in QUICK:
             continue
-        for row in bench_shape(label, rows, k, n, rng):
-            print_row(*row)
+        with session.group():
+            bench_shape(session, label, rows, k, n, rng, args.rounds, args.sparsity)
+    harness.report(session, args.json, machine, compact=True)
+    print_efficiency(session)
 
 
 if __name__ == "__main__":

@@ -2,50 +2,26 @@
 
 LeNet-5 here: 32x32 input, conv1 6@5x5 -> 28x28, pool 2 -> 14x14, conv2 16@5x5
 -> 10x10, pool 2 -> 5x5, conv3 120@5x5 -> 1x1 (no padding, stride 1, float32).
-Each row prints the median (and best) of 21 repetitions (a repetition loops
-a call for >= 2 ms) of the n2prune kernel and of a numpy equivalent written
-the way a careful numpy user would (sliding_window_view, reshape-max,
-slice-adds), and the speed-up = numpy median / kernel median. Run: ``python benchmarks/kernels_dense.py``.
+Each row compares the n2prune kernel with a numpy equivalent written the way
+a careful numpy user would (sliding_window_view, reshape-max, slice-adds):
+median and min-max of 21 alternated samples (a sample loops a call for
+>= 2 ms), and the speed-up = numpy median / kernel median. One quiet check
+frames each batch size. Run:
+``python benchmarks/kernels_dense.py [--rounds 21] [--batch 64 256] [--json FILE]``.
 """
 
-import sys
+import argparse
 import time
-from pathlib import Path
 
+import harness
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-try:
-    from n2prune import kernels
-except ImportError:     # run as a script from a source checkout, not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from n2prune import kernels
+from n2prune import kernels
 
 CONVS = [("conv1", 1, 32), ("conv2", 6, 14), ("conv3", 16, 5)]   # (name, C, H=W); 5x5
 POOLS = [("pool1", 6, 28), ("pool2", 16, 10)]                      # 2x2, stride 2
 ACTS = [("conv1", 6, 28), ("conv2", 16, 10), ("conv3", 120, 1)]    # conv outputs
-
-
-def time_pair(ours, reference, reps=21, min_rep_s=2e-3):
-    """Median and best ms of ``ours`` and ``reference``, interleaved rep by rep
-    so that a noisy spell of the machine hits both; a rep loops a call for
-    >= ``min_rep_s``."""
-    loops = []
-    for fn in (ours, reference):
-        fn()
-        start, count = time.perf_counter(), 0
-        while time.perf_counter() - start < min_rep_s:
-            fn()
-            count += 1
-        loops.append(count)
-    samples = ([], [])
-    for _ in range(reps):
-        for fn, count, out in zip((ours, reference), loops, samples):
-            t0 = time.perf_counter()
-            for _ in range(count):
-                fn()
-            out.append(1e3 * (time.perf_counter() - t0) / count)
-    return [(float(np.median(s)), min(s)) for s in samples]
 
 
 def warm_up(seconds=2.0):
@@ -150,20 +126,35 @@ def act_rows(rng, n, c, h):
 LAYERS = [(conv_rows, CONVS, "k5"), (pool_rows, POOLS, "p2s2"), (act_rows, ACTS, "")]
 
 
+def timed(fn):
+    """A sample: milliseconds per call of ``fn``, looped for >= 2 ms."""
+    return lambda: {"ms": 1e3 * harness.seconds_per_call(fn, min_seconds=2e-3, warmup=1)}
+
+
+def bench_batch(session, rng, n, rounds):
+    for make_rows, layers, suffix in LAYERS:
+        for layer, c, h in layers:
+            shape = f"{c}x{n}x{h}x{h} {suffix}".strip()
+            for kernel, ours, reference in make_rows(rng, n, c, h):
+                session.compare(f"{kernel} {layer} {shape}",
+                                {"n2prune": timed(ours), "numpy": timed(reference)},
+                                rounds, primary="ms")
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[64, 256])
+    harness.add_common_args(parser, rounds=21)
+    args = parser.parse_args()
+    machine = harness.machine_report()
+    print(machine, flush=True)
     rng = np.random.default_rng(0)
     warm_up()
-    header = (f"{'kernel':<20} {'layer':<6} {'shape':<20} {'n2prune ms (best)':>18} "
-              f"{'numpy ms (best)':>16} {'speed-up':>9}")
-    for n in (64, 256):
-        print(f"\nbatch {n}: median of 21 reps (best)\n{header}\n{'-' * len(header)}")
-        for make_rows, layers, suffix in LAYERS:
-            for layer, c, h in layers:
-                shape = f"{c}x{n}x{h}x{h} {suffix}"
-                for kernel, ours, reference in make_rows(rng, n, c, h):
-                    (t_ours, b_ours), (t_ref, b_ref) = time_pair(ours, reference)
-                    print(f"{kernel:<20} {layer:<6} {shape:<20} {t_ours:>9.4f} ({b_ours:.4f})"
-                          f" {t_ref:>8.4f} ({b_ref:.4f}) {t_ref / t_ours:>8.2f}x")
+    session = harness.Session()
+    for n in args.batch:
+        with session.group():
+            bench_batch(session, rng, n, args.rounds)
+    harness.report(session, args.json, machine, compact=True)
 
 
 if __name__ == "__main__":
