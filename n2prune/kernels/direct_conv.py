@@ -244,7 +244,7 @@ def sparse_conv_forward(x, kept, stride=1, padding=0, dilation=1, bias=None, rel
     x = _as_f32(x, "x", 4)
     o_count, c_count, kh, kw = kept.shape
     if x.shape[0] != c_count:
-        raise ValueError(f"x has {x.shape[0]} channels, the weights {c_count}")
+        raise ValueError(f"x has {x.shape[0]} channels, the weights take {c_count}")
     stride, padding, dilation, (ho, wo) = _geometry(x.shape[1:3], (kh, kw), stride,
                                                     padding, dilation)
     n = x.shape[3]
