@@ -102,12 +102,14 @@ def _run(ptr, seg, first, count):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _forward_item(x, kept, geo, bias, relu, y, item):
-    """Output row ``(o, oy) = divmod(item, Ho)``: bias, kept taps, ReLU."""
+def conv_row(x, kept, geo, bias, relu, out, o, oy):
+    """Output row ``(o, oy)`` into ``out`` (Wo*N): bias, kept taps, ReLU.
+
+    ``x`` is (C, H, W*N), ``kept`` the tuple ``(ptr, minor, ky, kx, values)``
+    and ``geo`` the tuple of ``geometry_tuple``.
+    """
     ptr, minor, ky, kx, vals = kept
     kh, sy, sx, py, px, dy, dx, height, width, n = geo
-    o, oy = item // y.shape[1], item % y.shape[1]
-    out = y[o, oy]
     out[:] = bias[o]
     k0, k1 = _valid_span(oy * sy - py, dy, height, kh)
     p0, p1 = _run(ptr, o * kh, k0, k1 - k0)
@@ -116,6 +118,12 @@ def _forward_item(x, kept, geo, bias, relu, y, item):
         zero = out.dtype.type(0)
         for q in range(out.shape[0]):
             out[q] = max(out[q], zero)
+
+
+@numba.njit(fastmath=True, cache=True)
+def _forward_item(x, kept, geo, bias, relu, y, item):
+    o, oy = item // y.shape[1], item % y.shape[1]
+    conv_row(x, kept, geo, bias, relu, y[o, oy], o, oy)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -206,14 +214,14 @@ def _weight_grad_serial(x, dy, kept, geo, dw):
         _weight_grad_item(x, dy, kept, geo, dw, o)
 
 
-def _as_f32(a, name, ndim):
+def as_f32(a, name, ndim):
     a = np.asarray(a)
     if a.dtype != np.float32 or a.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D float32 array, got {a.ndim}-D {a.dtype}")
     return np.ascontiguousarray(a)
 
 
-def _geometry(input_hw, kernel_hw, stride, padding, dilation):
+def kernel_geometry(input_hw, kernel_hw, stride, padding, dilation):
     """Int pairs ``stride, padding, dilation`` and the output ``(Ho, Wo)``."""
     stride, padding = pair(stride, "stride"), pair(padding, "padding")
     dilation = pair(dilation, "dilation")
@@ -222,12 +230,12 @@ def _geometry(input_hw, kernel_hw, stride, padding, dilation):
     return stride, padding, dilation, out_hw
 
 
-def _geo(kh, stride, padding, dilation, hw, n):
+def geometry_tuple(kh, stride, padding, dilation, hw, n):
     """The kernels' int tuple ``(kh, sy, sx, py, px, dy, dx, h, w, n)``."""
     return (kh, *stride, *padding, *dilation, *hw, n)
 
 
-def _parallel(fmas):
+def use_parallel_fmas(fmas):
     # A parallel region costs tens of us to wake (OMP_WAIT_POLICY=PASSIVE).
     return fmas >= PARALLEL_MIN_FMAS and numba.get_num_threads() > 1
 
@@ -241,18 +249,19 @@ def sparse_conv_forward(x, kept, stride=1, padding=0, dilation=1, bias=None, rel
     symmetric) and ``dilation`` are ints or (h, w) pairs. ``out`` is
     overwritten when given.
     """
-    x = _as_f32(x, "x", 4)
+    x = as_f32(x, "x", 4)
     o_count, c_count, kh, kw = kept.shape
     if x.shape[0] != c_count:
         raise ValueError(f"x has {x.shape[0]} channels, the weights take {c_count}")
-    stride, padding, dilation, (ho, wo) = _geometry(x.shape[1:3], (kh, kw), stride,
-                                                    padding, dilation)
+    stride, padding, dilation, (ho, wo) = kernel_geometry(x.shape[1:3], (kh, kw), stride,
+                                                          padding, dilation)
     n = x.shape[3]
     y = check_out(out, (o_count, ho, wo, n), np.float32)
-    bias = np.zeros(o_count, np.float32) if bias is None else _as_f32(bias, "bias", 1)
-    geo = _geo(kh, stride, padding, dilation, x.shape[1:3], n)
+    bias = np.zeros(o_count, np.float32) if bias is None else as_f32(bias, "bias", 1)
+    geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], n)
     arrays = (kept.ptr, kept.minor, kept.ky, kept.kx, kept.values)
-    run = _forward_parallel if _parallel(kept.values.size * ho * wo * n) else _forward_serial
+    fmas = kept.values.size * ho * wo * n
+    run = _forward_parallel if use_parallel_fmas(fmas) else _forward_serial
     run(x.reshape(c_count, x.shape[1], -1), arrays, geo, bias, bool(relu),
         y.reshape(o_count, ho, wo * n))
     return y
@@ -269,20 +278,20 @@ def sparse_conv_input_grad(dy, kept_t, input_hw, stride=1, padding=0, dilation=1
     ``kept_t`` comes from ``compress_transposed(w, mask)``; ``input_hw`` is
     ``(H, W)`` of the forward input (several sizes give one output size).
     """
-    dy = _as_f32(dy, "dy", 4)
+    dy = as_f32(dy, "dy", 4)
     o_count, c_count, kh, kw = kept_t.shape
     input_hw = tuple(int(s) for s in input_hw)
-    stride, padding, dilation, out_hw = _geometry(input_hw, (kh, kw), stride, padding,
-                                                  dilation)
+    stride, padding, dilation, out_hw = kernel_geometry(input_hw, (kh, kw), stride,
+                                                        padding, dilation)
     if dy.shape[:3] != (o_count, *out_hw):
         raise ValueError(f"dy has shape {dy.shape}, expected ({o_count}, {out_hw[0]}, "
                          f"{out_hw[1]}, N)")
     n = dy.shape[3]
     dx = check_out(out, (c_count, *input_hw, n), np.float32)
-    geo = _geo(kh, stride, padding, dilation, out_hw, n)
+    geo = geometry_tuple(kh, stride, padding, dilation, out_hw, n)
     arrays = (kept_t.ptr, kept_t.minor, kept_t.ky, kept_t.kx, kept_t.values)
     fmas = kept_t.values.size * out_hw[0] * out_hw[1] * n
-    run = _input_grad_parallel if _parallel(fmas) else _input_grad_serial
+    run = _input_grad_parallel if use_parallel_fmas(fmas) else _input_grad_serial
     run(dy.reshape(o_count, out_hw[0], -1), arrays, geo,
         dx.reshape(c_count, input_hw[0], -1))
     return dx
@@ -300,17 +309,17 @@ def sparse_conv_weight_grad(x, dy, kept, stride=1, padding=0, dilation=1, out=No
     ``dW[o, c, ky, kx] = sum_{oy, ox, n} dy[o, oy, ox, n] *
     x[c, oy*sy + ky*dy - py, ox*sx + kx*dx - px, n]`` (zero padding).
     """
-    x, dy = _as_f32(x, "x", 4), _as_f32(dy, "dy", 4)
+    x, dy = as_f32(x, "x", 4), as_f32(dy, "dy", 4)
     o_count, c_count, kh, kw = kept.shape
-    stride, padding, dilation, out_hw = _geometry(x.shape[1:3], (kh, kw), stride, padding,
-                                                  dilation)
+    stride, padding, dilation, out_hw = kernel_geometry(x.shape[1:3], (kh, kw), stride,
+                                                        padding, dilation)
     n = x.shape[3]
     if x.shape[0] != c_count or dy.shape != (o_count, *out_hw, n):
         raise ValueError(f"x {x.shape} and dy {dy.shape} do not fit weights {kept.shape}")
     dw = check_out(out, kept.values.shape, np.float32)
-    geo = _geo(kh, stride, padding, dilation, x.shape[1:3], n)
+    geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], n)
     fmas = kept.values.size * out_hw[0] * out_hw[1] * n
-    run = _weight_grad_parallel if _parallel(fmas) else _weight_grad_serial
+    run = _weight_grad_parallel if use_parallel_fmas(fmas) else _weight_grad_serial
     run(x.reshape(c_count, x.shape[1], -1), dy.reshape(o_count, out_hw[0], -1),
         (kept.ptr, kept.minor, kept.ky, kept.kx), geo, dw)
     return dw
