@@ -167,7 +167,7 @@ def test_bad_operands_are_refused():
 
 def packed_fma_count(kernel, signature):
     """Compile ``kernel``'s Python source afresh (cached kernels hide their asm)."""
-    fresh = numba.njit(fastmath=True, cache=False)(kernel.py_func)
+    fresh = numba.njit(fastmath=True, cache=False, _nrt=False)(kernel.py_func)
     fresh.compile(signature)
     return len(re.findall(r"vfmadd\w*ps\s+[^\n]*%[yz]mm", fresh.inspect_asm(signature)))
 
@@ -188,8 +188,6 @@ def test_inner_loops_vectorise_to_packed_fma(kernel):
 
     The asm of a fresh compile includes the callees linked into it, so the
     row drivers' count covers ``_axpy4`` / ``_dot4`` with the real types."""
-    i32, i64, f32 = numba.int32[::1], numba.int64, numba.float32
-    row, rows = f32[::1], f32[:, :, ::1]
-    index = (i32, i32, i32)
-    sig = (row, rows, *index, row) + (i64,) * 9
+    i32, i64, row = numba.int32[::1], numba.int64, numba.float32[::1]
+    sig = (row, i64, row, i32, i32, i32, row, i64, i64, numba.types.UniTuple(i64, 9))
     assert packed_fma_count(getattr(direct_rows, kernel), sig) > 0

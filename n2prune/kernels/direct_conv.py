@@ -7,7 +7,7 @@ reads, ``X[c, y*sy + ky*dy - py, kx*dx - px + (0..Wo), :]`` (stride 1), are
 each one contiguous run of ``Wo*N`` floats. A kept weight is therefore one
 long vectorised multiply-add over that run: no im2col copy (whose 25x
 inflation dominated thin layers), no padded copy of X, and a pruned weight
-costs nothing at all. Rows are ``(C, H, W*N)`` views inside the kernels.
+costs nothing at all. The kernels see the arrays flat (see ``direct_rows``).
 
 Kept weights are stored compressed (``compress``): per output ``o`` and
 kernel row ``ky`` a run of entries ``(c, ky, kx, value)``. Since the input
@@ -102,50 +102,48 @@ def _run(ptr, seg, first, count):
 
 
 @numba.njit(fastmath=True, cache=True)
-def conv_row(x, kept, geo, bias, relu, out, o, oy):
-    """Output row ``(o, oy)`` into ``out`` (Wo*N): bias, kept taps, ReLU.
+def conv_row(x, kept, geo, bias, relu, out, ob, o, oy):
+    """Output row ``(o, oy)`` into ``out[ob:ob + Wo*N]``: bias, kept taps, ReLU.
 
-    ``x`` is (C, H, W*N), ``kept`` the tuple ``(ptr, minor, ky, kx, values)``
-    and ``geo`` the tuple of ``geometry_tuple``.
+    ``x`` and ``out`` are flat, ``kept`` the tuple ``(ptr, minor, ky, kx,
+    values)`` and ``geo`` the tuple of ``geometry_tuple``.
     """
     ptr, minor, ky, kx, vals = kept
-    kh, sy, sx, py, px, dy, dx, height, width, n = geo
-    out[:] = bias[o]
-    k0, k1 = _valid_span(oy * sy - py, dy, height, kh)
+    kh, sy, sx, py, px, dly, dlx, height, width, _, wo, n = geo
+    row = out[ob:ob + wo * n]
+    row[:] = bias[o]
+    k0, k1 = _valid_span(oy * sy - py, dly, height, kh)
     p0, p1 = _run(ptr, o * kh, k0, k1 - k0)
-    gather_run(out, x, minor, ky, kx, vals, p0, p1, oy * sy - py, dy, -px, dx, sx, width, n)
+    g = (oy * sy - py, dly, -px, dlx, sx, width, wo, n, height * width * n)
+    gather_run(out, ob, x, minor, ky, kx, vals, p0, p1, g)
     if relu:
-        zero = out.dtype.type(0)
-        for q in range(out.shape[0]):
-            out[q] = max(out[q], zero)
-
-
-@numba.njit(fastmath=True, cache=True)
-def _forward_item(x, kept, geo, bias, relu, y, item):
-    o, oy = item // y.shape[1], item % y.shape[1]
-    conv_row(x, kept, geo, bias, relu, y[o, oy], o, oy)
+        zero = row.dtype.type(0)
+        for q in range(row.shape[0]):
+            row[q] = max(row[q], zero)
 
 
 @numba.njit(parallel=True, cache=True)
 def _forward_parallel(x, kept, geo, bias, relu, y):
-    for item in numba.prange(y.shape[0] * y.shape[1]):
-        _forward_item(x, kept, geo, bias, relu, y, item)
+    o_count, ho, row = (kept[0].shape[0] - 1) // geo[0], geo[9], geo[10] * geo[11]
+    for item in numba.prange(o_count * ho):
+        conv_row(x, kept, geo, bias, relu, y, item * row, item // ho, item % ho)
 
 
 @numba.njit(cache=True)
 def _forward_serial(x, kept, geo, bias, relu, y):
-    for item in range(y.shape[0] * y.shape[1]):
-        _forward_item(x, kept, geo, bias, relu, y, item)
+    o_count, ho, row = (kept[0].shape[0] - 1) // geo[0], geo[9], geo[10] * geo[11]
+    for item in range(o_count * ho):
+        conv_row(x, kept, geo, bias, relu, y, item * row, item // ho, item % ho)
 
 
 @numba.njit(fastmath=True, cache=True)
 def _input_grad_item(dy, kept_t, geo, dx, item):
     """Input row ``(c, iy) = divmod(item, H)`` of ``dx``, gathered from ``dy``."""
     ptr, minor, ky, kx, vals = kept_t
-    kh, sy, sx, py, px, dly, dlx, ho, wo, n = geo
-    c, iy = item // dx.shape[1], item % dx.shape[1]
-    out = dx[c, iy]
-    out[:] = 0
+    kh, sy, sx, py, px, dly, dlx, height, width, ho, wo, n = geo
+    c, iy = item // height, item % height
+    ob, plane = item * width * n, ho * wo * n
+    dx[ob:ob + width * n] = 0
     seg = c * kh
     if sy == 1 and sx == 1:
         # oy = iy + py - ky*dly falls in [0, Ho) for one contiguous ky range.
@@ -153,7 +151,8 @@ def _input_grad_item(dy, kept_t, geo, dx, item):
         k1 = min(kh, (iy + py) // dly + 1)
         if k0 < k1:
             p0, p1 = _run(ptr, seg, k0, k1 - k0)
-            gather_run(out, dy, minor, ky, kx, vals, p0, p1, iy + py, -dly, px, -dlx, 1, wo, n)
+            g = (iy + py, -dly, px, -dlx, 1, wo, width, n, plane)
+            gather_run(dx, ob, dy, minor, ky, kx, vals, p0, p1, g)
         return
     for k in range(kh):
         num = iy + py - k * dly
@@ -161,30 +160,26 @@ def _input_grad_item(dy, kept_t, geo, dx, item):
             continue
         p0, p1 = _run(ptr, seg, k, 1)
         if sx == 1:
-            gather_run(out, dy, minor, ky, kx, vals, p0, p1, num // sy, 0, px, -dlx, 1, wo, n)
-        else:
-            _scatter_run(out, dy, minor, kx, vals, p0, p1, num // sy, px, dlx, sx, wo, n)
-
-
-@numba.njit(fastmath=True, cache=True)
-def _scatter_run(out, dy, minor, kx, vals, p0, p1, oy, px, dlx, sx, wo, n):
-    # Column stride > 1: each tap feeds every sx-th input column of the row.
-    width = out.shape[0] // n
-    for p in range(p0, p1):
-        off = kx[p] * dlx - px
-        lo, hi = _valid_span(off, sx, width, wo)
-        scatter1(out, dy[minor[p], oy], off, vals[p], lo, hi, sx, n)
+            g = (num // sy, 0, px, -dlx, 1, wo, width, n, plane)
+            gather_run(dx, ob, dy, minor, ky, kx, vals, p0, p1, g)
+            continue
+        # Column stride > 1: each tap feeds every sx-th column of the row.
+        for p in range(p0, p1):
+            off = kx[p] * dlx - px
+            lo, hi = _valid_span(off, sx, width, wo)
+            scatter1(dx, ob, dy, minor[p] * plane + num // sy * wo * n, off, vals[p], lo, hi,
+                     sx, n)
 
 
 @numba.njit(parallel=True, cache=True)
 def _input_grad_parallel(dy, kept_t, geo, dx):
-    for item in numba.prange(dx.shape[0] * dx.shape[1]):
+    for item in numba.prange(dx.shape[0] // (geo[8] * geo[11])):
         _input_grad_item(dy, kept_t, geo, dx, item)
 
 
 @numba.njit(cache=True)
 def _input_grad_serial(dy, kept_t, geo, dx):
-    for item in range(dx.shape[0] * dx.shape[1]):
+    for item in range(dx.shape[0] // (geo[8] * geo[11])):
         _input_grad_item(dy, kept_t, geo, dx, item)
 
 
@@ -192,25 +187,25 @@ def _input_grad_serial(dy, kept_t, geo, dx):
 def _weight_grad_item(x, dy, kept, geo, dw, o):
     """``dw`` of the kept weights of output ``o``: one dot product each."""
     ptr, minor, ky, kx = kept
-    kh, sy, sx, py, px, dly, dlx, height, width, n = geo
+    kh, sy, sx, py, px, dly, dlx, height, width, ho, wo, n = geo
     seg = o * kh
     dw[ptr[seg]:ptr[seg + kh]] = 0
-    for oy in range(dy.shape[1]):
+    for oy in range(ho):
         k0, k1 = _valid_span(oy * sy - py, dly, height, kh)
         p0, p1 = _run(ptr, seg, k0, k1 - k0)
-        dot_run(dy[o, oy], x, minor, ky, kx, dw, p0, p1, oy * sy - py, dly, -px, dlx,
-                sx, width, n)
+        g = (oy * sy - py, dly, -px, dlx, sx, width, wo, n, height * width * n)
+        dot_run(dy, (o * ho + oy) * wo * n, x, minor, ky, kx, dw, p0, p1, g)
 
 
 @numba.njit(parallel=True, cache=True)
 def _weight_grad_parallel(x, dy, kept, geo, dw):
-    for o in numba.prange(dy.shape[0]):
+    for o in numba.prange((kept[0].shape[0] - 1) // geo[0]):
         _weight_grad_item(x, dy, kept, geo, dw, o)
 
 
 @numba.njit(cache=True)
 def _weight_grad_serial(x, dy, kept, geo, dw):
-    for o in range(dy.shape[0]):
+    for o in range((kept[0].shape[0] - 1) // geo[0]):
         _weight_grad_item(x, dy, kept, geo, dw, o)
 
 
@@ -230,9 +225,10 @@ def kernel_geometry(input_hw, kernel_hw, stride, padding, dilation):
     return stride, padding, dilation, out_hw
 
 
-def geometry_tuple(kh, stride, padding, dilation, hw, n):
-    """The kernels' int tuple ``(kh, sy, sx, py, px, dy, dx, h, w, n)``."""
-    return (kh, *stride, *padding, *dilation, *hw, n)
+def geometry_tuple(kh, stride, padding, dilation, in_hw, out_hw, n):
+    """The kernels' int tuple ``(kh, sy, sx, py, px, dy, dx, H, W, Ho, Wo, N)``
+    (H, W of the convolution's input, Ho, Wo of its output)."""
+    return (kh, *stride, *padding, *dilation, *in_hw, *out_hw, n)
 
 
 def use_parallel_fmas(fmas):
@@ -258,12 +254,11 @@ def sparse_conv_forward(x, kept, stride=1, padding=0, dilation=1, bias=None, rel
     n = x.shape[3]
     y = check_out(out, (o_count, ho, wo, n), np.float32)
     bias = np.zeros(o_count, np.float32) if bias is None else as_f32(bias, "bias", 1)
-    geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], n)
+    geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], (ho, wo), n)
     arrays = (kept.ptr, kept.minor, kept.ky, kept.kx, kept.values)
     fmas = kept.values.size * ho * wo * n
     run = _forward_parallel if use_parallel_fmas(fmas) else _forward_serial
-    run(x.reshape(c_count, x.shape[1], -1), arrays, geo, bias, bool(relu),
-        y.reshape(o_count, ho, wo * n))
+    run(x.reshape(-1), arrays, geo, bias, bool(relu), y.reshape(-1))
     return y
 
 
@@ -288,12 +283,11 @@ def sparse_conv_input_grad(dy, kept_t, input_hw, stride=1, padding=0, dilation=1
                          f"{out_hw[1]}, N)")
     n = dy.shape[3]
     dx = check_out(out, (c_count, *input_hw, n), np.float32)
-    geo = geometry_tuple(kh, stride, padding, dilation, out_hw, n)
+    geo = geometry_tuple(kh, stride, padding, dilation, input_hw, out_hw, n)
     arrays = (kept_t.ptr, kept_t.minor, kept_t.ky, kept_t.kx, kept_t.values)
     fmas = kept_t.values.size * out_hw[0] * out_hw[1] * n
     run = _input_grad_parallel if use_parallel_fmas(fmas) else _input_grad_serial
-    run(dy.reshape(o_count, out_hw[0], -1), arrays, geo,
-        dx.reshape(c_count, input_hw[0], -1))
+    run(dy.reshape(-1), arrays, geo, dx.reshape(-1))
     return dx
 
 
@@ -317,11 +311,10 @@ def sparse_conv_weight_grad(x, dy, kept, stride=1, padding=0, dilation=1, out=No
     if x.shape[0] != c_count or dy.shape != (o_count, *out_hw, n):
         raise ValueError(f"x {x.shape} and dy {dy.shape} do not fit weights {kept.shape}")
     dw = check_out(out, kept.values.shape, np.float32)
-    geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], n)
+    geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], out_hw, n)
     fmas = kept.values.size * out_hw[0] * out_hw[1] * n
     run = _weight_grad_parallel if use_parallel_fmas(fmas) else _weight_grad_serial
-    run(x.reshape(c_count, x.shape[1], -1), dy.reshape(o_count, out_hw[0], -1),
-        (kept.ptr, kept.minor, kept.ky, kept.kx), geo, dw)
+    run(x.reshape(-1), dy.reshape(-1), (kept.ptr, kept.minor, kept.ky, kept.kx), geo, dw)
     return dw
 
 

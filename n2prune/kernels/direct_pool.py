@@ -28,125 +28,127 @@ from n2prune.kernels.direct_conv import (
     kernel_geometry,
     use_parallel_fmas,
 )
+from n2prune.kernels.direct_rows import u64
 from n2prune.kernels.im2col import _valid_span, check_out
 
 
-@numba.njit(fastmath=True, cache=True)
-def _take_max(best, arg, v, t, first):
-    """``best, arg = v, t`` where ``v > best`` (everywhere when ``first``)."""
-    for q in range(best.shape[0]):
-        better = first or v[q] > best[q]
-        best[q] = v[q] if better else best[q]
-        arg[q] = t if better else arg[q]
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _take_max(y, yb, arg, x, xb, t, first, n):
+    """``y, arg = x, t`` where ``x > y`` (everywhere when ``first``), over n."""
+    yb, xb = u64(yb), u64(xb)
+    for q in range(u64(n)):
+        v, best = x[xb + q], y[yb + q]
+        better = first or v > best
+        y[yb + q] = v if better else best
+        arg[yb + q] = t if better else arg[yb + q]
 
 
-@numba.njit(fastmath=True, cache=True)
-def _pool_row(src, row0, height, pool, out, arg, oy, n):
-    """Pooled row ``oy`` into ``out``/``arg`` (Wo*N) from rows ``src`` (., W*N)
-    holding input rows ``row0, row0 + 1, ...`` of an input ``height`` tall."""
-    ph, pw, sy, sx, py, px = pool
-    width = src.shape[1] // n
+@numba.njit(fastmath=True, cache=True, _nrt=False)
+def _pool_row(x, xb, row0, height, pool, y, arg, yb, oy, wo, n):
+    """Pooled row ``oy`` into ``y``/``arg`` at ``yb`` (Wo*N floats).
+
+    Input row ``r`` of the plane (``height`` rows of ``W*N``) starts at
+    ``x[xb + (r - row0)*W*N]``: the fused kernel passes only the rows it made.
+    """
+    ph, pw, sy, sx, py, px, width = pool
     k0, k1 = _valid_span(oy * sy - py, 1, height, ph)
-    for ox in range(out.shape[0] // n):
-        best, where = out[ox * n:(ox + 1) * n], arg[ox * n:(ox + 1) * n]
+    for ox in range(wo):
+        ob = yb + ox * n
         j0, j1 = _valid_span(ox * sx - px, 1, width, pw)
         if k0 >= k1 or j0 >= j1:
-            best[:] = 0
-            where[:] = -1
+            y[ob:ob + n] = 0
+            arg[ob:ob + n] = -1
             continue
         for ky in range(k0, k1):
-            row = src[oy * sy - py + ky - row0]
+            rb = xb + (oy * sy - py + ky - row0) * width * n
             for kx in range(j0, j1):
-                ix = ox * sx - px + kx
-                _take_max(best, where, row[ix * n:(ix + 1) * n], ky * pw + kx,
-                          ky == k0 and kx == j0)
+                _take_max(y, ob, arg, x, rb + (ox * sx - px + kx) * n, ky * pw + kx,
+                          ky == k0 and kx == j0, n)
 
 
 @numba.njit(parallel=True, cache=True)
-def _forward_parallel(x, pool, y, arg, n):
-    for item in numba.prange(y.shape[0] * y.shape[1]):
-        c, oy = item // y.shape[1], item % y.shape[1]
-        _pool_row(x[c], 0, x.shape[1], pool, y[c, oy], arg[c, oy], oy, n)
+def _forward_parallel(x, pool, y, arg, height, ho, wo, n):
+    for item in numba.prange(y.shape[0] // (wo * n)):
+        c, oy = item // ho, item % ho
+        _pool_row(x, c * height * pool[6] * n, 0, height, pool, y, arg, item * wo * n, oy,
+                  wo, n)
 
 
 @numba.njit(cache=True)
-def _forward_serial(x, pool, y, arg, n):
-    for item in range(y.shape[0] * y.shape[1]):
-        c, oy = item // y.shape[1], item % y.shape[1]
-        _pool_row(x[c], 0, x.shape[1], pool, y[c, oy], arg[c, oy], oy, n)
+def _forward_serial(x, pool, y, arg, height, ho, wo, n):
+    for item in range(y.shape[0] // (wo * n)):
+        c, oy = item // ho, item % ho
+        _pool_row(x, c * height * pool[6] * n, 0, height, pool, y, arg, item * wo * n, oy,
+                  wo, n)
 
 
-@numba.njit(fastmath=True, cache=True)
-def _route(out, g, a, t):
-    """``out += g`` where the argmax ``a`` is tap ``t``: a select, no branch."""
-    zero = out.dtype.type(0)
-    for q in range(out.shape[0]):
-        out[q] += g[q] if a[q] == t else zero
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _route(dx, xb, dy, yb, arg, t, n):
+    """``dx += dy`` where the argmax is tap ``t``: a select, no branch."""
+    xb, yb = u64(xb), u64(yb)
+    zero = dx.dtype.type(0)
+    for q in range(u64(n)):
+        dx[xb + q] += dy[yb + q] if arg[yb + q] == t else zero
 
 
-@numba.njit(fastmath=True, cache=True)
-def _backward_item(dy, arg, pool, dx, item, n):
+@numba.njit(fastmath=True, cache=True, _nrt=False)
+def _backward_item(dy, arg, pool, dx, item, height, ho, wo, n):
     """Input row ``(c, iy) = divmod(item, H)`` of ``dx``, gathered from ``dy``."""
-    ph, pw, sy, sx, py, px = pool
-    c, iy = item // dx.shape[1], item % dx.shape[1]
-    out = dx[c, iy]
-    out[:] = 0
-    width, ho, wo = out.shape[0] // n, dy.shape[1], dy.shape[2] // n
+    ph, pw, sy, sx, py, px, width = pool
+    c, iy = item // height, item % height
+    xb = item * width * n
+    dx[xb:xb + width * n] = 0
     # Windows covering row iy: oy*sy - py + ky = iy with 0 <= ky < ph.
     for oy in range(max(0, (iy + py - ph + sy) // sy), min(ho, (iy + py) // sy + 1)):
         ky = iy + py - oy * sy
-        g, a = dy[c, oy], arg[c, oy]
         for ox in range(wo):
+            yb = ((c * ho + oy) * wo + ox) * n
             j0, j1 = _valid_span(ox * sx - px, 1, width, pw)
             for kx in range(j0, j1):
-                ix = ox * sx - px + kx
-                _route(out[ix * n:(ix + 1) * n], g[ox * n:(ox + 1) * n],
-                       a[ox * n:(ox + 1) * n], ky * pw + kx)
+                _route(dx, xb + (ox * sx - px + kx) * n, dy, yb, arg, ky * pw + kx, n)
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_parallel(dy, arg, pool, dx, n):
-    for item in numba.prange(dx.shape[0] * dx.shape[1]):
-        _backward_item(dy, arg, pool, dx, item, n)
+def _backward_parallel(dy, arg, pool, dx, height, ho, wo, n):
+    for item in numba.prange(dx.shape[0] // (pool[6] * n)):
+        _backward_item(dy, arg, pool, dx, item, height, ho, wo, n)
 
 
 @numba.njit(cache=True)
-def _backward_serial(dy, arg, pool, dx, n):
-    for item in range(dx.shape[0] * dx.shape[1]):
-        _backward_item(dy, arg, pool, dx, item, n)
+def _backward_serial(dy, arg, pool, dx, height, ho, wo, n):
+    for item in range(dx.shape[0] // (pool[6] * n)):
+        _backward_item(dy, arg, pool, dx, item, height, ho, wo, n)
 
 
 @numba.njit(fastmath=True, cache=True)
-def _fused_item(x, kept, geo, bias, pool, conv_hw, y, arg, item):
+def _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp):
     """Pooled row ``(o, oy) = divmod(item, Hp)``: its conv rows, then their max."""
     ph, sy, py = pool[0], pool[2], pool[4]
-    n = geo[9]
-    o, oy = item // y.shape[1], item % y.shape[1]
-    k0, k1 = _valid_span(oy * sy - py, 1, conv_hw[0], ph)
-    rows = np.empty((max(k1 - k0, 1), conv_hw[1] * n), np.float32)
+    conv_h, conv_w, n = geo[9], geo[10], geo[11]
+    o, oy = item // hp, item % hp
+    k0, k1 = _valid_span(oy * sy - py, 1, conv_h, ph)
+    rows = np.empty(max(k1 - k0, 1) * conv_w * n, np.float32)
     row0 = oy * sy - py + k0
     for k in range(k1 - k0):
-        conv_row(x, kept, geo, bias, True, rows[k], o, row0 + k)
-    _pool_row(rows, row0, conv_hw[0], pool, y[o, oy], arg[o, oy], oy, n)
+        conv_row(x, kept, geo, bias, True, rows, k * conv_w * n, o, row0 + k)
+    _pool_row(rows, 0, row0, conv_h, pool, y, arg, item * wp * n, oy, wp, n)
 
 
 @numba.njit(parallel=True, cache=True)
-def _fused_parallel(x, kept, geo, bias, pool, conv_hw, y, arg):
-    for item in numba.prange(y.shape[0] * y.shape[1]):
-        _fused_item(x, kept, geo, bias, pool, conv_hw, y, arg, item)
+def _fused_parallel(x, kept, geo, bias, pool, y, arg, hp, wp):
+    for item in numba.prange(y.shape[0] // (wp * geo[11])):
+        _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp)
 
 
 @numba.njit(cache=True)
-def _fused_serial(x, kept, geo, bias, pool, conv_hw, y, arg):
-    for item in range(y.shape[0] * y.shape[1]):
-        _fused_item(x, kept, geo, bias, pool, conv_hw, y, arg, item)
-
-
+def _fused_serial(x, kept, geo, bias, pool, y, arg, hp, wp):
+    for item in range(y.shape[0] // (wp * geo[11])):
+        _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp)
 def pool_geometry(input_hw, pool, stride, padding):
-    """``(ph, pw, sy, sx, py, px)`` and the pooled ``(Hp, Wp)``, N2D2's size."""
+    """``(ph, pw, sy, sx, py, px, W)`` and the pooled ``(Hp, Wp)``, N2D2's size."""
     pool = tuple(int(k) for k in np.broadcast_to(pool, 2))
     stride, padding, _, out_hw = kernel_geometry(input_hw, pool, stride, padding, 1)
-    return (*pool, *stride, *padding), out_hw
+    return (*pool, *stride, *padding, int(input_hw[1])), out_hw
 
 
 def max_pool_forward(x, pool, stride, padding=0, out=None):
@@ -161,9 +163,8 @@ def max_pool_forward(x, pool, stride, padding=0, out=None):
     y_out, arg_out = (None, None) if out is None else out
     y = check_out(y_out, (c, *out_hw, n), np.float32)
     arg = check_out(arg_out, y.shape, np.int32)
-    rows = (c, out_hw[0], out_hw[1] * n)
     run = _forward_parallel if use_parallel_fmas(x.size) else _forward_serial
-    run(x.reshape(c, x.shape[1], -1), geo, y.reshape(rows), arg.reshape(rows), n)
+    run(x.reshape(-1), geo, y.reshape(-1), arg.reshape(-1), x.shape[1], *out_hw, n)
     return y, arg
 
 
@@ -179,9 +180,8 @@ def max_pool_backward(dy, argmax, input_hw, pool, stride, padding=0, out=None):
         raise ValueError(f"dy {dy.shape} and argmax {argmax.shape} must be "
                          f"(C, {out_hw[0]}, {out_hw[1]}, N)")
     dx = check_out(out, (c, *input_hw, n), np.float32)
-    rows = (c, out_hw[0], out_hw[1] * n)
     run = _backward_parallel if use_parallel_fmas(dx.size) else _backward_serial
-    run(dy.reshape(rows), argmax.reshape(rows), geo, dx.reshape(c, input_hw[0], -1), n)
+    run(dy.reshape(-1), argmax.reshape(-1), geo, dx.reshape(-1), input_hw[0], *out_hw, n)
     return dx
 
 
@@ -206,11 +206,9 @@ def conv_relu_max_pool(x, kept, conv, pool, bias=None, out=None):
     y = check_out(y_out, (o_count, *out_hw, n), np.float32)
     arg = check_out(arg_out, y.shape, np.int32)
     bias = np.zeros(o_count, np.float32) if bias is None else as_f32(bias, "bias", 1)
-    geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], n)
+    geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], conv_hw, n)
     arrays = (kept.ptr, kept.minor, kept.ky, kept.kx, kept.values)
     fmas = kept.values.size * conv_hw[0] * conv_hw[1] * n
     run = _fused_parallel if use_parallel_fmas(fmas) else _fused_serial
-    rows = (o_count, out_hw[0], out_hw[1] * n)
-    run(x.reshape(c_count, x.shape[1], -1), arrays, geo, bias, pool_geo, conv_hw,
-        y.reshape(rows), arg.reshape(rows))
+    run(x.reshape(-1), arrays, geo, bias, pool_geo, y.reshape(-1), arg.reshape(-1), *out_hw)
     return y, arg
