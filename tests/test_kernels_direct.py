@@ -161,8 +161,25 @@ def test_bad_operands_are_refused():
     with pytest.raises(ValueError, match="dy has shape"):
         sparse_conv_input_grad(np.ones((2, 4, 3, 1), np.float32), compress_transposed(
             np.ones((2, 3, 3, 3), np.float32)), (5, 5))
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="must be 4-D"):
         compress(np.ones((2, 3, 3, 3)), np.ones((2, 3, 3)))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        compress(np.ones((2, 3, 3, 3)), np.ones((3, 2, 1, 1)))
+
+
+@pytest.mark.parametrize("groups", [4, 2])
+def test_grouped_and_depthwise_through_a_mapping_table(groups):
+    """A block-diagonal (O, C, 1, 1) table is a grouped conv (depthwise: O = C = groups)."""
+    case = (4, 4, 9, 8, 3, 3, 7, (2, 1), (1, 1), (1, 1))
+    x, w, _, dy = random_case(case, 0.0, seed=groups)
+    table = np.kron(np.eye(groups), np.ones((4 // groups, 4 // groups)))[:, :, None, None]
+    y_ref, dx_ref, dw_ref = reference(case, x, w * table, dy)
+    kept, kept_t = compress(w, table), compress_transposed(w, table)
+    assert kept.values.size == 4 * 4 // groups * 9
+    close(sparse_conv_forward(x, kept, **geometry(case)), y_ref, 4 * 9)
+    close(sparse_conv_input_grad(dy, kept_t, x.shape[1:3], **geometry(case)), dx_ref, 4 * 9)
+    close(scatter_values(kept, sparse_conv_weight_grad(x, dy, kept, **geometry(case))),
+          dw_ref * table, dy[0].size)
 
 
 def packed_fma_count(kernel, signature):

@@ -54,9 +54,13 @@ class KeptWeights(NamedTuple):
 def _compress(w, mask, transposed):
     w = np.asarray(w)
     mask = np.ones(w.shape, bool) if mask is None else np.asarray(mask) != 0
-    if w.ndim != 4 or mask.shape != w.shape:
-        raise ValueError(f"w must be 4-D (O, C, KH, KW) and mask the same shape, "
-                         f"got {w.shape} and {mask.shape}")
+    if w.ndim != 4 or mask.ndim != 4:
+        raise ValueError(f"w and mask must be 4-D (O, C, KH, KW), got {w.shape} and "
+                         f"{mask.shape}")
+    try:
+        mask = np.broadcast_to(mask, w.shape)
+    except ValueError:
+        raise ValueError(f"mask {mask.shape} does not broadcast to w {w.shape}") from None
     _, c_count, kh, kw = w.shape
     # Sort order (major, ky, minor, kx): the runs described in KeptWeights.
     order = (1, 2, 0, 3) if transposed else (0, 2, 1, 3)
@@ -73,7 +77,12 @@ def _compress(w, mask, transposed):
 
 def compress(w, mask=None):
     """Kept weights of ``w`` (O, C, KH, KW) where ``mask`` is nonzero (all when
-    None), grouped per output: the forward and weight-gradient form."""
+    None), grouped per output: the forward and weight-gradient form.
+
+    ``mask`` broadcasts to ``w``: an (O, C, 1, 1) mapping table (N2D2's
+    Mapping, grouped or depthwise convolution as a block-diagonal table)
+    keeps whole kernels, so those need no kernel of their own.
+    """
     return _compress(w, mask, transposed=False)
 
 
