@@ -126,9 +126,12 @@ def conv_row(x, kept, geo, bias, relu, out, ob, o, oy):
     g = (oy * sy - py, dly, -px, dlx, sx, width, wo, n, height * width * n)
     gather_run(out, ob, x, minor, ky, kx, vals, p0, p1, g)
     if relu:
+        # Written as a product: LLVM turned max() or a ternary into masked
+        # stores (vmaskmovps), slow on AMD; this compiles to vmaxps.
         zero = row.dtype.type(0)
         for q in range(row.shape[0]):
-            row[q] = max(row[q], zero)
+            v = row[q]
+            row[q] = v * row.dtype.type(v > zero)
 
 
 @numba.njit(parallel=True, cache=True)
