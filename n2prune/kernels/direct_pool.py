@@ -43,6 +43,23 @@ def _take_max(y, yb, arg, x, xb, t, first, n):
         arg[yb + q] = t if better else arg[yb + q]
 
 
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _max4(y, yb, arg, x, b0, b1, b2, b3, t0, t1, t2, t3, n):
+    """Four taps at once, y and arg written once: read-modify-write of y (as
+    in ``_take_max``) compiled to masked stores, slow on AMD (2x2 windows)."""
+    yb, b0, b1, b2, b3 = u64(yb), u64(b0), u64(b1), u64(b2), u64(b3)
+    for q in range(u64(n)):
+        best, a = x[b0 + q], t0
+        v = x[b1 + q]
+        best, a = (v, t1) if v > best else (best, a)
+        v = x[b2 + q]
+        best, a = (v, t2) if v > best else (best, a)
+        v = x[b3 + q]
+        best, a = (v, t3) if v > best else (best, a)
+        y[yb + q] = best
+        arg[yb + q] = a
+
+
 @numba.njit(fastmath=True, cache=True, _nrt=False)
 def _pool_row(x, xb, row0, height, pool, y, arg, yb, oy, wo, n):
     """Pooled row ``oy`` into ``y``/``arg`` at ``yb`` (Wo*N floats).
@@ -58,6 +75,12 @@ def _pool_row(x, xb, row0, height, pool, y, arg, yb, oy, wo, n):
         if k0 >= k1 or j0 >= j1:
             y[ob:ob + n] = 0
             arg[ob:ob + n] = -1
+            continue
+        rb = xb + (oy * sy - py - row0) * width * n + (ox * sx - px) * n
+        if k1 - k0 == 2 and j1 - j0 == 2:
+            r0, r1 = rb + k0 * width * n + j0 * n, rb + (k0 + 1) * width * n + j0 * n
+            t0 = k0 * pw + j0
+            _max4(y, ob, arg, x, r0, r0 + n, r1, r1 + n, t0, t0 + 1, t0 + pw, t0 + pw + 1, n)
             continue
         for ky in range(k0, k1):
             rb = xb + (oy * sy - py + ky - row0) * width * n
@@ -84,11 +107,12 @@ def _forward_serial(x, pool, y, arg, height, ho, wo, n):
 
 @numba.njit(fastmath=True, cache=True, inline="always")
 def _route(dx, xb, dy, yb, arg, t, n):
-    """``dx += dy`` where the argmax is tap ``t``: a select, no branch."""
+    """``dx += dy`` where the argmax is tap ``t``. A product, not a select:
+    LLVM turned the select into masked stores, slow on AMD (an infinite dy
+    would spread NaN over its window; finite gradients route exactly)."""
     xb, yb = u64(xb), u64(yb)
-    zero = dx.dtype.type(0)
     for q in range(u64(n)):
-        dx[xb + q] += dy[yb + q] if arg[yb + q] == t else zero
+        dx[xb + q] += dy[yb + q] * dx.dtype.type(arg[yb + q] == t)
 
 
 @numba.njit(fastmath=True, cache=True, _nrt=False)
