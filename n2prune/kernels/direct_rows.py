@@ -23,6 +23,11 @@ prototype):
   of their array arguments from the loops.
 - ``fastmath=True`` lets LLVM reassociate the dot products into vector lanes.
 
+numba's ``cache=True`` does not track callees in other files: the cached
+kernels of ``direct_conv`` and ``direct_pool`` keep the old code of these
+loops until their own file changes (delete ``__pycache__/direct_*.nb?``
+after editing this one; timings taken without that were of stale code).
+
 Padding is never materialised: each tap only touches the output columns
 ``[lo, hi)`` whose input column is inside the image. Four taps share the
 intersection of their spans; the few columns outside it are done one tap at
