@@ -280,6 +280,17 @@ def seconds_per_call(fn, min_seconds=0.02, warmup=3):
             return elapsed / count
 
 
+def step_rate(step, steps, batch, warmup=5):
+    """``{"s/step", "samples/s"}`` of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - start) / steps
+    return {"s/step": seconds, "samples/s": batch / seconds}
+
+
 def in_subprocess(script, args, env=None):
     """One sample measured by ``python script *args`` in a fresh process.
 

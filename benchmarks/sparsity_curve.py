@@ -24,7 +24,6 @@ import importlib.util
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import harness
@@ -80,13 +79,7 @@ def one_sample(job):
                 masks = {k: m[k] for k in m.files}
         step = torch_lenet.step_fn(model["spec"], model["solver"], model["input_shape"],
                                    job["batch"], masks, side=job["side"])
-    for _ in range(5):
-        step()
-    start = time.perf_counter()
-    for _ in range(job["steps"]):
-        step()
-    seconds = (time.perf_counter() - start) / job["steps"]
-    return {"s/step": seconds, "samples/s": job["batch"] / seconds}
+    return harness.step_rate(step, job["steps"], job["batch"])
 
 
 def write_masks(ini, overrides, sparsity, seed, tmp, tag):

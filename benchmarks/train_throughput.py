@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import harness
@@ -40,13 +39,7 @@ def one_sample(job):
         model = json.loads(Path(job["describe"]).read_text())
         step = torch_lenet.step_fn(model["spec"], model["solver"], model["input_shape"],
                                    job["batch"])
-    for _ in range(5):
-        step()
-    start = time.perf_counter()
-    for _ in range(job["steps"]):
-        step()
-    seconds = (time.perf_counter() - start) / job["steps"]
-    return {"s/step": seconds, "samples/s": job["batch"] / seconds}
+    return harness.step_rate(step, job["steps"], job["batch"])
 
 
 def sides_for(name, batch, args, describe_file):
