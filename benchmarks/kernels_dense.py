@@ -113,10 +113,10 @@ def act_rows(rng, n, c, h):
     return [
         ("relu_fwd", lambda: kernels.relu_forward(x), lambda: np.maximum(x, 0)),
         ("relu_bwd", lambda: kernels.relu_backward(dy, y), lambda: dy * (y > 0)),
-        ("add_bias (in place)", lambda: kernels.add_bias_cnhw(buf, bias),
+        ("add_bias (in place)", lambda: kernels.add_bias_channels(buf, bias),
          lambda: np.add(buf, b4, out=buf)),
-        ("bias_grad", lambda: kernels.bias_grad_cnhw(dy), lambda: dy.sum(axis=(1, 2, 3))),
-        ("bias+relu fused", lambda: kernels.add_bias_relu_cnhw(buf, bias),
+        ("bias_grad", lambda: kernels.bias_grad_channels(dy), lambda: dy.sum(axis=(1, 2, 3))),
+        ("bias+relu fused", lambda: kernels.add_bias_relu_channels(buf, bias),
          lambda: np.maximum(np.add(buf, b4, out=buf), 0, out=buf)),
         ("relu_bwd+bias_grad", lambda: kernels.relu_backward_bias_grad(dy, y),
          lambda: numpy_relu_backward_bias_grad(dy, y)),

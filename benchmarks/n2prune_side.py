@@ -131,7 +131,7 @@ def n2prune_step_fn(ini, batch, sparsity=0.0, masks=None, overrides=()):
         prune_every_weighted_cell(net, sparsity)
     c, h, w = net.input_shape
     rng = np.random.default_rng(0)
-    x = rng.random((c, batch, h, w), dtype=np.float32)
+    x = rng.random((c, h, w, batch), dtype=np.float32)
     labels = rng.integers(0, 10, batch)
 
     def step():

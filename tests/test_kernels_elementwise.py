@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from n2prune.kernels.elementwise import (
-    add_bias_cnhw,
-    add_bias_relu_cnhw,
-    bias_grad_cnhw,
+    add_bias_channels,
+    add_bias_relu_channels,
+    bias_grad_channels,
     relu_backward,
     relu_backward_bias_grad,
     relu_forward,
@@ -110,10 +110,10 @@ def test_bias_add_and_grad_match_numpy(shape, dtype, mode):
     y = rng.standard_normal(shape).astype(dtype)
     bias = rng.standard_normal(shape[0]).astype(dtype)
     expected = y + bias.reshape((-1,) + (1,) * (len(shape) - 1))
-    assert add_bias_cnhw(y, bias) is y
+    assert add_bias_channels(y, bias) is y
     np.testing.assert_allclose(y, expected, rtol=1e-6)
     axes = tuple(range(1, len(shape)))
-    np.testing.assert_allclose(bias_grad_cnhw(y), expected.astype(np.float64).sum(axis=axes),
+    np.testing.assert_allclose(bias_grad_channels(y), expected.astype(np.float64).sum(axis=axes),
                                rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4)
 
 
@@ -123,8 +123,8 @@ def test_fused_bias_relu_equals_the_two_steps(setting, dtype, mode):
     rng = np.random.default_rng(5)
     z = rng.standard_normal((6, 5, 7, 7)).astype(dtype)
     bias = rng.standard_normal(6).astype(dtype)
-    y = add_bias_relu_cnhw(z.copy(), bias, *setting)
-    np.testing.assert_array_equal(y, relu_forward(add_bias_cnhw(z.copy(), bias), *setting))
+    y = add_bias_relu_channels(z.copy(), bias, *setting)
+    np.testing.assert_array_equal(y, relu_forward(add_bias_channels(z.copy(), bias), *setting))
     dy = rng.standard_normal(z.shape).astype(dtype)
     dx, db = relu_backward_bias_grad(dy, y, *setting)
     np.testing.assert_array_equal(dx, relu_backward(dy, y, *setting))
@@ -135,14 +135,14 @@ def test_fused_bias_relu_equals_the_two_steps(setting, dtype, mode):
 def test_bias_grad_float32_sum_keeps_precision(mode):
     # 1e6 ones plus tiny values: a plain float32 running sum would drift.
     dy = np.full((1, 1000, 1000), 0.1, dtype=np.float32).reshape(1, 1000, 10, 100)
-    assert abs(bias_grad_cnhw(dy)[0] - 1e6 * np.float64(np.float32(0.1))) < 0.1
+    assert abs(bias_grad_channels(dy)[0] - 1e6 * np.float64(np.float32(0.1))) < 0.1
 
 
 def test_bad_shapes_raise_value_error():
     with pytest.raises(ValueError):
-        add_bias_cnhw(np.zeros((3, 4)), np.zeros(2))
+        add_bias_channels(np.zeros((3, 4)), np.zeros(2))
     with pytest.raises(ValueError):
-        add_bias_cnhw(np.zeros((3, 4, 5)), np.zeros(3))
+        add_bias_channels(np.zeros((3, 4, 5)), np.zeros(3))
     with pytest.raises(ValueError):
         relu_backward(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError):

@@ -1,4 +1,4 @@
-"""Cells: plain classes with ``forward``/``backward`` on CNHW activations.
+"""Cells: plain classes with ``forward``/``backward`` on (C, H, W, N) activations.
 
 ``CELL_TYPES`` maps each N2D2 ``Type=`` name to its class; every module
 below files its class there with ``@register_cell`` when imported.

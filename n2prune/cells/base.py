@@ -1,6 +1,8 @@
 """What every cell promises to the network that runs it.
 
-Activations are CNHW float32 arrays (channel, batch, height, width). A cell
+Activations are float32 arrays (channel, height, width, batch), the batch
+innermost and contiguous: a row of a channel is one run of W*N floats, which
+the direct convolution and pooling kernels stream and vectorise over. A cell
 receives one array per input (``Input=a,b`` gives two) and returns one.
 """
 

@@ -1,4 +1,4 @@
-"""Batch normalisation (N2D2 ``Type=BatchNorm``), per channel of CNHW activations.
+"""Batch normalisation (N2D2 ``Type=BatchNorm``), per channel of (C, H, W, N) activations.
 
 As N2D2's BatchNormCell_Frame:
 

@@ -1,4 +1,4 @@
-"""2-D convolution (N2D2 ``Type=Conv``): im2col + GEMM on CNHW activations.
+"""2-D convolution (N2D2 ``Type=Conv``) on (C, H, W, N) activations.
 
 One OCHW weight tensor ``(nb_outputs, C_k, KH, KW)`` per input ``k``; the
 contributions of all inputs are summed (= a convolution of their channel
@@ -24,8 +24,8 @@ from n2prune.cells.registry import (
 )
 from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import (
-    add_bias_cnhw,
-    bias_grad_cnhw,
+    add_bias_channels,
+    bias_grad_channels,
     col2im,
     conv_out_size,
     im2col,
@@ -121,7 +121,7 @@ class Connection:
 
 @register_cell("Conv")
 class Conv(WeightCell):
-    """Convolution of CNHW inputs into ``(nb_outputs, N, OH, OW)``.
+    """Convolution of (C, H, W, N) inputs into ``(nb_outputs, OH, OW, N)``.
 
     ``kernel``, ``stride``, ``padding`` (symmetric, zero) and ``dilation``
     are ``(h, w)`` pairs or ints. ``mappings`` is ``None`` or one entry per
@@ -199,7 +199,7 @@ class Conv(WeightCell):
         return self.kernel, self.stride, self.padding, self.dilation
 
     def forward(self, xs, train):
-        """``xs``: one (C_k, N, H, W) array per input; returns (O, N, OH, OW)."""
+        """``xs``: one (C_k, H, W, N) array per input; returns (O, OH, OW, N)."""
         check_inputs(self.name, xs, self.input_shapes)
         y, cols_list = None, []
         for k, x in enumerate(xs):
@@ -214,9 +214,9 @@ class Conv(WeightCell):
             y = part if y is None else np.add(y, part, out=y)
             cols_list.append(cols)
         self._cols = cols_list if train else None
-        y = y.reshape(self.nb_outputs, xs[0].shape[1], *self.output_shape[1:])
+        y = y.reshape(self.output_shape + (xs[0].shape[3],))
         if self.bias is not None:
-            add_bias_cnhw(y, self.bias.value)
+            add_bias_channels(y, self.bias.value)
         return self.activation.forward(y)
 
     def backward(self, dy):
@@ -224,7 +224,7 @@ class Conv(WeightCell):
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
         dy = np.ascontiguousarray(self.activation.backward(dy))
         if self.bias is not None:
-            set_grad(self.bias, bias_grad_cnhw(dy))
+            set_grad(self.bias, bias_grad_channels(dy))
         dy2 = dy.reshape(self.nb_outputs, -1)
         dxs = []
         for k, cols in enumerate(self._cols):
@@ -240,7 +240,7 @@ class Conv(WeightCell):
             if dcols is None:
                 dxs.append(None)
                 continue
-            x_shape = (self.input_shapes[k][0], dy.shape[1], *self.input_shapes[k][1:])
+            x_shape = (*self.input_shapes[k], dy.shape[3])
             dxs.append(col2im(dcols, x_shape, *self._geometry()))
         return dxs
 

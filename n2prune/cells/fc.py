@@ -1,9 +1,10 @@
-"""Fully connected layer (N2D2 ``Type=Fc``) on CNHW activations.
+"""Fully connected layer (N2D2 ``Type=Fc``) on (C, H, W, N) activations.
 
 One weight matrix ``(nb_outputs, C_k*H_k*W_k)`` per input ``k``, whose
 column ``(c*H + y)*W + x`` is the input feature at channel c, pixel (y, x)
-(N2D2's order). The contributions of all inputs are summed. The output is
-CNHW with a 1x1 plane: ``(nb_outputs, N, 1, 1)``.
+(N2D2's order). The contributions of all inputs are summed. The output has
+a 1x1 plane: ``(nb_outputs, 1, 1, N)``. With the batch innermost, the input
+is already the feature-major ``(C*H*W, N)`` matrix: no copy either way.
 """
 
 import math
@@ -15,17 +16,12 @@ from n2prune.cells.activations import resolve
 from n2prune.cells.base import Param
 from n2prune.cells.registry import check_inputs, register_cell, set_grad, shape_error
 from n2prune.cells.weighted import WeightCell
-from n2prune.kernels import add_bias_cnhw, bias_grad_cnhw, matmul, matmul_nt, matmul_tn
+from n2prune.kernels import add_bias_channels, bias_grad_channels, matmul, matmul_nt, matmul_tn
 
 
 def features(x):
-    """CNHW ``x`` (C, N, H, W) as a feature-major ``(C*H*W, N)`` matrix.
-
-    Feature-major keeps samples contiguous, as the skip kernels stream them,
-    and after another Fc (H = W = 1) it is a free reshape.
-    """
-    n = x.shape[1]
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(-1, n)
+    """``x`` (C, H, W, N) as the feature-major ``(C*H*W, N)`` matrix (a view)."""
+    return np.ascontiguousarray(x).reshape(-1, x.shape[3])
 
 
 @register_cell("Fc")
@@ -62,7 +58,7 @@ class Fc(WeightCell):
         self._features = None
 
     def forward(self, xs, train):
-        """``xs``: one (C_k, N, H_k, W_k) array per input; returns (O, N, 1, 1)."""
+        """``xs``: one (C_k, H_k, W_k, N) array per input; returns (O, 1, 1, N)."""
         check_inputs(self.name, xs, self.input_shapes)
         y, feats = None, []
         for k, x in enumerate(xs):
@@ -76,9 +72,9 @@ class Fc(WeightCell):
             y = part if y is None else np.add(y, part, out=y)
             feats.append(f)
         self._features = feats if train else None
-        y = y.reshape(self.nb_outputs, -1, 1, 1)
+        y = y.reshape(self.nb_outputs, 1, 1, -1)
         if self.bias is not None:
-            add_bias_cnhw(y, self.bias.value)
+            add_bias_channels(y, self.bias.value)
         return self.activation.forward(y)
 
     def backward(self, dy):
@@ -86,7 +82,7 @@ class Fc(WeightCell):
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
         dy = np.ascontiguousarray(self.activation.backward(dy))
         if self.bias is not None:
-            set_grad(self.bias, bias_grad_cnhw(dy))
+            set_grad(self.bias, bias_grad_channels(dy))
         dy2 = dy.reshape(self.nb_outputs, -1)  # (O, N)
         dxs = []
         for k, f in enumerate(self._features):
@@ -103,9 +99,7 @@ class Fc(WeightCell):
             if df is None:
                 dxs.append(None)
                 continue
-            channels, height, width = self.input_shapes[k]
-            dx = df.reshape(channels, height, width, -1).transpose(0, 3, 1, 2)
-            dxs.append(np.ascontiguousarray(dx))
+            dxs.append(df.reshape(*self.input_shapes[k], -1))
         return dxs
 
     def macs_per_sample(self):

@@ -42,14 +42,14 @@ class Padding(Cell):
 
     def forward(self, xs, train):
         x = concat_channels(xs)
-        y = np.zeros((x.shape[0], x.shape[1], *self.output_shape[1:]), dtype=x.dtype)
+        y = np.zeros((x.shape[0], *self.output_shape[1:], x.shape[3]), dtype=x.dtype)
         (in_rows, out_rows), (in_cols, out_cols) = self.rows, self.cols
-        y[:, :, out_rows, out_cols] = x[:, :, in_rows, in_cols]
+        y[:, out_rows, out_cols] = x[:, in_rows, in_cols]
         return y
 
     def backward(self, dy):
         (in_rows, out_rows), (in_cols, out_cols) = self.rows, self.cols
         height, width = self.input_shapes[0][1:]
-        dx = np.zeros((dy.shape[0], dy.shape[1], height, width), dtype=dy.dtype)
-        dx[:, :, in_rows, in_cols] = dy[:, :, out_rows, out_cols]
+        dx = np.zeros((dy.shape[0], height, width, dy.shape[3]), dtype=dy.dtype)
+        dx[:, in_rows, in_cols] = dy[:, out_rows, out_cols]
         return split_channels(dx, self.input_shapes)

@@ -47,7 +47,7 @@ def window_counts(size, pool, stride, padding, out):
 
 @register_cell("Pool")
 class Pool(Cell):
-    """Pooling of CNHW inputs into ``(nb_outputs, N, OH, OW)``.
+    """Pooling of (C, H, W, N) inputs into ``(nb_outputs, OH, OW, N)``.
 
     ``pool``, ``stride`` (default 1, as N2D2), ``padding``: ``(h, w)`` pairs
     or ints. ``pooling``: ``"Max"`` or ``"Average"``. ``mappings``: ``None``
@@ -141,9 +141,10 @@ class Pool(Cell):
     def _padding_factor(self, x_shape, dtype):
         """``in-bounds count / window area`` per output pixel: turns the kernel's
         padding-excluded mean into N2D2's padding-included one."""
-        counts = [window_counts(x_shape[2 + a], self.pool[a], self.stride[a], self.padding[a],
+        counts = [window_counts(x_shape[1 + a], self.pool[a], self.stride[a], self.padding[a],
                                 self.output_shape[1 + a]) for a in (0, 1)]
-        return (np.outer(*counts) / (self.pool[0] * self.pool[1])).astype(dtype)
+        factor = np.outer(*counts) / (self.pool[0] * self.pool[1])
+        return factor[:, :, None].astype(dtype)  # broadcast over the batch
 
     def backward(self, dy):
         if self._cache is None:
@@ -154,7 +155,8 @@ class Pool(Cell):
             dy = dy.sum(axis=0, keepdims=True)  # all outputs read the one reduced map
         dy = np.ascontiguousarray(dy)
         if self.pooling == "Max":
-            d_reduced = max_pool_backward(dy, window_arg, reduced_shape)
+            d_reduced = max_pool_backward(dy, window_arg, reduced_shape[1:3], self.pool,
+                                          self.stride, self.padding)
         else:
             if any(self.padding):
                 dy = dy * self._padding_factor(x_shape, dy.dtype)

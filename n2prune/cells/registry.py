@@ -54,12 +54,12 @@ def check_channel_outputs(name, input_shapes, nb_outputs):
 
 
 def concat_channels(xs):
-    """One CNHW array from a list of CNHW arrays (no copy for a single input)."""
+    """One (C, H, W, N) array from a list of them (no copy for a single input)."""
     return xs[0] if len(xs) == 1 else np.concatenate(xs, axis=0)
 
 
 def split_channels(dx, input_shapes):
-    """``dx`` (C, N, H, W) cut back into one gradient per input."""
+    """``dx`` (C, H, W, N) cut back into one gradient per input."""
     if len(input_shapes) == 1:
         return [dx]
     cuts = np.cumsum([s[0] for s in input_shapes])[:-1]
@@ -81,10 +81,10 @@ def set_grad(param, grad):
 
 
 def check_inputs(name, xs, input_shapes):
-    """``ShapeError`` unless each CNHW ``xs[k]`` has the declared (C, H, W) of input k."""
+    """``ShapeError`` unless each ``xs[k]`` (C, H, W, N) has the declared (C, H, W) of input k."""
     if len(xs) != len(input_shapes):
         raise shape_error(name, f"got {len(xs)} inputs, expected {len(input_shapes)}")
     for k, (x, shape) in enumerate(zip(xs, input_shapes)):
-        if x.ndim != 4 or (x.shape[0], *x.shape[2:]) != shape:
-            raise shape_error(name, f"input {k} has CNHW shape {x.shape}, expected "
-                              f"({shape[0]}, N, {shape[1]}, {shape[2]})")
+        if x.ndim != 4 or x.shape[:3] != shape:
+            raise shape_error(name, f"input {k} has (C, H, W, N) shape {x.shape}, "
+                              f"expected ({shape[0]}, {shape[1]}, {shape[2]}, N)")

@@ -17,7 +17,7 @@ from n2prune.cells.registry import check_channel_outputs, register_cell, shape_e
 
 @register_cell("Softmax")
 class Softmax(Cell):
-    """``y[c] = exp(x[c]) / sum_{c' in group} exp(x[c'])`` on a single CNHW input."""
+    """``y[c] = exp(x[c]) / sum_{c' in group} exp(x[c'])`` on a single (C, H, W, N) input."""
 
     def __init__(self, name, input_shapes, nb_outputs, with_loss=False, group_size=0):
         super().__init__(name, input_shapes)
@@ -32,7 +32,7 @@ class Softmax(Cell):
         self._y = None
 
     def _grouped(self, a):
-        """``a`` (C, N, H, W) viewed as (groups, group_size, N, H, W)."""
+        """``a`` (C, H, W, N) viewed as (groups, group_size, H, W, N)."""
         return a.reshape(-1, self.group_size, *a.shape[1:])
 
     def forward(self, xs, train):

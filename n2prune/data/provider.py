@@ -1,4 +1,4 @@
-"""Stimuli provider: turns a partition's uint8 images into float32 CNHW batches.
+"""Stimuli provider: turns a partition's uint8 images into float32 (C, H, W, N) batches.
 
 As N2D2's ``StimuliProvider``: ``Transformation*`` sections are applied once
 and cached, ``OnTheFlyTransformation*`` sections on every batch, and data
@@ -9,7 +9,7 @@ in N2D2's exec/n2d2.cpp), so inputs land in [0, 1].
 import numpy as np
 
 from n2prune.errors import ShapeError
-from n2prune.kernels.gather import gather_batch_cnhw
+from n2prune.kernels.gather import gather_batch
 
 # Images per chunk when caching: bounds the float32 temporaries of a Rescale.
 PREPARE_CHUNK = 4096
@@ -62,7 +62,7 @@ class StimuliProvider:
         return batch
 
     def batch(self, cached, indices, rng):
-        """float32 CNHW (C, N, H, W) batch of the rows ``indices`` of ``cached``.
+        """float32 (C, H, W, N) batch (the batch innermost) of the rows ``indices`` of ``cached``.
 
         Applies the per-batch transformations, then divides by 255 if the data
         are still uint8. Raises ``ShapeError`` when the result is not ``size``.
@@ -71,7 +71,7 @@ class StimuliProvider:
             self._check_shape(cached[:1])
             divisor = 255 if cached.dtype == np.uint8 else 1
             images = cached if cached.ndim == 4 else cached[..., np.newaxis]
-            return gather_batch_cnhw(images, indices, divisor)
+            return gather_batch(images, indices, divisor)
         batch = self._apply(self.per_batch, cached[indices], rng)
         self._check_shape(batch)
         if batch.dtype == np.uint8:
@@ -79,8 +79,8 @@ class StimuliProvider:
         else:
             batch = batch.astype(np.float32, copy=False)
         if batch.ndim == 3:
-            return np.ascontiguousarray(batch[np.newaxis])
-        return np.ascontiguousarray(batch.transpose(3, 0, 1, 2))
+            return np.ascontiguousarray(batch.transpose(1, 2, 0)[np.newaxis])
+        return np.ascontiguousarray(batch.transpose(3, 1, 2, 0))
 
     def _check_shape(self, batch):
         got = (batch.shape[1], batch.shape[2], batch.shape[3] if batch.ndim == 4 else 1)

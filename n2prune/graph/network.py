@@ -1,6 +1,7 @@
 """The layer graph: cells in build order, wired by name, with targets and a loss.
 
-Activations inside are CNHW; ``predict`` takes and returns batch-first arrays.
+Activations inside are (C, H, W, N), the batch innermost; ``predict`` takes
+and returns batch-first arrays.
 """
 
 import numpy as np
@@ -51,7 +52,7 @@ class Network:
         return [p for c in self.cells for p in c.params()]
 
     def forward(self, x, train=False):
-        """Run every cell on ``x`` (C, N, H, W); returns the first target's output."""
+        """Run every cell on ``x`` (C, H, W, N); returns the first target's output."""
         self.outputs = {PROVIDER: x}
         for cell in self.cells:
             xs = [self.outputs[name] for name in self.inputs[cell.name]]
@@ -94,9 +95,9 @@ class Network:
             x = x[:, None]
         outs = []
         for start in range(0, len(x), batch_size):
-            chunk = np.ascontiguousarray(x[start:start + batch_size].transpose(1, 0, 2, 3))
+            chunk = np.ascontiguousarray(x[start:start + batch_size].transpose(1, 2, 3, 0))
             y = self.forward(chunk, train=False)
-            outs.append(y.reshape(y.shape[0], y.shape[1], -1).transpose(1, 0, 2).reshape(y.shape[1], -1))
+            outs.append(y.reshape(-1, y.shape[3]).T)
         return np.concatenate(outs)
 
     def macs_per_sample(self):

@@ -25,10 +25,10 @@ class Target:
         return t
 
     def loss(self, cell, out, labels):
-        """``(batch-mean loss, d loss / d out, number correct)`` for ``out`` (K, N, H, W)."""
-        if out.shape[2:] != (1, 1):
-            raise ValueError(f"target [{self.cell}] must output 1x1 maps, got {out.shape[2:]}")
-        scores = out[:, :, 0, 0]
+        """``(batch-mean loss, d loss / d out, number correct)`` for ``out`` (K, H, W, N)."""
+        if out.shape[1:3] != (1, 1):
+            raise ValueError(f"target [{self.cell}] must output 1x1 maps, got {out.shape[1:3]}")
+        scores = out[:, 0, 0, :]
         n = scores.shape[1]
         t = self.encode(labels, scores.shape[0], scores.dtype)
         grad = (scores - t) / n

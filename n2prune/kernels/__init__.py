@@ -1,4 +1,4 @@
-"""Pure numba/numpy kernels on plain arrays (CNHW activations, OCHW weights).
+"""Pure numba/numpy kernels on plain arrays ((C, H, W, N) activations, OCHW weights).
 
 The only package that imports numba. Every kernel takes float32 or float64
 arrays, allocates its output with ``np.empty`` or overwrites a given ``out``,
@@ -15,28 +15,24 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 from n2prune.kernels.elementwise import (
-    add_bias_cnhw,
-    add_bias_relu_cnhw,
-    bias_grad_cnhw,
+    add_bias_channels,
+    add_bias_relu_channels,
+    bias_grad_channels,
     relu_backward,
     relu_backward_bias_grad,
     relu_forward,
 )
 from n2prune.kernels.gemm import matmul, matmul_nt, matmul_tn
 from n2prune.kernels.im2col import col2im, conv_out_size, im2col
-from n2prune.kernels.pooling import (
-    avg_pool_backward,
-    avg_pool_forward,
-    max_pool_backward,
-    max_pool_forward,
-)
+from n2prune.kernels.direct_pool import max_pool_backward, max_pool_forward
+from n2prune.kernels.pooling import avg_pool_backward, avg_pool_forward
 
 __all__ = [
-    "add_bias_cnhw",
-    "add_bias_relu_cnhw",
+    "add_bias_channels",
+    "add_bias_relu_channels",
     "avg_pool_backward",
     "avg_pool_forward",
-    "bias_grad_cnhw",
+    "bias_grad_channels",
     "col2im",
     "conv_out_size",
     "im2col",

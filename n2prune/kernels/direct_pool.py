@@ -29,7 +29,7 @@ from n2prune.kernels.direct_conv import (
     use_parallel_fmas,
 )
 from n2prune.kernels.direct_rows import u64
-from n2prune.kernels.im2col import _valid_span, check_out
+from n2prune.kernels.im2col import _valid_span, as_float_array, check_out
 
 
 @numba.njit(fastmath=True, cache=True, inline="always")
@@ -176,16 +176,18 @@ def pool_geometry(input_hw, pool, stride, padding):
 
 
 def max_pool_forward(x, pool, stride, padding=0, out=None):
-    """Window max of ``x`` (C, H, W, N) float32: ``(y, argmax)``, (C, Hp, Wp, N).
+    """Window max of ``x`` (C, H, W, N) float32/64: ``(y, argmax)``, (C, Hp, Wp, N).
 
     ``argmax`` is int32, the tap ``ky*PW + kx`` (see the module docstring).
     ``out`` is an optional ``(y, argmax)`` pair to overwrite.
     """
-    x = as_f32(x, "x", 4)
+    x = as_float_array(x, "x")
+    if x.ndim != 4:
+        raise ValueError(f"x must be 4-D (C, H, W, N), got {x.shape}")
     geo, out_hw = pool_geometry(x.shape[1:3], pool, stride, padding)
     c, n = x.shape[0], x.shape[3]
     y_out, arg_out = (None, None) if out is None else out
-    y = check_out(y_out, (c, *out_hw, n), np.float32)
+    y = check_out(y_out, (c, *out_hw, n), x.dtype)
     arg = check_out(arg_out, y.shape, np.int32)
     run = _forward_parallel if use_parallel_fmas(x.size) else _forward_serial
     run(x.reshape(-1), geo, y.reshape(-1), arg.reshape(-1), x.shape[1], *out_hw, n)
@@ -195,7 +197,7 @@ def max_pool_forward(x, pool, stride, padding=0, out=None):
 def max_pool_backward(dy, argmax, input_hw, pool, stride, padding=0, out=None):
     """``dx`` (C, H, W, N): each ``dy`` routed to its window's argmax input;
     overlapping windows add up."""
-    dy = as_f32(dy, "dy", 4)
+    dy = as_float_array(dy, "dy")
     argmax = np.ascontiguousarray(argmax, dtype=np.int32)
     input_hw = tuple(int(s) for s in input_hw)
     geo, out_hw = pool_geometry(input_hw, pool, stride, padding)
@@ -203,7 +205,7 @@ def max_pool_backward(dy, argmax, input_hw, pool, stride, padding=0, out=None):
     if argmax.shape != dy.shape or dy.shape[1:3] != out_hw:
         raise ValueError(f"dy {dy.shape} and argmax {argmax.shape} must be "
                          f"(C, {out_hw[0]}, {out_hw[1]}, N)")
-    dx = check_out(out, (c, *input_hw, n), np.float32)
+    dx = check_out(out, (c, *input_hw, n), dy.dtype)
     run = _backward_parallel if use_parallel_fmas(dx.size) else _backward_serial
     run(dy.reshape(-1), argmax.reshape(-1), geo, dx.reshape(-1), input_hw[0], *out_hw, n)
     return dx

@@ -1,4 +1,4 @@
-"""Activations and per-channel bias on CNHW arrays, fused where a pass is saved.
+"""Activations and per-channel bias on channel-major arrays (C, ...), fused where a pass is saved.
 
 The rectifier follows N2D2's ``RectifierActivation_Frame``: ``y = x`` for
 ``x > 0`` else ``leak_slope * x``, then capped at ``clipping`` when
@@ -147,9 +147,9 @@ def _rectifier_scalars(leak_slope, clipping, dtype):
 
 
 def _channel_rows(a, name):
-    """``a`` (C, N[, H, W]) as a (C, M) view; it must already be C-contiguous."""
+    """``a`` (C, ...) as a (C, M) view; it must already be C-contiguous."""
     if a.ndim not in (2, 4):
-        raise ValueError(f"{name} must be (C, N) or (C, N, H, W), got {a.shape}")
+        raise ValueError(f"{name} must be (C, N) or (C, H, W, N), got {a.shape}")
     if not a.flags.c_contiguous or a.dtype not in (np.float32, np.float64):
         raise ValueError(f"{name} must be a C-contiguous float32/float64 array")
     return a.reshape(a.shape[0], -1)
@@ -183,8 +183,8 @@ def relu_backward(dy, y, leak_slope=0.0, clipping=0.0, out=None):
     return dx
 
 
-def add_bias_cnhw(y, bias):
-    """In place: ``y[c] += bias[c]`` for C-contiguous ``y`` (C, N, H, W) or (C, N)."""
+def add_bias_channels(y, bias):
+    """In place: ``y[c] += bias[c]`` for C-contiguous ``y`` (C, H, W, N) or (C, N)."""
     rows = _channel_rows(y, "y")
     bias = np.ascontiguousarray(bias, dtype=y.dtype).reshape(-1)
     if bias.shape[0] != y.shape[0]:
@@ -195,7 +195,7 @@ def add_bias_cnhw(y, bias):
     return y
 
 
-def add_bias_relu_cnhw(y, bias, leak_slope=0.0, clipping=0.0):
+def add_bias_relu_channels(y, bias, leak_slope=0.0, clipping=0.0):
     """In place, one pass: ``y = relu_forward(y + bias[c])`` (conv/fc epilogue)."""
     rows = _channel_rows(y, "y")
     bias = np.ascontiguousarray(bias, dtype=y.dtype).reshape(-1)
@@ -207,8 +207,8 @@ def add_bias_relu_cnhw(y, bias, leak_slope=0.0, clipping=0.0):
     return y
 
 
-def bias_grad_cnhw(dy):
-    """Per-channel sum of ``dy`` (C, N, H, W) or (C, N): the bias gradient (C,)."""
+def bias_grad_channels(dy):
+    """Per-channel sum of ``dy`` (C, H, W, N) or (C, N): the bias gradient (C,)."""
     dy = as_float_array(dy, "dy")
     rows = _channel_rows(dy, "dy")
     db = np.empty(dy.shape[0], dtype=dy.dtype)
@@ -219,9 +219,9 @@ def bias_grad_cnhw(dy):
 
 
 def relu_backward_bias_grad(dy, y, leak_slope=0.0, clipping=0.0, out=None):
-    """One pass: ``dx = relu_backward(dy, y, ...)`` and ``db = bias_grad_cnhw(dx)``.
+    """One pass: ``dx = relu_backward(dy, y, ...)`` and ``db = bias_grad_channels(dx)``.
 
-    ``y`` is the rectifier output (C, N[, H, W]); returns ``(dx, db)``.
+    ``y`` is the rectifier output (C, [H, W,] N); returns ``(dx, db)``.
     ``out`` may be ``dy`` (in place).
     """
     dy = as_float_array(dy, "dy")

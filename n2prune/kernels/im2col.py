@@ -1,9 +1,12 @@
-"""im2col / col2im for CNHW activations, so that a convolution is one GEMM.
+"""im2col / col2im for batch-innermost ``(C, H, W, N)`` activations.
 
-``cols = im2col(x, ...)`` has shape ``(C*KH*KW, N*OH*OW)``: row
+``cols = im2col(x, ...)`` has shape ``(C*KH*KW, OH*OW*N)``: row
 ``r = (c*KH + ky)*KW + kx`` (the order of an OCHW weight row), column
-``q = (n*OH + oy)*OW + ox`` (the order of a CNHW output channel), so
-``W.reshape(O, -1) @ cols`` is directly the ``(O, N, OH, OW)`` output.
+``q = (oy*OW + ox)*N + n`` (the order of a ``(H, W, N)`` output channel),
+so ``W.reshape(O, -1) @ cols`` is directly the ``(O, OH, OW, N)`` output.
+With the batch innermost, each (row, oy) of ``cols`` is a copy of whole
+input runs of N floats (of ``(hi - lo)*N`` floats at unit x-stride), and a
+kernel covering its whole unpadded input needs no copy at all.
 """
 
 import numba
@@ -63,10 +66,10 @@ def conv_out_size(size, kernel, stride, padding, dilation):
 def conv_geometry(input_shape, kernel, stride, padding, dilation):
     """Validated ``(kernel, stride, padding, dilation, (OH, OW))`` as int pairs."""
     if len(input_shape) != 4:
-        raise ValueError(f"expected a (C, N, H, W) shape, got {input_shape}")
+        raise ValueError(f"expected a (C, H, W, N) shape, got {input_shape}")
     kernel, stride = pair(kernel, "kernel"), pair(stride, "stride")
     padding, dilation = pair(padding, "padding"), pair(dilation, "dilation")
-    out = tuple(conv_out_size(input_shape[2 + a], kernel[a], stride[a],
+    out = tuple(conv_out_size(input_shape[1 + a], kernel[a], stride[a],
                               padding[a], dilation[a]) for a in (0, 1))
     return kernel, stride, padding, dilation, out
 
@@ -86,135 +89,84 @@ def _valid_span(offset, stride, size, out_size):
 
 # Below this many elements, kernels run serially (see ``use_parallel``).
 PARALLEL_MIN_ELEMENTS = 1 << 20
-# Elements per parallel item: enough to amortise scheduling, few enough that
-# both cores get several items on LeNet-sized layers.
-_ITEM_ELEMENTS = 16384
-# Output planes smaller than this are walked with the sample loop innermost,
-# otherwise loops of OH*OW iterations (1 for a conv on a 5x5 map) dominate.
-_SMALL_PLANE = 16
-
-
-@numba.njit(cache=True)
-def _offset_table(geometry, height, width):
-    """``(KH*KW, OH*OW)`` int32: the flat input offset ``iy*W + ix`` that
-    kernel tap ``k = ky*KW + kx`` reads for output ``q = oy*OW + ox``, or -1
-    where it reads the zero padding. Shared by every channel and sample."""
-    kh, kw, sy, sx, py, px, dy, dx, oh, ow = geometry
-    table = np.empty((kh * kw, oh * ow), dtype=np.int32)
-    for k in range(kh * kw):
-        ky, kx = k // kw, k % kw
-        for oy in range(oh):
-            iy = oy * sy - py + ky * dy
-            for ox in range(ow):
-                ix = ox * sx - px + kx * dx
-                inside = 0 <= iy < height and 0 <= ix < width
-                table[k, oy * ow + ox] = iy * width + ix if inside else -1
-    return table
 
 
 @numba.njit(fastmath=True, cache=True)
-def _im2col_item(x, table, block, cols, item):
-    """Item = (row r, block of samples): writes its own run of ``cols[r]``."""
-    n_samples, height, width = x.shape[1:]
-    taps, plane = table.shape
-    hw = height * width
-    n_blocks = (n_samples + block - 1) // block
-    r = item // n_blocks
-    n0 = (item - r * n_blocks) * block
-    count = min(n_samples, n0 + block) - n0
-    tab = table[r % taps]
-    dst = cols[r, n0 * plane:(n0 + count) * plane]
-    src = x[r // taps, n0:n0 + count].reshape(count * hw)
+def _im2col_row(x, geometry, cols, r):
+    """Row ``r = (c, ky, kx)`` of ``cols``: one run per output row ``oy``."""
+    kh, kw, sy, sx, py, px, dy, dx, oh, ow = geometry
+    height, width, n = x.shape[1], x.shape[2], x.shape[3]
+    c, k = r // (kh * kw), r % (kh * kw)
+    ky, kx = k // kw, k % kw
+    src = x[c].reshape(height * width * n)
+    dst = cols[r]
     zero = x.dtype.type(0)   # typed: a bare 0 would promote to float64
-    if plane >= _SMALL_PLANE:
-        for n in range(count):
-            d = dst[n * plane:(n + 1) * plane]
-            s = src[n * hw:(n + 1) * hw]
-            for q in range(plane):
-                t = tab[q]
-                # Clamped load + select, no branch: padding taps are
-                # irregular, a branch on them would mispredict.
-                d[q] = s[max(t, 0)] if t >= 0 else zero
-    else:
-        for q in range(plane):
-            t = tab[q]
-            for n in range(count):
-                dst[n * plane + q] = src[max(t, 0) + n * hw] if t >= 0 else zero
+    lo, hi = _valid_span(kx * dx - px, sx, width, ow)
+    for oy in range(oh):
+        row = dst[oy * ow * n:(oy + 1) * ow * n]
+        iy = oy * sy - py + ky * dy
+        if iy < 0 or iy >= height:
+            row[:] = zero
+            continue
+        row[:lo * n] = zero
+        row[hi * n:] = zero
+        base = iy * width * n
+        if sx == 1:
+            ix = lo - px + kx * dx
+            row[lo * n:hi * n] = src[base + ix * n:base + (ix + hi - lo) * n]
+        else:
+            for ox in range(lo, hi):
+                ix = ox * sx - px + kx * dx
+                row[ox * n:(ox + 1) * n] = src[base + ix * n:base + (ix + 1) * n]
 
 
 @numba.njit(parallel=True, cache=True)
-def _im2col_parallel(x, table, block, cols, n_items):
-    for item in numba.prange(n_items):
-        _im2col_item(x, table, block, cols, item)
+def _im2col_parallel(x, geometry, cols):
+    for r in numba.prange(cols.shape[0]):
+        _im2col_row(x, geometry, cols, r)
 
 
 @numba.njit(cache=True)
-def _im2col_serial(x, table, block, cols, n_items):
-    for item in range(n_items):
-        _im2col_item(x, table, block, cols, item)
+def _im2col_serial(x, geometry, cols):
+    for r in range(cols.shape[0]):
+        _im2col_row(x, geometry, cols, r)
 
 
 @numba.njit(fastmath=True, cache=True)
-def _add_rows(src, dst, k, geometry, count, hw, width):
-    """col2im of tap k for unit x-stride: contiguous row adds that vectorise."""
-    _, kw, sy, _, py, px, dy, dx, oh, ow = geometry
-    ky, kx = k // kw, k % kw
-    height = hw // width
-    x_off = kx * dx - px
-    lo, hi = _valid_span(x_off, 1, width, ow)
-    for n in range(count):
+def _col2im_channel(cols, geometry, dx_out, c):
+    """Channel ``c`` of the gradient: every tap's rows added back, so a
+    parallel item owns its channel and nothing races."""
+    kh, kw, sy, sx, py, px, dy, dx, oh, ow = geometry
+    height, width, n = dx_out.shape[1], dx_out.shape[2], dx_out.shape[3]
+    dst = dx_out[c].reshape(height * width * n)
+    dst[:] = 0
+    for k in range(kh * kw):
+        ky, kx = k // kw, k % kw
+        src = cols[c * kh * kw + k]
+        lo, hi = _valid_span(kx * dx - px, sx, width, ow)
         for oy in range(oh):
             iy = oy * sy - py + ky * dy
-            if 0 <= iy < height:
-                s = src[(n * oh + oy) * ow + lo:(n * oh + oy) * ow + hi]
-                d = dst[n * hw + iy * width + lo + x_off:n * hw + iy * width + hi + x_off]
-                for i in range(hi - lo):
+            if iy < 0 or iy >= height or hi <= lo:
+                continue
+            base = iy * width * n
+            for ox in range(lo, hi):
+                ix = ox * sx - px + kx * dx
+                d = dst[base + ix * n:base + (ix + 1) * n]
+                s = src[(oy * ow + ox) * n:(oy * ow + ox + 1) * n]
+                for i in range(n):
                     d[i] += s[i]
 
 
-@numba.njit(fastmath=True, cache=True)
-def _col2im_item(cols, table, geometry, block, dx_out, item):
-    """Item = (channel c, block of samples): sums into its own part of dx."""
-    n_samples, height, width = dx_out.shape[1:]
-    taps, plane = table.shape
-    hw = height * width
-    n_blocks = (n_samples + block - 1) // block
-    c = item // n_blocks
-    n0 = (item - c * n_blocks) * block
-    count = min(n_samples, n0 + block) - n0
-    dst = dx_out[c, n0:n0 + count].reshape(count * hw)
-    dst[:] = 0
-    # Long unit-stride rows: contiguous adds (they vectorise) beat the table.
-    use_rows = geometry[3] == 1 and geometry[9] >= _SMALL_PLANE   # sx, ow
-    for k in range(taps):
-        tab = table[k]
-        src = cols[c * taps + k, n0 * plane:(n0 + count) * plane]
-        if use_rows:
-            _add_rows(src, dst, k, geometry, count, hw, width)
-        elif plane >= _SMALL_PLANE:
-            for n in range(count):
-                d = dst[n * hw:(n + 1) * hw]
-                s = src[n * plane:(n + 1) * plane]
-                for q in range(plane):
-                    if tab[q] >= 0:
-                        d[tab[q]] += s[q]
-        else:
-            for q in range(plane):
-                if tab[q] >= 0:
-                    for n in range(count):
-                        dst[n * hw + tab[q]] += src[n * plane + q]
-
-
 @numba.njit(parallel=True, cache=True)
-def _col2im_parallel(cols, table, geometry, block, dx_out, n_items):
-    for item in numba.prange(n_items):
-        _col2im_item(cols, table, geometry, block, dx_out, item)
+def _col2im_parallel(cols, geometry, dx_out):
+    for c in numba.prange(dx_out.shape[0]):
+        _col2im_channel(cols, geometry, dx_out, c)
 
 
 @numba.njit(cache=True)
-def _col2im_serial(cols, table, geometry, block, dx_out, n_items):
-    for item in range(n_items):
-        _col2im_item(cols, table, geometry, block, dx_out, item)
+def _col2im_serial(cols, geometry, dx_out):
+    for c in range(dx_out.shape[0]):
+        _col2im_channel(cols, geometry, dx_out, c)
 
 
 def use_parallel(elements):
@@ -226,50 +178,39 @@ def use_parallel(elements):
     return elements >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
 
 
-def _blocking(n_samples, n_rows, elements_per_sample, parallel):
-    """``(samples per item, item count)``: one item per row when serial;
-    about ``_ITEM_ELEMENTS`` elements per item, at least 4 per thread, when
-    parallel."""
-    block = max(1, n_samples)
-    if parallel:
-        block = max(1, _ITEM_ELEMENTS // elements_per_sample)
-        min_items = 4 * numba.get_num_threads()
-        block = max(1, min(block, (n_samples * n_rows) // min_items))
-    return block, n_rows * -(-n_samples // block)
-
-
 def _geometry_tuple(kernel, stride, padding, dilation, out):
     """One homogeneous int tuple, so numba compiles a single signature."""
     return (*kernel, *stride, *padding, *dilation, *out)
 
 
 def im2col(x, kernel, stride, padding, dilation, out=None):
-    """Unfold CNHW ``x`` into ``cols`` of shape ``(C*KH*KW, N*OH*OW)``.
+    """Unfold ``x`` (C, H, W, N) into ``cols`` of shape ``(C*KH*KW, OH*OW*N)``.
 
-    ``cols[(c*KH + ky)*KW + kx, (n*OH + oy)*OW + ox] =
-    x[c, n, oy*sy - py + ky*dy, ox*sx - px + kx*dx]``, or 0 where that index
+    ``cols[(c*KH + ky)*KW + kx, (oy*OW + ox)*N + n] =
+    x[c, oy*sy - py + ky*dy, ox*sx - px + kx*dx, n]``, or 0 where that index
     falls in the (symmetric, zero) padding. ``kernel``, ``stride``,
     ``padding``, ``dilation`` are ``(h, w)`` int pairs (an int means both).
     ``out``, if given, must be C-contiguous of that shape and x's dtype; it
-    is fully overwritten and returned.
+    is fully overwritten and returned. A kernel that covers its whole
+    unpadded input (one output pixel) returns a view of ``x`` when no
+    ``out`` is given.
     """
     x = as_float_array(x, "x")
     kernel, stride, padding, dilation, (oh, ow) = conv_geometry(
         x.shape, kernel, stride, padding, dilation)
-    n_channels, n_samples = x.shape[:2]
-    shape = (n_channels * kernel[0] * kernel[1], n_samples * oh * ow)
+    c_count, n_count = x.shape[0], x.shape[3]
+    shape = (c_count * kernel[0] * kernel[1], oh * ow * n_count)
+    if out is None and (oh, ow) == (1, 1) and kernel == x.shape[1:3] and not any(padding):
+        return x.reshape(shape)
     cols = check_out(out, shape, x.dtype)
     geometry = _geometry_tuple(kernel, stride, padding, dilation, (oh, ow))
-    table = _offset_table(geometry, x.shape[2], x.shape[3])
-    parallel = use_parallel(cols.size)
-    block, n_items = _blocking(n_samples, shape[0], oh * ow, parallel)
-    run = _im2col_parallel if parallel else _im2col_serial
-    run(x, table, block, cols, n_items)
+    run = _im2col_parallel if use_parallel(cols.size) else _im2col_serial
+    run(x, geometry, cols)
     return cols
 
 
 def col2im(cols, input_shape, kernel, stride, padding, dilation, out=None):
-    """Fold ``cols`` back to a ``(C, N, H, W)`` gradient: the adjoint of im2col.
+    """Fold ``cols`` back to a ``(C, H, W, N)`` gradient: the adjoint of im2col.
 
     Every column entry is added to the input pixel it was copied from
     (overlapping windows accumulate; entries that came from padding are
@@ -280,16 +221,12 @@ def col2im(cols, input_shape, kernel, stride, padding, dilation, out=None):
     input_shape = tuple(int(s) for s in input_shape)
     kernel, stride, padding, dilation, (oh, ow) = conv_geometry(
         input_shape, kernel, stride, padding, dilation)
-    n_channels, n_samples = input_shape[:2]
-    expected = (n_channels * kernel[0] * kernel[1], n_samples * oh * ow)
+    c_count, n_count = input_shape[0], input_shape[3]
+    expected = (c_count * kernel[0] * kernel[1], oh * ow * n_count)
     if cols.shape != expected:
         raise ValueError(f"cols has shape {cols.shape}, expected {expected}")
     dx = check_out(out, input_shape, cols.dtype)
     geometry = _geometry_tuple(kernel, stride, padding, dilation, (oh, ow))
-    table = _offset_table(geometry, input_shape[2], input_shape[3])
-    parallel = use_parallel(cols.size)
-    taps = kernel[0] * kernel[1]
-    block, n_items = _blocking(n_samples, n_channels, taps * oh * ow, parallel)
-    run = _col2im_parallel if parallel else _col2im_serial
-    run(cols, table, geometry, block, dx, n_items)
+    run = _col2im_parallel if use_parallel(cols.size) and c_count > 1 else _col2im_serial
+    run(cols, geometry, dx)
     return dx

@@ -15,5 +15,5 @@ def accuracy(network, model, part, batch_size=EVAL_BATCH):
     for start in range(0, len(labels), batch_size):
         idx = np.arange(start, min(start + batch_size, len(labels)))
         out = network.forward(model.provider.batch(images, idx, None), train=False)
-        correct += target.correct(out[:, :, 0, 0], labels[idx])
+        correct += target.correct(out[:, 0, 0, :], labels[idx])
     return correct / len(labels)
