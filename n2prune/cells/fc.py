@@ -16,7 +16,13 @@ from n2prune.cells.activations import resolve
 from n2prune.cells.base import Param
 from n2prune.cells.registry import check_inputs, register_cell, set_grad, shape_error
 from n2prune.cells.weighted import WeightCell
-from n2prune.kernels import add_bias_channels, bias_grad_channels, matmul, matmul_nt, matmul_tn
+from n2prune.kernels import (
+    add_bias_channels,
+    bias_grad_channels,
+    matmul,
+    matmul_nt,
+    matmul_tn,
+)
 
 
 def features(x):

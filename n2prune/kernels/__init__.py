@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 
+from n2prune.kernels.direct_pool import max_pool_backward, max_pool_forward
 from n2prune.kernels.elementwise import (
     add_bias_channels,
     add_bias_relu_channels,
@@ -24,7 +25,6 @@ from n2prune.kernels.elementwise import (
 )
 from n2prune.kernels.gemm import matmul, matmul_nt, matmul_tn
 from n2prune.kernels.im2col import col2im, conv_out_size, im2col
-from n2prune.kernels.direct_pool import max_pool_backward, max_pool_forward
 from n2prune.kernels.pooling import avg_pool_backward, avg_pool_forward
 
 __all__ = [

@@ -9,7 +9,6 @@ batch. Max pooling lives in ``direct_pool``.
 """
 
 import numba
-import numpy as np
 
 from n2prune.kernels.im2col import (
     as_float_array,
