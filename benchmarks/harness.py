@@ -13,9 +13,12 @@ Quiet rule (``Session.quiet_check``, run before and after each comparison):
 - while the check sleeps, the runnable-task count of /proc/loadavg (minus
   the reader itself) must be 0 in at least 90% of 20 samples: someone else
   is running right now otherwise;
-- a calibration GEMM (numpy float32 512x512x512, 1 thread and ``threads``
-  threads, median of 9, each in a fresh process) must stay within 10% of
-  its first measurement in the run.
+- a calibration GEMM (numpy float32 512x512x512, 1 thread, best of 15 in a
+  fresh process) must stay within 10% of its first measurement in the run.
+  The same GEMM on ``threads`` threads (median of 9) is reported, not
+  judged: on the 2-vCPU reference VM it drifted by 12-84% between checks
+  with nothing else running (the hypervisor's vCPU placement), so a rule
+  on it flagged every comparison; the 1-thread best-of stays within 3%.
 
 A comparison that fails any of these before or after is flagged CONTENDED,
 and the run's summary says it is not fit for the docs.
@@ -126,17 +129,20 @@ import time, numpy as np
 a = np.random.default_rng(0).random((512, 512), dtype=np.float32)
 a @ a
 times = []
-for _ in range(9):
+for _ in range(REPEATS):
     t = time.perf_counter(); a @ a; times.append(time.perf_counter() - t)
-print(sorted(times)[4])
+print(sorted(times)[PICK])
 """
 
 
-def calibration_gemm(threads):
-    """Median seconds of a 512^3 float32 GEMM in a fresh process with ``threads`` BLAS threads."""
+def calibration_gemm(threads, best_of=False):
+    """Seconds of a 512^3 float32 GEMM in a fresh process with ``threads`` BLAS
+    threads: the best of 15 runs, or the median of 9."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    out = subprocess.run([sys.executable, "-c", CALIBRATION_CODE], env=env, check=True,
+    code = CALIBRATION_CODE.replace("REPEATS", "15" if best_of else "9").replace(
+        "PICK", "0" if best_of else "4")
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                          capture_output=True, text=True).stdout
     return float(out.split()[-1])
 
@@ -192,7 +198,7 @@ class Session:
     def quiet_check(self):
         """A dict of the measures and the list of reasons the machine is not quiet."""
         own, load, busy = self.settled_load()
-        gemm = {n: calibration_gemm(n) for n in sorted({1, self.threads})}
+        gemm = {1: calibration_gemm(1, best_of=True)}
         if self.reference is None:
             self.reference = gemm
         reasons = []
@@ -200,10 +206,11 @@ class Session:
             reasons.append(f"load {load:.2f} >= {LOAD_BASE} + own {own:.2f}")
         if busy > 0.1:
             reasons.append(f"others runnable in {busy:.0%} of samples")
-        for n, seconds in gemm.items():
-            drift = seconds / self.reference[n] - 1
-            if abs(drift) > CALIBRATION_TOLERANCE:
-                reasons.append(f"GEMM {n}t {1e3 * seconds:.2f} ms ({drift:+.0%} of first)")
+        drift = gemm[1] / self.reference[1] - 1
+        if abs(drift) > CALIBRATION_TOLERANCE:
+            reasons.append(f"GEMM 1t {1e3 * gemm[1]:.2f} ms ({drift:+.0%} of first)")
+        if self.threads > 1:  # reported only (see the module docstring)
+            gemm[self.threads] = calibration_gemm(self.threads)
         return {"load1": load, "own_load": own, "others_runnable": busy,
                 "gemm_ms": {str(n): 1e3 * s for n, s in gemm.items()}, "reasons": reasons}
 

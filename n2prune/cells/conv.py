@@ -6,6 +6,12 @@ concatenation). A mapping matrix per input says which (channel, output)
 kernels exist: unconnected kernels are zero at init and get zero gradient.
 Grouped and depthwise mappings are computed per group instead of as a dense
 GEMM full of zeros.
+
+Two ways to compute a float32 dense or mapping-masked connection: the direct
+kernels (``cells/direct_weights``: no im2col, pruned and unconnected weights
+skipped), chosen for thin or sparse tensors, and im2col + GEMM (BLAS, or the
+skip kernels on the cols) otherwise. A kernel covering its whole unpadded
+input (LeNet's conv3) is a plain GEMM on a view of its input.
 """
 
 import numpy as np
@@ -150,7 +156,7 @@ class Conv(WeightCell):
             self.weights.append(Param(f"{name}.weights[{k}]", value, "weights"))
         self.bias = None if no_bias else self._initial_bias(bias_filler, rng)
         self.activation = resolve(activation)
-        self._cols = None
+        self._saved = None  # per input: x (direct kernels) or its cols (im2col)
 
     def _output_plane(self):
         height, width = common_plane(self.name, self.input_shapes)
@@ -201,48 +207,73 @@ class Conv(WeightCell):
     def forward(self, xs, train):
         """``xs``: one (C_k, H, W, N) array per input; returns (O, OH, OW, N)."""
         check_inputs(self.name, xs, self.input_shapes)
-        y, cols_list = None, []
+        y, saved = None, []
         for k, x in enumerate(xs):
-            cols = im2col(x, *self._geometry())
-            sparse = self._sparse_weights(k, cols.dtype)
-            if sparse is not None:
-                w2d = self.weights[k].value.reshape(self.nb_outputs, -1)
-                part = sparse.forward(w2d, cols, self.weights_key(k))
+            direct = self._direct_weights(k, x.dtype)
+            if direct is not None:
+                part = direct.forward(x, self.weights[k].value, self.weights_key(k))
+                saved.append(x)
             else:
-                w = self.effective_weights(k).astype(x.dtype, copy=False)
-                part = self.connections[k].forward(w, cols)
+                cols = im2col(x, *self._geometry())
+                part = self._cols_forward(k, cols).reshape(self.output_shape + (x.shape[3],))
+                saved.append(cols)
             y = part if y is None else np.add(y, part, out=y)
-            cols_list.append(cols)
-        self._cols = cols_list if train else None
-        y = y.reshape(self.output_shape + (xs[0].shape[3],))
+        self._saved = saved if train else None
         if self.bias is not None:
             add_bias_channels(y, self.bias.value)
         return self.activation.forward(y)
 
+    def _cols_forward(self, k, cols):
+        """im2col + GEMM (or skip kernels on cols): the ``(O, OH*OW*N)`` product."""
+        sparse = self._sparse_weights(k, cols.dtype)
+        if sparse is not None:
+            w2d = self.weights[k].value.reshape(self.nb_outputs, -1)
+            return sparse.forward(w2d, cols, self.weights_key(k))
+        w = self.effective_weights(k).astype(cols.dtype, copy=False)
+        return self.connections[k].forward(w, cols)
+
     def backward(self, dy):
-        if self._cols is None:
+        if self._saved is None:
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
         dy = np.ascontiguousarray(self.activation.backward(dy))
         if self.bias is not None:
             set_grad(self.bias, bias_grad_channels(dy))
-        dy2 = dy.reshape(self.nb_outputs, -1)
         dxs = []
-        for k, cols in enumerate(self._cols):
-            sparse = self._sparse_weights(k, cols.dtype)
+        for k, saved in enumerate(self._saved):
             wanted = self.wants_input_grad(k)
-            if sparse is not None:
-                w2d = self.weights[k].value.reshape(self.nb_outputs, -1)
-                set_grad(self.weights[k], sparse.weight_grad(dy2, cols).reshape(
-                    self.weights[k].value.shape))
-                dcols = sparse.input_grad(w2d, dy2, self.weights_key(k)) if wanted else None
-            else:
-                dcols = self._dense_backward(k, cols, dy2, wanted)
-            if dcols is None:
-                dxs.append(None)
+            direct = self._direct_weights(k, dy.dtype)
+            if direct is not None:
+                set_grad(self.weights[k], direct.weight_grad(saved, dy))
+                dxs.append(direct.input_grad(dy, self.weights[k].value, self.input_shapes[k][1:],
+                                             self.weights_key(k)) if wanted else None)
                 continue
+            dcols = self._cols_backward(k, saved, dy.reshape(self.nb_outputs, -1), wanted)
             x_shape = (*self.input_shapes[k], dy.shape[3])
-            dxs.append(col2im(dcols, x_shape, *self._geometry()))
+            dxs.append(None if dcols is None else col2im(dcols, x_shape, *self._geometry()))
         return dxs
+
+    def _cols_backward(self, k, cols, dy2, wanted):
+        """Sets the weight gradient of input ``k``; returns its cols gradient or None."""
+        sparse = self._sparse_weights(k, cols.dtype)
+        if sparse is None:
+            return self._dense_backward(k, cols, dy2, wanted)
+        w2d = self.weights[k].value.reshape(self.nb_outputs, -1)
+        set_grad(self.weights[k], sparse.weight_grad(dy2, cols).reshape(
+            self.weights[k].value.shape))
+        return sparse.input_grad(w2d, dy2, self.weights_key(k)) if wanted else None
+
+    def _direct_weights(self, k, dtype):
+        """Direct kernels for float32 on dense or mapping-masked connections, except
+        where im2col is free (a kernel covering its whole unpadded input: a GEMM)."""
+        conn = self.connections[k]
+        if dtype != np.float32 or conn.kind not in ("dense", "masked") or self._cols_are_view(k):
+            return None
+        geometry = (self.stride, self.padding, self.dilation)
+        return self.direct_weights(k, conn.mask, geometry)
+
+    def _cols_are_view(self, k):
+        return (self.output_shape[1:] == (1, 1) and self.kernel == self.input_shapes[k][1:]
+                and not any(self.padding))
 
     def _sparse_weights(self, k, dtype):
         """Skip kernels for float32 inputs on dense or mapping-masked connections."""

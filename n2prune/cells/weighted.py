@@ -14,6 +14,7 @@ reach that machinery.
 import numpy as np
 
 from n2prune.cells.base import Cell
+from n2prune.cells.direct_weights import DirectWeights, prefers_direct
 from n2prune.cells.sparse_weights import (
     SparseWeights,
     prefers_sparse,
@@ -59,7 +60,8 @@ class WeightCell(Cell):
     def weights_key(self, k):
         """Changes whenever ``weights[k]`` or its mask may have changed."""
         param, quantizer = self.weights[k], self.quantizer
-        return (id(param.value), param.version, id(quantizer), quantizer.version)
+        mask_version = None if quantizer is None else quantizer.version
+        return (id(param.value), param.version, id(quantizer), mask_version)
 
     def mask_weight_grad(self, k, grad):
         """The gradient the solver sees for ``weights[k]``: masked entries get none."""
@@ -96,6 +98,39 @@ class WeightCell(Cell):
             self.weights[k].active = None if op is None else op.flat_positions()
         return op
 
+    def direct_weights(self, k, connection_mask, geometry):
+        """The direct-convolution operator of ``weights[k]``, or None for im2col.
+
+        Kept: the prune mask (unless ``QWeight.Kernel=Dense`` or soft masks,
+        which run im2col + BLAS on ``W * M``) times ``connection_mask``.
+        ``geometry`` is the convolution's (stride, padding, dilation).
+        """
+        quantizer = self.quantizer
+        cache = self.__dict__.setdefault("_direct_cache", {})
+        key = None if quantizer is None else (id(quantizer), quantizer.version, quantizer.kernel)
+        if k in cache and cache[k][0] == key:
+            return cache[k][1]
+        shape = self.weights[k].value.shape
+        mask = connection_mask
+        if quantizer is not None:
+            if quantizer.kernel == "Dense" or quantizer.needs_dense:
+                cache[k] = (key, None)
+                return None
+            mask = quantizer.masks[k] if mask is None else quantizer.masks[k] * mask
+        kept = shape[0] * int(np.prod(shape[1:])) if mask is None else np.count_nonzero(
+            np.broadcast_to(mask, shape))
+        sparsity = 1.0 - kept / np.prod(shape)
+        use = quantizer is not None and quantizer.kernel == "Sparse"
+        op = DirectWeights(shape, mask, geometry) if use or prefers_direct(
+            shape[0], sparsity) else None
+        if quantizer is not None:
+            if k not in cache or (cache[k][1] is None) != (op is None):
+                self._note_kernel(k, op, sparsity, "direct kernels")
+            if quantizer.hard_zero:
+                self.weights[k].active = None if op is None else op.flat_positions()
+        cache[k] = (key, op)
+        return op
+
     def sparse_weights_for(self, k, n_columns):
         """``sparse_weights(k)``, except dense BLAS for a batch-1 GEMV under Auto
         when the skip GEMV would be slower (``prefers_sparse_gemv``)."""
@@ -105,9 +140,9 @@ class WeightCell(Cell):
             return None
         return op
 
-    def _note_kernel(self, k, op, sparsity):
+    def _note_kernel(self, k, op, sparsity, name="skip kernels"):
         notes = self.__dict__.setdefault("kernel_notes", [])
-        kind = "skip kernels" if op is not None else "dense BLAS"
+        kind = name if op is not None else "dense BLAS"
         notes.append(f"[{self.name}] weights[{k}]: {kind} at sparsity {sparsity:.3f}")
 
     def params(self):

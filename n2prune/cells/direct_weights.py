@@ -1,0 +1,80 @@
+"""The direct-convolution form of one conv weight tensor (``kernels/direct_conv``).
+
+A ``DirectWeights`` holds the kept weights of an OCHW tensor compressed in
+both orders (per output for the forward pass and the weight gradient, per
+input channel for the input gradient). It is built once per mask (a prune
+mask, a mapping table, or neither: every weight kept) and serves the three
+products without im2col: the values are gathered again from the dense
+``Param`` only when the caller's ``key`` (``WeightCell.weights_key``)
+changes, O(kept weights).
+
+Direct convolution beats im2col + BLAS where the GEMM is thin (few outputs:
+BLAS's small-M kernels and the 25x im2col copy dominate) and wherever the
+weights are sparse (a pruned weight costs nothing). ``prefers_direct`` is
+that rule, from ``benchmarks/kernels.py`` on the 2-core reference machine.
+"""
+
+import numpy as np
+
+from n2prune.kernels.direct_conv import (
+    compress,
+    compress_transposed,
+    gather_values,
+    scatter_values,
+    sparse_conv_forward,
+    sparse_conv_input_grad,
+    sparse_conv_weight_grad,
+)
+
+# Dense convolutions with at most this many outputs run direct (LeNet's
+# conv1 and conv2); wider dense ones use im2col + BLAS.
+DIRECT_MAX_DENSE_OUTPUTS = 16
+# From this sparsity on, a pruned convolution runs direct at any width.
+DIRECT_MIN_SPARSITY = 0.5
+
+
+def prefers_direct(nb_outputs, sparsity):
+    """Whether the direct kernels should serve a float32 convolution."""
+    return nb_outputs <= DIRECT_MAX_DENSE_OUTPUTS or sparsity >= DIRECT_MIN_SPARSITY
+
+
+class DirectWeights:
+    """Kept weights of ``mask`` (broadcastable to ``shape``, None: all) for ``geometry``.
+
+    ``geometry`` is the convolution's ``(stride, padding, dilation)`` pairs.
+    """
+
+    def __init__(self, shape, mask, geometry):
+        zeros = np.zeros(shape, np.float32)
+        self.kept = compress(zeros, mask)
+        self.kept_t = compress_transposed(zeros, mask)
+        self.stride, self.padding, self.dilation = geometry
+        self.nnz = int(self.kept.flat.shape[0])
+        self.sparsity = 1.0 - self.nnz / zeros.size if zeros.size else 0.0
+        self._key = self._t_key = None
+
+    def flat_positions(self):
+        """Flat indices (int64, ascending) of the kept weights in the dense tensor."""
+        return np.sort(self.kept.flat.astype(np.int64))
+
+    def forward(self, x, w, key=None, bias=None):
+        """``conv(x, W * M) (+ bias)``, ``x`` (C, H, W, N) float32 -> (O, Ho, Wo, N)."""
+        if key is None or key != self._key:
+            self.kept = gather_values(self.kept, w)
+            self._key = key
+        return sparse_conv_forward(x, self.kept, self.stride, self.padding, self.dilation,
+                                   bias=bias)
+
+    def input_grad(self, dy, w, input_hw, key=None):
+        """``dX`` (C, H, W, N) from ``dy`` (O, Ho, Wo, N); ``key`` as ``forward``."""
+        if key is None or key != self._t_key:
+            self.kept_t = gather_values(self.kept_t, w)
+            self._t_key = key
+        return sparse_conv_input_grad(dy, self.kept_t, input_hw, self.stride, self.padding,
+                                      self.dilation)
+
+    def weight_grad(self, x, dy):
+        """Dense ``dW`` (O, C, KH, KW), computed at the kept positions only."""
+        values = sparse_conv_weight_grad(x, dy, self.kept, self.stride, self.padding,
+                                         self.dilation)
+        return scatter_values(self.kept, values)
