@@ -8,7 +8,12 @@ serves one cell (the cache holds one batch).
 
 import numpy as np
 
-from n2prune.kernels import relu_backward, relu_forward
+from n2prune.kernels import (
+    add_bias_relu_channels,
+    relu_backward,
+    relu_backward_bias_grad,
+    relu_forward,
+)
 
 ACTIVATIONS = {}
 
@@ -48,6 +53,15 @@ class Rectifier:
 
     def backward(self, dy):
         return relu_backward(dy, self.y, self.leak_slope, self.clipping)
+
+    def forward_with_bias(self, y, bias):
+        """In place, one pass: ``y + bias[c]`` then the rectifier (a cell's epilogue)."""
+        self.y = add_bias_relu_channels(y, bias, self.leak_slope, self.clipping)
+        return self.y
+
+    def backward_with_bias(self, dy):
+        """``(dx, bias gradient)`` in one pass over ``dy``."""
+        return relu_backward_bias_grad(dy, self.y, self.leak_slope, self.clipping)
 
 
 @register_activation("Linear")

@@ -30,8 +30,6 @@ from n2prune.cells.registry import (
 )
 from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import (
-    add_bias_channels,
-    bias_grad_channels,
     col2im,
     conv_out_size,
     im2col,
@@ -219,9 +217,7 @@ class Conv(WeightCell):
                 saved.append(cols)
             y = part if y is None else np.add(y, part, out=y)
         self._saved = saved if train else None
-        if self.bias is not None:
-            add_bias_channels(y, self.bias.value)
-        return self.activation.forward(y)
+        return self.activate(y)
 
     def _cols_forward(self, k, cols):
         """im2col + GEMM (or skip kernels on cols): the ``(O, OH*OW*N)`` product."""
@@ -235,9 +231,7 @@ class Conv(WeightCell):
     def backward(self, dy):
         if self._saved is None:
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
-        dy = np.ascontiguousarray(self.activation.backward(dy))
-        if self.bias is not None:
-            set_grad(self.bias, bias_grad_channels(dy))
+        dy = self.deactivate(dy)
         dxs = []
         for k, saved in enumerate(self._saved):
             wanted = self.wants_input_grad(k)

@@ -17,8 +17,6 @@ from n2prune.cells.base import Param
 from n2prune.cells.registry import check_inputs, register_cell, set_grad, shape_error
 from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import (
-    add_bias_channels,
-    bias_grad_channels,
     matmul,
     matmul_nt,
     matmul_tn,
@@ -79,16 +77,12 @@ class Fc(WeightCell):
             feats.append(f)
         self._features = feats if train else None
         y = y.reshape(self.nb_outputs, 1, 1, -1)
-        if self.bias is not None:
-            add_bias_channels(y, self.bias.value)
-        return self.activation.forward(y)
+        return self.activate(y)
 
     def backward(self, dy):
         if self._features is None:
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
-        dy = np.ascontiguousarray(self.activation.backward(dy))
-        if self.bias is not None:
-            set_grad(self.bias, bias_grad_channels(dy))
+        dy = self.deactivate(dy)
         dy2 = dy.reshape(self.nb_outputs, -1)  # (O, N)
         dxs = []
         for k, f in enumerate(self._features):

@@ -15,11 +15,13 @@ import numpy as np
 
 from n2prune.cells.base import Cell
 from n2prune.cells.direct_weights import DirectWeights, prefers_direct
+from n2prune.cells.registry import set_grad
 from n2prune.cells.sparse_weights import (
     SparseWeights,
     prefers_sparse,
     prefers_sparse_gemv,
 )
+from n2prune.kernels import add_bias_channels, bias_grad_channels
 
 
 class WeightCell(Cell):
@@ -144,6 +146,26 @@ class WeightCell(Cell):
         notes = self.__dict__.setdefault("kernel_notes", [])
         kind = name if op is not None else "dense BLAS"
         notes.append(f"[{self.name}] weights[{k}]: {kind} at sparsity {sparsity:.3f}")
+
+    def activate(self, y):
+        """Bias then activation on the fresh product ``y`` (in place where it can:
+        one pass for a Rectifier)."""
+        if self.bias is not None and hasattr(self.activation, "forward_with_bias"):
+            return self.activation.forward_with_bias(y, self.bias.value)
+        if self.bias is not None:
+            add_bias_channels(y, self.bias.value)
+        return self.activation.forward(y)
+
+    def deactivate(self, dy):
+        """The gradient before the activation; sets the bias gradient on the way."""
+        if self.bias is not None and hasattr(self.activation, "backward_with_bias"):
+            dx, db = self.activation.backward_with_bias(np.ascontiguousarray(dy))
+            set_grad(self.bias, db)
+            return dx
+        dx = np.ascontiguousarray(self.activation.backward(dy))
+        if self.bias is not None:
+            set_grad(self.bias, bias_grad_channels(dx))
+        return dx
 
     def params(self):
         return self.weights + ([self.bias] if self.bias is not None else [])
