@@ -1,6 +1,7 @@
 """The small network both facade tests build: INI text with added keys, and a training loop."""
 
 import numpy as np
+from layout import chwn
 
 BATCH = 8
 SECTIONS = {
@@ -31,7 +32,7 @@ def train(net, steps, after_step, seed):
     """``steps`` SGD steps on random 12x12 inputs (generator ``seed``), ``after_step()`` after each."""
     data = np.random.default_rng(seed)
     for _ in range(steps):
-        net.forward(data.random((1, BATCH, 12, 12), dtype=np.float32), train=True)
+        net.forward(chwn(data.random((1, BATCH, 12, 12), dtype=np.float32)), train=True)
         net.loss_and_backward(data.integers(0, 10, BATCH))
         net.apply_solvers(BATCH)
         after_step()

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from gradcheck import check_cell
+from layout import chwn
 
 from n2prune.cells.activation_cell import Activation
 from n2prune.cells.activations import Swish
@@ -8,7 +9,7 @@ from n2prune.errors import ShapeError
 
 
 def test_identity_without_function():
-    x = np.random.default_rng(0).standard_normal((2, 3, 2, 2))
+    x = chwn(np.random.default_rng(0).standard_normal((2, 3, 2, 2)))
     cell = Activation("a", [(2, 2, 2)], 2)
     np.testing.assert_array_equal(cell.forward([x], False), x)
 
@@ -17,7 +18,8 @@ def test_gradients_with_two_inputs():
     rng = np.random.default_rng(1)
     cell = Activation("a", [(1, 2, 3), (2, 2, 3)], 3, activation=Swish())
     assert cell.output_shape == (3, 2, 3)
-    check_cell(cell, [rng.standard_normal((1, 2, 2, 3)), rng.standard_normal((2, 2, 2, 3))], rng)
+    check_cell(cell, [chwn(rng.standard_normal((1, 2, 2, 3))),
+                      chwn(rng.standard_normal((2, 2, 2, 3)))], rng)
 
 
 def test_errors():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from gradcheck import check_cell
+from layout import chwn
 
 from n2prune.cells.activations import Tanh
 from n2prune.cells.batchnorm import BatchNorm
@@ -13,7 +14,7 @@ def _rng(seed=0):
 
 def test_train_normalises_with_batch_statistics():
     rng = _rng(1)
-    x = rng.standard_normal((3, 4, 5, 5)) * [[[[2.0]]], [[[0.5]]], [[[3.0]]]] + 1.0
+    x = chwn(rng.standard_normal((3, 4, 5, 5))) * [[[[2.0]]], [[[0.5]]], [[[3.0]]]] + 1.0
     cell = BatchNorm("bn", [(3, 5, 5)], 3)
     y = cell.forward([x], train=True)
     np.testing.assert_allclose(y.mean(axis=(1, 2, 3)), 0, atol=1e-6)
@@ -24,7 +25,7 @@ def test_train_normalises_with_batch_statistics():
 
 def test_running_statistics_update_as_n2d2():
     rng = _rng(2)
-    x = rng.standard_normal((2, 3, 2, 2)) + 4.0
+    x = chwn(rng.standard_normal((2, 3, 2, 2))) + 4.0
     cell = BatchNorm("bn", [(2, 2, 2)], 2, moving_average_momentum=0.1)
     np.testing.assert_array_equal(cell.variance, 0)  # N2D2 starts at 0
     cell.forward([x], train=True)
@@ -51,22 +52,23 @@ def test_gradients_train_mode():
     cell = BatchNorm("bn", [(3, 3, 2)], 3, activation=Tanh())
     cell.scale.value[...] = rng.standard_normal(3)
     cell.bias.value[...] = rng.standard_normal(3)
-    check_cell(cell, [rng.standard_normal((3, 4, 3, 2)) * 2 + 1], rng, train=True)
+    check_cell(cell, [chwn(rng.standard_normal((3, 4, 3, 2))) * 2 + 1], rng, train=True)
 
 
 def test_gradients_test_mode_and_frozen_statistics():
     rng = _rng(4)
     cell = BatchNorm("bn", [(2, 3, 3)], 2, moving_average_momentum=0.0)
     cell.load_state({"mean": np.array([0.5, -0.5]), "variance": np.array([2.0, 0.5])})
-    check_cell(cell, [rng.standard_normal((2, 3, 3, 3))], rng, train=True)
+    check_cell(cell, [chwn(rng.standard_normal((2, 3, 3, 3)))], rng, train=True)
 
 
 def test_multi_input_and_params():
     rng = _rng(5)
     cell = BatchNorm("bn", [(1, 2, 2), (2, 2, 2)], 3)
     assert [(p.name, p.role) for p in cell.params()] == [("bn.scales", "weights"), ("bn.biases", "biases")]
-    dxs = check_cell(cell, [rng.standard_normal((1, 3, 2, 2)), rng.standard_normal((2, 3, 2, 2))], rng)
-    assert [d.shape for d in dxs] == [(1, 3, 2, 2), (2, 3, 2, 2)]
+    dxs = check_cell(cell, [chwn(rng.standard_normal((1, 3, 2, 2))),
+                            chwn(rng.standard_normal((2, 3, 2, 2)))], rng)
+    assert [d.shape for d in dxs] == [(1, 2, 2, 3), (2, 2, 2, 3)]
 
 
 def test_errors():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from gradcheck import check_cell, to_float64
+from layout import chwn
 
 from n2prune.cells import fillers
 from n2prune.cells.activations import Rectifier, Tanh
@@ -20,19 +21,20 @@ LENET_TABLE = np.array([
 
 
 def naive_conv(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
-    """Direct convolution of CNHW ``x`` with OCHW ``w`` (the definition, loop per pixel)."""
+    """Direct convolution of (C, H, W, N) ``x`` with OCHW ``w`` (the definition,
+    loop per pixel); returns (O, OH, OW, N)."""
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    _, n, h, wd = x.shape
+    _, h, wd, n = x.shape
     o, _, kh, kw = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
     oh = (h + 2 * ph - (dh * (kh - 1) + 1) + sh) // sh
     ow = (wd + 2 * pw - (dw * (kw - 1) + 1) + sw) // sw
-    y = np.zeros((o, n, oh, ow))
+    y = np.zeros((o, oh, ow, n))
     for oy in range(oh):
         for ox in range(ow):
-            patch = xp[:, :, oy * sh:oy * sh + dh * (kh - 1) + 1:dh,
-                       ox * sw:ox * sw + dw * (kw - 1) + 1:dw]
-            y[:, :, oy, ox] = np.einsum("cnhw,ochw->on", patch, w)
+            patch = xp[:, oy * sh:oy * sh + dh * (kh - 1) + 1:dh,
+                       ox * sw:ox * sw + dw * (kw - 1) + 1:dw, :]
+            y[:, oy, ox, :] = np.einsum("chwn,ochw->on", patch, w)
     return y
 
 
@@ -41,16 +43,18 @@ def _rng(seed=0):
 
 
 def _x(rng, c, n, h, w):
-    return rng.standard_normal((c, n, h, w))
+    """Random (C, H, W, N) activations (drawn as (C, N, H, W): the same values as before)."""
+    return chwn(rng.standard_normal((c, n, h, w)))
 
 
 def test_hand_computed_sum_kernel():
-    x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    x = np.arange(9, dtype=np.float32).reshape(1, 3, 3, 1)
     cell = Conv("c", [(1, 3, 3)], 1, kernel=2, no_bias=True,
                 weights_filler=fillers.ConstantFiller(1.0))
     y = cell.forward([x], train=False)
     # Each output is the sum of a 2x2 window of 0..8.
-    np.testing.assert_array_equal(y[0, 0], [[8, 12], [20, 24]])
+    assert y.shape == (1, 2, 2, 1)
+    np.testing.assert_array_equal(y[0, :, :, 0], [[8, 12], [20, 24]])
     assert y.dtype == np.float32
 
 
@@ -69,7 +73,7 @@ def test_forward_matches_naive(stride, padding, dilation):
     ref = naive_conv(x, cell.weights[0].value, stride, padding, dilation)
     ref += cell.bias.value[:, None, None, None]
     assert y.shape == ref.shape
-    assert (y.shape[0], *y.shape[2:]) == cell.output_shape
+    assert y.shape[:3] == cell.output_shape
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
 
 
@@ -214,6 +218,6 @@ def test_shape_errors():
 
 def test_backward_without_train_forward_fails():
     cell = Conv("c", [(1, 4, 4)], 1, kernel=3)
-    y = cell.forward([np.ones((1, 1, 4, 4), np.float32)], train=False)
+    y = cell.forward([np.ones((1, 4, 4, 1), np.float32)], train=False)
     with pytest.raises(RuntimeError, match="train=True"):
         cell.backward(y)

@@ -1,13 +1,14 @@
 import numpy as np
 import pytest
 from gradcheck import check_cell
+from layout import chwn
 
 from n2prune.cells.activations import Rectifier
 from n2prune.cells.elemwise import ElemWise
 from n2prune.errors import ShapeError, UserError
 
-A = np.array([1.0, -2.0, 3.0, 0.0], np.float32).reshape(1, 1, 2, 2)
-B = np.array([4.0, 1.0, -1.0, 0.0], np.float32).reshape(1, 1, 2, 2)
+A = np.array([1.0, -2.0, 3.0, 0.0], np.float32).reshape(1, 2, 2, 1)
+B = np.array([4.0, 1.0, -1.0, 0.0], np.float32).reshape(1, 2, 2, 1)
 
 
 def _cell(operation, **kwargs):
@@ -35,7 +36,7 @@ def test_gradients_three_weighted_inputs(operation):
     rng = np.random.default_rng(1)
     cell = ElemWise("e", [(2, 3, 3)] * 3, 2, operation=operation, coefficients=[0.5, -2.0, 1.5],
                     shifts=[0.1, -0.3, 0.2], activation=Rectifier(leak_slope=0.2))
-    xs = [rng.standard_normal((2, 2, 3, 3)) for _ in range(3)]
+    xs = [chwn(rng.standard_normal((2, 2, 3, 3))) for _ in range(3)]
     check_cell(cell, xs, rng)
 
 
@@ -43,7 +44,7 @@ def test_per_channel_sum():
     rng = np.random.default_rng(2)
     cell = ElemWise("e", [(2, 1, 2)] * 2, 2, operation="Sum", coefficients=[2.0, 3.0],
                     shifts=[1.0, -1.0], coeff_mode="PerChannel")
-    x1, x2 = rng.standard_normal((2, 3, 1, 2)), rng.standard_normal((2, 3, 1, 2))
+    x1, x2 = chwn(rng.standard_normal((2, 3, 1, 2))), chwn(rng.standard_normal((2, 3, 1, 2)))
     w, s = np.array([2.0, 3.0])[:, None, None, None], np.array([1.0, -1.0])[:, None, None, None]
     # N2D2: w[c], s[c] for every input (the shift is added once per input).
     np.testing.assert_allclose(cell.forward([x1, x2], False), w * x1 + s + w * x2 + s)
@@ -52,17 +53,17 @@ def test_per_channel_sum():
 
 def test_max_gradient_goes_to_first_maximum():
     cell = _cell("Max")
-    x = np.ones((1, 1, 2, 2))
+    x = np.ones((1, 2, 2, 1))
     cell.forward([x, x.copy()], True)
-    d0, d1 = cell.backward(np.ones((1, 1, 2, 2)))
+    d0, d1 = cell.backward(np.ones((1, 2, 2, 1)))
     assert np.all(d0 == 1) and np.all(d1 == 0)
 
 
 def test_zero_euclidean_norm_has_zero_gradient():
     cell = _cell("EuclideanSum")
-    z = np.zeros((1, 1, 2, 2))
+    z = np.zeros((1, 2, 2, 1))
     cell.forward([z, z], True)
-    assert all(np.all(d == 0) for d in cell.backward(np.ones((1, 1, 2, 2))))
+    assert all(np.all(d == 0) for d in cell.backward(np.ones((1, 2, 2, 1))))
 
 
 def test_errors():

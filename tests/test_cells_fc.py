@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from gradcheck import check_cell, to_float64
+from layout import chwn
 
 from n2prune.cells import fillers
 from n2prune.cells.activations import Rectifier
@@ -13,18 +14,18 @@ def _rng(seed=0):
 
 
 def test_feature_order_is_n2d2():
-    # Feature (c*H + y)*W + x of sample n is x[c, n, y, x].
-    x = np.arange(2 * 3 * 2 * 2).reshape(2, 3, 2, 2)
+    # Feature (c*H + y)*W + x of sample n is x[c, y, x, n].
+    x = np.arange(2 * 2 * 2 * 3).reshape(2, 2, 2, 3)
     f = features(x)
     assert f.shape == (8, 3)
     for n in range(3):
-        np.testing.assert_array_equal(f[:, n], x[:, n].reshape(-1))
+        np.testing.assert_array_equal(f[:, n], x[..., n].reshape(-1))
 
 
 def test_hand_computed():
     cell = Fc("fc", [(2, 1, 2)], 1, weights_filler=fillers.ConstantFiller(1.0),
               bias_filler=fillers.ConstantFiller(0.5))
-    x = np.array([1, 2, 3, 4], np.float32).reshape(2, 1, 1, 2)
+    x = np.array([1, 2, 3, 4], np.float32).reshape(2, 1, 2, 1)
     y = cell.forward([x], False)
     assert y.shape == (1, 1, 1, 1) and y.dtype == np.float32
     assert y[0, 0, 0, 0] == pytest.approx(10.5)
@@ -34,9 +35,11 @@ def test_forward_matches_reference_and_gradients():
     rng = _rng(1)
     cell = Fc("fc", [(3, 4, 5)], 6, activation=Rectifier(), rng=rng)
     to_float64(cell)
-    x = rng.standard_normal((3, 2, 4, 5))
+    x = chwn(rng.standard_normal((3, 2, 4, 5)))
     ref = cell.weights[0].value @ features(x) + cell.bias.value[:, None]
-    np.testing.assert_allclose(cell.forward([x], False)[:, :, 0, 0], np.maximum(ref, 0), atol=1e-12)
+    y = cell.forward([x], False)
+    assert y.shape == (6, 1, 1, 2)
+    np.testing.assert_allclose(y[:, 0, 0, :], np.maximum(ref, 0), atol=1e-12)
     check_cell(cell, [x], rng)
 
 
@@ -46,9 +49,9 @@ def test_multi_input_sums_contributions():
     assert [p.name for p in cell.params()] == ["fc.weights[0]", "fc.weights[1]"]
     assert cell.weights[1].value.shape == (5, 4)
     to_float64(cell)
-    x1, x2 = rng.standard_normal((2, 3, 3, 3)), rng.standard_normal((4, 3, 1, 1))
+    x1, x2 = chwn(rng.standard_normal((2, 3, 3, 3))), chwn(rng.standard_normal((4, 3, 1, 1)))
     ref = cell.weights[0].value @ features(x1) + cell.weights[1].value @ features(x2)
-    np.testing.assert_allclose(cell.forward([x1, x2], False)[:, :, 0, 0], ref, atol=1e-12)
+    np.testing.assert_allclose(cell.forward([x1, x2], False)[:, 0, 0, :], ref, atol=1e-12)
     check_cell(cell, [x1, x2], rng)
     assert cell.macs_per_sample() == 5 * (18 + 4)
 
@@ -74,7 +77,7 @@ def test_seams_are_used():
             return np.full_like(grad, 3.0)
 
     cell = Masked("fc", [(2, 2, 2)], 3, no_bias=True)
-    y = cell.forward([np.ones((2, 4, 2, 2), np.float32)], True)
+    y = cell.forward([np.ones((2, 2, 2, 4), np.float32)], True)
     assert np.all(y == 0)
     cell.backward(np.ones_like(y))
     assert np.all(cell.weights[0].grad == 3.0)

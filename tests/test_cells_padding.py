@@ -1,24 +1,26 @@
 import numpy as np
 import pytest
 from gradcheck import check_cell
+from layout import chwn
 
 from n2prune.cells.padding import Padding
 from n2prune.errors import ShapeError
 
 
 def test_hand_computed_padding():
-    x = np.array([[1, 2], [3, 4]], np.float32).reshape(1, 1, 2, 2)
+    x = np.array([[1, 2], [3, 4]], np.float32).reshape(1, 2, 2, 1)
     cell = Padding("p", [(1, 2, 2)], 1, top=1, bottom=0, left=0, right=2)
     assert cell.output_shape == (1, 3, 4)
     y = cell.forward([x], False)
-    np.testing.assert_array_equal(y[0, 0], [[0, 0, 0, 0], [1, 2, 0, 0], [3, 4, 0, 0]])
+    assert y.shape == (1, 3, 4, 1)
+    np.testing.assert_array_equal(y[0, :, :, 0], [[0, 0, 0, 0], [1, 2, 0, 0], [3, 4, 0, 0]])
 
 
 def test_negative_padding_crops():
-    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
     cell = Padding("p", [(1, 4, 4)], 1, top=-1, bottom=0, left=1, right=-2)
     assert cell.output_shape == (1, 3, 3)
-    np.testing.assert_array_equal(cell.forward([x], False)[0, 0],
+    np.testing.assert_array_equal(cell.forward([x], False)[0, :, :, 0],
                                   [[0, 4, 5], [0, 8, 9], [0, 12, 13]])
 
 
@@ -27,7 +29,8 @@ def test_gradients(sides):
     rng = np.random.default_rng(1)
     top, bottom, left, right = sides
     cell = Padding("p", [(2, 4, 5), (1, 4, 5)], 3, top=top, bottom=bottom, left=left, right=right)
-    check_cell(cell, [rng.standard_normal((2, 2, 4, 5)), rng.standard_normal((1, 2, 4, 5))], rng)
+    check_cell(cell, [chwn(rng.standard_normal((2, 2, 4, 5))),
+                      chwn(rng.standard_normal((1, 2, 4, 5)))], rng)
 
 
 def test_errors():

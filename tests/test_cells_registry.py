@@ -31,9 +31,9 @@ def test_register_cell_decorator():
 
 
 def test_concat_and_split_are_inverse():
-    a, b = np.ones((2, 3, 2, 2)), np.zeros((1, 3, 2, 2))
+    a, b = np.ones((2, 2, 2, 3)), np.zeros((1, 2, 2, 3))
     x = concat_channels([a, b])
-    assert x.shape == (3, 3, 2, 2)
+    assert x.shape == (3, 2, 2, 3)
     parts = split_channels(x, [(2, 2, 2), (1, 2, 2)])
     np.testing.assert_array_equal(parts[0], a)
     np.testing.assert_array_equal(parts[1], b)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from gradcheck import check_cell
+from layout import chwn
 
 from n2prune.cells.softmax import Softmax
 from n2prune.errors import ShapeError
@@ -14,14 +15,14 @@ def test_hand_computed():
 
 
 def test_per_pixel_and_large_values():
-    x = np.random.default_rng(1).standard_normal((5, 3, 2, 2)) * 1000
+    x = chwn(np.random.default_rng(1).standard_normal((5, 3, 2, 2))) * 1000
     y = Softmax("s", [(5, 2, 2)], 5).forward([x], False)
     assert np.all(np.isfinite(y))
     np.testing.assert_allclose(y.sum(axis=0), 1.0)
 
 
 def test_groups_normalise_separately():
-    x = np.random.default_rng(2).standard_normal((6, 2, 1, 1))
+    x = chwn(np.random.default_rng(2).standard_normal((6, 2, 1, 1)))
     y = Softmax("s", [(6, 1, 1)], 6, group_size=3).forward([x], False)
     np.testing.assert_allclose(y[:3].sum(axis=0), 1.0)
     np.testing.assert_allclose(y[3:].sum(axis=0), 1.0)
@@ -31,17 +32,17 @@ def test_groups_normalise_separately():
 def test_gradients_without_loss(group_size):
     rng = np.random.default_rng(3)
     cell = Softmax("s", [(4, 2, 3)], 4, group_size=group_size)
-    check_cell(cell, [rng.standard_normal((4, 2, 2, 3))], rng)
+    check_cell(cell, [chwn(rng.standard_normal((4, 2, 2, 3)))], rng)
 
 
 def test_with_loss_passes_gradient_through():
     # The target gives p - onehot: the gradient of cross-entropy(softmax(x)).
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((3, 2, 1, 1))
+    x = chwn(rng.standard_normal((3, 2, 1, 1)))
     cell = Softmax("s", [(3, 1, 1)], 3, with_loss=True)
     p = cell.forward([x], True)
     onehot = np.zeros_like(p)
-    onehot[[0, 2], [0, 1]] = 1
+    onehot[[0, 2], 0, 0, [0, 1]] = 1  # sample 0 is class 0, sample 1 class 2
     dx = cell.backward(p - onehot)[0]
     np.testing.assert_array_equal(dx, p - onehot)
 

@@ -7,6 +7,7 @@ runs (N2D2-exact and HardZero) with ``Kernel=Sparse`` against
 
 import numpy as np
 import pytest
+from layout import chwn
 
 from n2prune import cli
 from n2prune.cells import Conv, Fc
@@ -55,7 +56,7 @@ def test_derived_weights_are_kept_until_the_weights_change(kernel, monkeypatch):
                         or real_gather(*a, **k))
     cell = make_cell("fc", 5)
     cell.quantizer = pruned(kernel)
-    x = np.random.default_rng(6).standard_normal((3, 4, 5, 5), dtype=np.float32)
+    x = chwn(np.random.default_rng(6).standard_normal((3, 4, 5, 5), dtype=np.float32))
     first = cell.forward([x], train=False).copy()
     np.testing.assert_array_equal(cell.forward([x], train=False), first)
     cell.weights[0].value *= 2
@@ -77,7 +78,7 @@ def test_auto_keeps_batch_one_on_blas_below_the_gemv_crossover(threshold, batch,
                         or real_gather(*a, **k))
     cell, reference = make_cell("fc", 7), make_cell("fc", 7)
     cell.quantizer, reference.quantizer = pruned("Auto", threshold), pruned("Dense", threshold)
-    x = np.random.default_rng(8).standard_normal((3, batch, 5, 5), dtype=np.float32)
+    x = chwn(np.random.default_rng(8).standard_normal((3, batch, 5, 5), dtype=np.float32))
     np.testing.assert_allclose(cell.forward([x], train=False),
                                reference.forward([x], train=False), rtol=1e-4, atol=1e-5)
     assert bool(calls) == skip
@@ -89,9 +90,10 @@ def test_cell_passes_match_the_dense_masked_path(kind, threshold):
     dense, sparse = make_cell(kind, 3), make_cell(kind, 3)
     dense.quantizer, sparse.quantizer = pruned("Dense", threshold), pruned("Sparse", threshold)
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((dense.input_shapes[0][0], 5, *dense.input_shapes[0][1:]),
-                            dtype=np.float32)
-    dy = rng.standard_normal((dense.nb_outputs, 5, *dense.output_shape[1:]), dtype=np.float32)
+    x = chwn(rng.standard_normal((dense.input_shapes[0][0], 5, *dense.input_shapes[0][1:]),
+                                 dtype=np.float32))
+    dy = chwn(rng.standard_normal((dense.nb_outputs, 5, *dense.output_shape[1:]),
+                                  dtype=np.float32))
     for got, want in zip(run_cell(sparse, x, dy), run_cell(dense, x, dy)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert sparse.sparse_weights(0) is not None and dense.sparse_weights(0) is None
@@ -158,7 +160,7 @@ def train_network(kernel, hard_zero, steps=12):
     set_kernel(net, kernel)
     data = np.random.default_rng(8)
     for _ in range(steps):
-        net.forward(data.random((1, 16, 12, 12), dtype=np.float32), train=True)
+        net.forward(chwn(data.random((1, 16, 12, 12), dtype=np.float32)), train=True)
         net.loss_and_backward(data.integers(0, 4, 16))
         net.apply_solvers(16)
         step_quantizers(net, 16)
@@ -213,9 +215,9 @@ def test_the_stimuli_gradient_is_not_computed(kernel):
     net = train_network(kernel, False, steps=1)
     conv1 = net.cell("conv1")
     assert conv1.input_grad_wanted == [False] and net.cell("fc1").input_grad_wanted == [True]
-    x = np.random.default_rng(2).random((1, 4, 12, 12), dtype=np.float32)
+    x = chwn(np.random.default_rng(2).random((1, 4, 12, 12), dtype=np.float32))
     conv1.forward([x], train=True)
-    dy = np.ones((8, 4, 10, 10), dtype=np.float32)
+    dy = np.ones((8, 10, 10, 4), dtype=np.float32)
     assert conv1.backward(dy) == [None]
     grad = conv1.weights[0].grad.copy()
     conv1.input_grad_wanted = None  # as a cell outside a network: every gradient

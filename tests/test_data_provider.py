@@ -21,32 +21,41 @@ def test_cache_split_stops_at_first_float_or_random_transform():
     assert sp.cached == [] and len(sp.per_batch) == 2
 
 
-def test_prepare_keeps_uint8_and_batch_is_cnhw_in_unit_range():
+def test_prepare_keeps_uint8_and_batch_is_chwn_in_unit_range():
     data = images(10, (6, 6))
     sp = StimuliProvider((4, 4, 1), 3, [Rescale(4, 4)])
     cached = sp.prepare(data)
     assert cached.dtype == np.uint8 and cached.shape == (10, 4, 4)
     np.testing.assert_array_equal(cached, Rescale(4, 4).apply(data, None))
     batch = sp.batch(cached, np.array([7, 2]), np.random.default_rng(0))
-    assert batch.dtype == np.float32 and batch.shape == (1, 2, 4, 4)
+    assert batch.dtype == np.float32 and batch.shape == (1, 4, 4, 2)  # (C, H, W, N)
     assert batch.flags.c_contiguous
     assert 0.0 <= batch.min() and batch.max() <= 1.0
-    np.testing.assert_allclose(batch[0, 1], cached[2] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(batch[0, :, :, 0], cached[7] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(batch[0, :, :, 1], cached[2] / 255.0, rtol=1e-6)
 
 
 def test_colour_batch_is_channel_first():
     data = images(4, (2, 3, 3))
     sp = StimuliProvider((2, 3, 3), 4)
     batch = sp.batch(sp.prepare(data), np.arange(4), None)
-    assert batch.shape == (3, 4, 2, 3)
-    np.testing.assert_allclose(batch[2, 1], data[1, :, :, 2] / 255.0, rtol=1e-6)
+    assert batch.shape == (3, 2, 3, 4)
+    np.testing.assert_allclose(batch[2, :, :, 1], data[1, :, :, 2] / 255.0, rtol=1e-6)
 
 
 def test_float_transform_disables_implicit_normalisation():
     data = images(3, (4, 4))
     sp = StimuliProvider((4, 4, 1), 3, [RangeAffine("Minus", 128)])
     batch = sp.batch(sp.prepare(data), np.arange(3), None)
-    np.testing.assert_array_equal(batch[0], data.astype(np.float32) - 128)
+    assert batch.shape == (1, 4, 4, 3) and batch.flags.c_contiguous
+    np.testing.assert_array_equal(batch[0], (data.astype(np.float32) - 128).transpose(1, 2, 0))
+    # Colour images through the per-batch path: (N, H, W, C) to (C, H, W, N).
+    colour = images(3, (4, 4, 3))
+    sp = StimuliProvider((4, 4, 3), 3, [RangeAffine("Minus", 128)])
+    batch = sp.batch(sp.prepare(colour), np.array([2, 0]), None)
+    assert batch.shape == (3, 4, 4, 2) and batch.flags.c_contiguous
+    np.testing.assert_array_equal(batch, (colour[[2, 0]].astype(np.float32) - 128)
+                                  .transpose(3, 1, 2, 0))
 
 
 def test_prepare_by_chunks_equals_one_shot(monkeypatch):

@@ -364,8 +364,8 @@ def test_transformations_apply_in_file_order(tmp_path):
     assert steps == ["Rescale", "PadCrop"]
     images = np.full((3, 28, 28), 255, dtype=np.uint8)
     batch = provider.batch(provider.prepare(images), np.arange(3), np.random.default_rng(0))
-    assert batch.shape == (1, 3, 20, 20) and batch.dtype == np.float32
-    np.testing.assert_allclose(batch[0, :, 3:17, 3:17], 1.0)
+    assert batch.shape == (1, 20, 20, 3) and batch.dtype == np.float32
+    np.testing.assert_allclose(batch[0, 3:17, 3:17, :], 1.0)
 
 
 def test_env_section_is_the_provider_of_a_frame_model(tmp_path):

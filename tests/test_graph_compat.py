@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from layout import chwn
 from paths import N2D2_MODEL_FILES, N2D2_MODELS
 
 from n2prune.errors import UserError
@@ -46,9 +47,9 @@ def test_file_builds_and_runs_forward(name):
     network = model.network
     height, width, channels = model.provider.size
     assert network.input_shape == (channels, height, width)
-    x = np.random.default_rng(0).random((channels, 2, height, width), dtype=np.float32)
+    x = chwn(np.random.default_rng(0).random((channels, 2, height, width), dtype=np.float32))
     y = network.forward(x, train=False)
-    assert y.shape == (BUILDS[name], 2, 1, 1)
+    assert y.shape == (BUILDS[name], 1, 1, 2)
     assert np.all(np.isfinite(y))
     assert network.cell(network.targets[0].cell).output_shape == (BUILDS[name], 1, 1)
 

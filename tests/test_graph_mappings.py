@@ -8,6 +8,7 @@ and ``NbIterations=0`` means ``max(outputs, channels)``.
 
 import numpy as np
 import pytest
+from layout import chwn
 
 from n2prune.errors import IniError
 from n2prune.graph.builder import build_network
@@ -98,9 +99,9 @@ def test_pool_mapping_size_one_is_identity(tmp_path):
     network = build(tmp_path, cells, target="p")
     pool = network.cell("p")
     np.testing.assert_array_equal(pool.mapping, np.eye(4, dtype=bool))
-    x = np.random.default_rng(0).standard_normal((4, 2, 6, 6)).astype(np.float32)
+    x = chwn(np.random.default_rng(0).standard_normal((4, 2, 6, 6)).astype(np.float32))
     y = pool.forward([x], train=False)
-    np.testing.assert_array_equal(y, x.reshape(4, 2, 3, 2, 3, 2).max(axis=(3, 5)))
+    np.testing.assert_array_equal(y, x.reshape(4, 3, 2, 3, 2, 2).max(axis=(2, 4)))
 
 
 def test_pool_without_mapping_pools_over_all_channels(tmp_path):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from layout import chwn
 
 from n2prune.errors import UserError
 from n2prune.io.syntxt import export_network, import_network
@@ -33,7 +34,7 @@ def test_layout_follows_n2d2(lenet, tmp_path):
 def test_round_trip_gives_identical_outputs(tmp_path):
     a = Model("models_ini/lenet.ini", seed=1, need_data=False)
     b = Model("models_ini/lenet.ini", seed=2, need_data=False)
-    x = np.random.default_rng(0).random((1, 4, 32, 32), dtype=np.float32)
+    x = chwn(np.random.default_rng(0).random((1, 4, 32, 32), dtype=np.float32))
     assert not np.allclose(a.network.forward(x), b.network.forward(x))
     export_network(a.network, tmp_path)
     import_network(b.network, tmp_path)

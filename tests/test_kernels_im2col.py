@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+from layout import chwn
 
 from n2prune.kernels.im2col import col2im, conv_out_size, im2col
 
@@ -37,36 +38,58 @@ def mode(request, monkeypatch):
 
 
 def reference_im2col(x, kernel, stride, padding, dilation):
-    """Float64 loops over (c, ky, kx) on an explicitly zero-padded input."""
+    """Float64 loops over (c, ky, kx) on an explicitly zero-padded (C, H, W, N)
+    input; columns in (oy, ox, n) order."""
     (kh, kw), (sy, sx), (py, px), (dy, dx) = kernel, stride, padding, dilation
-    c_count, n_count, h, w = x.shape
+    c_count, h, w, n_count = x.shape
     oh = (h + 2 * py - dy * (kh - 1) - 1) // sy + 1
     ow = (w + 2 * px - dx * (kw - 1) - 1) // sx + 1
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (py, py), (px, px)))
-    cols = np.empty((c_count * kh * kw, n_count * oh * ow))
+    xp = np.pad(x.astype(np.float64), ((0, 0), (py, py), (px, px), (0, 0)))
+    cols = np.empty((c_count * kh * kw, oh * ow * n_count))
     for c in range(c_count):
         for ky in range(kh):
             for kx in range(kw):
-                patch = xp[c, :, ky * dy:ky * dy + sy * (oh - 1) + 1:sy,
-                           kx * dx:kx * dx + sx * (ow - 1) + 1:sx]
+                patch = xp[c, ky * dy:ky * dy + sy * (oh - 1) + 1:sy,
+                           kx * dx:kx * dx + sx * (ow - 1) + 1:sx, :]
                 cols[(c * kh + ky) * kw + kx] = patch.reshape(-1)
     return cols
 
 
 def reference_col2im(cols, shape, kernel, stride, padding, dilation):
-    """Scatter-add of every column entry back to its (padded) source pixel."""
+    """Scatter-add of every column entry back to its (padded) source pixel;
+    ``shape`` is (C, H, W, N)."""
     (kh, kw), (sy, sx), (py, px), (dy, dx) = kernel, stride, padding, dilation
-    c_count, n_count, h, w = shape
+    c_count, h, w, n_count = shape
     oh = (h + 2 * py - dy * (kh - 1) - 1) // sy + 1
     ow = (w + 2 * px - dx * (kw - 1) - 1) // sx + 1
-    xp = np.zeros((c_count, n_count, h + 2 * py, w + 2 * px))
+    xp = np.zeros((c_count, h + 2 * py, w + 2 * px, n_count))
     for c in range(c_count):
         for ky in range(kh):
             for kx in range(kw):
-                row = cols[(c * kh + ky) * kw + kx].reshape(n_count, oh, ow)
-                xp[c, :, ky * dy:ky * dy + sy * (oh - 1) + 1:sy,
-                   kx * dx:kx * dx + sx * (ow - 1) + 1:sx] += row
-    return xp[:, :, py:py + h, px:px + w]
+                row = cols[(c * kh + ky) * kw + kx].reshape(oh, ow, n_count)
+                xp[c, ky * dy:ky * dy + sy * (oh - 1) + 1:sy,
+                   kx * dx:kx * dx + sx * (ow - 1) + 1:sx, :] += row
+    return xp[:, py:py + h, px:px + w, :]
+
+
+def test_column_order_is_oy_ox_n():
+    # x[c, y, x, n] = 100*y + 10*x + n: a 2x2 kernel on a 3x3 input, 2 samples.
+    y_, x_, n_ = np.meshgrid(np.arange(3), np.arange(3), np.arange(2), indexing="ij")
+    x = (100 * y_ + 10 * x_ + n_)[None].astype(np.float64)
+    cols = im2col(x, 2, 1, 0, 1)
+    assert cols.shape == (4, 2 * 2 * 2)
+    # Row 0 is tap (0, 0): column (oy*2 + ox)*2 + n reads x[0, oy, ox, n].
+    np.testing.assert_array_equal(cols[0], [0, 1, 10, 11, 100, 101, 110, 111])
+    # Row 3 is tap (1, 1).
+    np.testing.assert_array_equal(cols[3], [110, 111, 120, 121, 210, 211, 220, 221])
+
+
+def test_kernel_covering_the_input_is_a_view():
+    # One output pixel, no padding: cols is x as a (C*H*W, N) matrix, no copy.
+    x = chwn(np.random.default_rng(7).standard_normal((3, 2, 5, 5)))
+    cols = im2col(x, (5, 5), 1, 0, 1)
+    assert cols.shape == (75, 2) and np.shares_memory(cols, x)
+    np.testing.assert_array_equal(cols, reference_im2col(x, (5, 5), (1, 1), (0, 0), (1, 1)))
 
 
 def test_conv_out_size_hand_computed():
@@ -89,7 +112,7 @@ def test_conv_out_size_rejects_kernels_that_do_not_fit(args):
 @pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
 def test_im2col_matches_reference(case, dtype, mode):
     c, n, h, w, *geometry = case
-    x = np.random.default_rng(1).standard_normal((c, n, h, w)).astype(dtype)
+    x = chwn(np.random.default_rng(1).standard_normal((c, n, h, w)).astype(dtype))
     cols = im2col(x, *geometry)
     assert cols.dtype == dtype
     np.testing.assert_array_equal(cols, reference_im2col(x, *geometry))
@@ -99,11 +122,12 @@ def test_im2col_matches_reference(case, dtype, mode):
 @pytest.mark.parametrize(("dtype", "mode"), DTYPE_MODES, indirect=["mode"])
 def test_col2im_matches_reference(case, dtype, mode):
     c, n, h, w, *geometry = case
-    rows = im2col(np.zeros((c, n, h, w)), *geometry).shape
+    rows = im2col(np.zeros((c, h, w, n)), *geometry).shape
     cols = np.random.default_rng(2).standard_normal(rows).astype(dtype)
-    dx = col2im(cols, (c, n, h, w), *geometry)
+    dx = col2im(cols, (c, h, w, n), *geometry)
+    assert dx.shape == (c, h, w, n)
     tol = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(dx, reference_col2im(cols, (c, n, h, w), *geometry),
+    np.testing.assert_allclose(dx, reference_col2im(cols, (c, h, w, n), *geometry),
                                rtol=tol, atol=tol)
 
 
@@ -111,7 +135,7 @@ def test_col2im_matches_reference(case, dtype, mode):
 def test_col2im_is_the_adjoint_of_im2col(case):
     c, n, h, w, *geometry = case
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((c, n, h, w))
+    x = chwn(rng.standard_normal((c, n, h, w)))
     cols = rng.standard_normal(im2col(x, *geometry).shape)
     lhs = np.vdot(im2col(x, *geometry), cols)
     rhs = np.vdot(x, col2im(cols, x.shape, *geometry))
@@ -127,7 +151,7 @@ def test_random_geometries_match_reference():
         padding = tuple(rng.integers(0, 3, 2))
         extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
         h, w = (int(e + rng.integers(0, 6)) for e in extent)
-        x = rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(1, 4)), h, w))
+        x = chwn(rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(1, 4)), h, w)))
         geometry = (kernel, stride, padding, dilation)
         np.testing.assert_array_equal(im2col(x, *geometry), reference_im2col(x, *geometry))
         cols = rng.standard_normal(im2col(x, *geometry).shape)
@@ -138,7 +162,7 @@ def test_random_geometries_match_reference():
 @pytest.mark.parametrize("mode", ["serial", "parallel"], indirect=True)
 def test_outputs_passed_in_are_fully_overwritten(mode):
     c, n, h, w, *geometry = CASES[-1]
-    x = np.random.default_rng(5).standard_normal((c, n, h, w)).astype(np.float32)
+    x = chwn(np.random.default_rng(5).standard_normal((c, n, h, w)).astype(np.float32))
     expected = reference_im2col(x, *geometry)
     cols = np.full(expected.shape, np.nan, dtype=np.float32)
     assert im2col(x, *geometry, out=cols) is cols
@@ -149,13 +173,13 @@ def test_outputs_passed_in_are_fully_overwritten(mode):
 
 
 def test_int_geometry_means_both_axes():
-    x = np.random.default_rng(6).standard_normal((2, 2, 6, 6))
+    x = chwn(np.random.default_rng(6).standard_normal((2, 2, 6, 6)))
     np.testing.assert_array_equal(im2col(x, 3, 2, 1, 1),
                                   im2col(x, (3, 3), (2, 2), (1, 1), (1, 1)))
 
 
 def test_bad_arguments_raise_value_error():
-    x = np.zeros((1, 1, 4, 4))
+    x = np.zeros((1, 4, 4, 1))
     with pytest.raises(ValueError):
         im2col(x, (5, 5), 1, 0, 1)
     with pytest.raises(ValueError):

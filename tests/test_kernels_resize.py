@@ -35,11 +35,15 @@ def test_matches_numpy_bit_for_bit(dtype, src, dst):
 
 @pytest.mark.parametrize("dtype, divisor", [(np.uint8, 255), (np.float32, 1), (np.float64, 1)])
 def test_batch_gather_matches_numpy(dtype, divisor):
-    from n2prune.kernels.gather import gather_batch_cnhw
+    from n2prune.kernels.gather import gather_batch
     rng = np.random.default_rng(1)
     cached = (rng.random((20, 5, 7, 3)) * 255).astype(dtype)
     indices = rng.permutation(20)[:9]
-    expected = (cached[indices].astype(np.float32) / np.float32(divisor)).transpose(3, 0, 1, 2)
-    np.testing.assert_array_equal(gather_batch_cnhw(cached, indices, divisor), expected)
+    # (B, H, W, C) rows to (C, H, W, B), the batch innermost.
+    expected = (cached[indices].astype(np.float32) / np.float32(divisor)).transpose(3, 1, 2, 0)
+    batch = gather_batch(cached, indices, divisor)
+    assert batch.shape == (3, 5, 7, 9) and batch.dtype == np.float32
+    assert batch.flags.c_contiguous
+    np.testing.assert_array_equal(batch, expected)
     with pytest.raises(IndexError):
-        gather_batch_cnhw(cached, [20], divisor)
+        gather_batch(cached, [20], divisor)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from layout import chwn
 
 from n2prune.cells import Fc, Softmax
 from n2prune.cells.activations import Rectifier
@@ -79,7 +80,7 @@ def train(net, steps=8):
     data = np.random.default_rng(42)
     thresholds = []
     for _ in range(steps):
-        x = data.random((1, 16, 8, 8), dtype=np.float32)
+        x = chwn(data.random((1, 16, 8, 8), dtype=np.float32))
         net.forward(x, train=True)
         net.loss_and_backward(data.integers(0, 4, 16))
         net.apply_solvers(16)

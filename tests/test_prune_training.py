@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from layout import chwn
 
 from n2prune import cli
 from n2prune.errors import IniError
@@ -161,7 +162,7 @@ def test_pruned_round_trip_through_n2d2_files_gives_identical_outputs(gradual_ru
     export_network(a.network, tmp_path)
     b = Model(gradual_run / "config.ini", seed=2, need_data=False)
     assert load_weights(b.network, tmp_path) == {"fc1", "fc2"}
-    x = np.random.default_rng(0).random((1, 8, 28, 28), dtype=np.float32)
+    x = chwn(np.random.default_rng(0).random((1, 8, 28, 28), dtype=np.float32))
     np.testing.assert_array_equal(a.network.forward(x), b.network.forward(x))
     assert b.network.cell("fc1").quantizer.get_current_threshold() == \
         pytest.approx(a.network.cell("fc1").quantizer.sparsity())
