@@ -186,7 +186,7 @@ def test_auto_choice_follows_sparsity_and_is_noted_once():
     notes = drain_kernel_notes(net)
     # At 0.6: fc1 (20 outputs) stays below the 0.7 crossover, thin conv1 (8) does not.
     assert any(n.startswith("[fc1] weights[0]: dense BLAS at sparsity 0.60") for n in notes)
-    assert any(n.startswith("[conv1] weights[0]: skip kernels") for n in notes)
+    assert any(n.startswith("[conv1] weights[0]: direct kernels") for n in notes)
     assert drain_kernel_notes(net) == []
     net = train_network("Auto", False, steps=4)  # the threshold reached 0.8 at step 3
     assert any(n.startswith("[fc1] weights[0]: skip kernels at sparsity 0.80")

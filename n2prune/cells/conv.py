@@ -209,7 +209,7 @@ class Conv(WeightCell):
         for k, x in enumerate(xs):
             direct = self._direct_weights(k, x.dtype)
             if direct is not None:
-                part = direct.forward(x, self.weights[k].value, self.weights_key(k))
+                part = direct.forward(x, self.effective_weights(k), self.weights_key(k))
                 saved.append(x)
             else:
                 cols = im2col(x, *self._geometry())
@@ -237,8 +237,8 @@ class Conv(WeightCell):
             wanted = self.wants_input_grad(k)
             direct = self._direct_weights(k, dy.dtype)
             if direct is not None:
-                set_grad(self.weights[k], direct.weight_grad(saved, dy))
-                dxs.append(direct.input_grad(dy, self.weights[k].value, self.input_shapes[k][1:],
+                set_grad(self.weights[k], self.mask_weight_grad(k, direct.weight_grad(saved, dy)))
+                dxs.append(direct.input_grad(dy, self.effective_weights(k), self.input_shapes[k][1:],
                                              self.weights_key(k)) if wanted else None)
                 continue
             dcols = self._cols_backward(k, saved, dy.reshape(self.nb_outputs, -1), wanted)
