@@ -9,11 +9,13 @@ validation by ``n2prune.data.mnist.split_indices`` with the seed and the
 INI's ``Validation``, and already transformed as n2prune's data path does
 (LeNet-5: 28x28 rescaled bilinear to 32x32, once, untimed on both sides).
 PyTorch (``torch_lenet.py``) builds the INI's layers and SGD (rate,
-momentum, decay, StepDecay per epoch, clamping); LeNet-5's conv2 mapping is
-a fixed mask there. Reported per side: seconds per epoch including the
-validation pass (n2prune: also the end-of-epoch snapshot and best-weights
-writes ``n2prune train`` does), training samples/s, test accuracy on the
-official 10k test set; speed-ups against PyTorch (and SparseProp).
+momentum, decay, StepDecay per epoch, clamping) and starts from the
+weights n2prune drew with the seed (pruned LeNet-5's accuracy after two
+epochs depends on the start); LeNet-5's conv2 mapping is a fixed mask
+there. Reported per side: seconds per epoch including the validation pass
+(n2prune: also the end-of-epoch snapshot and best-weights writes ``n2prune
+train`` does), training samples/s, test accuracy on the official 10k test
+set; speed-ups against PyTorch (and SparseProp).
 
 ``--sparsity S`` prunes every Conv and Fc tensor on both sides with the
 same random unstructured masks (exactly round(S * size) zeros, drawn from
@@ -67,12 +69,14 @@ def one_sample(job):
         masks = {k: m[k] for k in m.files}
     with np.load(job["data"]) as d:
         data = {k: d[k] for k in d.files}
+    with np.load(job["weights"]) as w:
+        weights = {k: w[k] for k in w.files}
     return torch_lenet.train_recipe(model["spec"], model["solver"], data, job["epochs"],
-                                    job["seed"], masks, side=job["side"])
+                                    job["seed"], masks, side=job["side"], weights=weights)
 
 
 def prepare(args, tmp):
-    """Write what the workers share: model description, data for torch, masks."""
+    """Write what the workers share: model description, data and initial weights for torch, masks."""
     import n2prune_side
 
     from n2prune.train.model import Model
@@ -80,7 +84,8 @@ def prepare(args, tmp):
     masks = (n2prune_side.random_masks(model.network, args.sparsity, args.seed)
              if args.sparsity else {})
     files = {"describe": tmp / "model.json", "data": tmp / "data.npz",
-             "masks": tmp / "masks.npz" if masks else None, "torch_masks": tmp / "torch.npz"}
+             "masks": tmp / "masks.npz" if masks else None, "torch_masks": tmp / "torch.npz",
+             "weights": tmp / "weights.npz"}
     files["describe"].write_text(json.dumps(n2prune_side.describe(args.model, seed=args.seed)))
     data = {}
     for part in ("learn", "validation", "test"):
@@ -91,6 +96,8 @@ def prepare(args, tmp):
         np.savez(files["masks"], **{f"{c}/{k}": m for c, ms in masks.items()
                                     for k, m in enumerate(ms)})
     np.savez(files["torch_masks"], **n2prune_side.torch_masks(model.network, masks))
+    # The n2prune worker rebuilds this same model from the seed: one start for both.
+    np.savez(files["weights"], **n2prune_side.initial_weights(model.network))
     return {k: str(v) if v else None for k, v in files.items()}
 
 

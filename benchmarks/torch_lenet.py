@@ -5,9 +5,11 @@ a chain of Conv, max Pool, Fc, Dropout, ReLU; the Softmax becomes the
 cross-entropy loss), applies fixed 0/1 masks with
 ``torch.nn.utils.prune.custom_from_mask`` (a Conv mapping such as LeNet-5's
 conv2 table is such a mask), and trains with the INI's SGD
-(``n2prune_side.solver_spec``). Weights start as N2D2's fillers: He normal
-(fan in) where the INI says HeFiller; LeNet-5's fc2, which has no filler,
-gets this He too (only the start differs, not the cost).
+(``n2prune_side.solver_spec``). Timed steps start from He normal (fan in)
+everywhere: only the cost matters there. ``train_recipe`` starts from the
+weights n2prune drew (``n2prune_side.initial_weights``): with 90% random
+masks the accuracy after a few epochs depends on the start, and LeNet-5's
+fc2 has no filler in the INI (N2D2's Normal(0, 0.05), a third of He's scale).
 
 torch's SGD puts the decay inside the momentum buffer, as N2D2's update
 ``v = m v - lr (g + decay w)`` does; the rate is multiplied by the
@@ -26,8 +28,12 @@ from torch.nn.utils import prune
 THREADS = 2
 
 
-def build(spec, masks=None, seed=0):
-    """``nn.Sequential`` of ``spec`` with ``masks`` ({layer name: float array}) applied."""
+def build(spec, masks=None, seed=0, weights=None):
+    """``nn.Sequential`` of ``spec`` with ``masks`` ({layer name: float array}) applied.
+
+    ``weights`` ({layer name: array}, n2prune's OCHW or (O, C*H*W) layout,
+    which is torch's) replaces the He start of those layers.
+    """
     torch.manual_seed(seed)
     layers, named = [], {}
     for s in spec:
@@ -36,6 +42,10 @@ def build(spec, masks=None, seed=0):
                                tuple(s["padding"]), bias=s["bias"]) if s["type"] == "conv"
                      else nn.Linear(s["in"], s["out"], bias=s["bias"]))
             nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+            if weights is not None and s["name"] in weights:
+                with torch.no_grad():
+                    layer.weight.copy_(torch.from_numpy(np.asarray(
+                        weights[s["name"]], dtype=np.float32)).reshape(layer.weight.shape))
             if s["bias"]:
                 nn.init.zeros_(layer.bias)
             layers += [nn.Flatten()] if s["type"] == "fc" else []
@@ -139,16 +149,17 @@ def accuracy(net, x, y, batch=1000):
     return correct / len(y)
 
 
-def train_recipe(spec, solver, data, epochs, seed, masks=None, side="torch"):
+def train_recipe(spec, solver, data, epochs, seed, masks=None, side="torch", weights=None):
     """Train as the recipe does; seconds per epoch including validation, and accuracy.
 
     ``data``: uint8 images and int64 labels of learn, validation and test
     (``{"learn_x": ..., "learn_y": ...}``), already rescaled as n2prune does.
+    ``weights``: initial weights per layer (``build``), n2prune's start.
     """
     torch.set_num_threads(THREADS)
     x = {p: as_tensor(data[f"{p}_x"]) for p in ("learn", "validation", "test")}
     y = {p: torch.from_numpy(data[f"{p}_y"].astype(np.int64)) for p in x}
-    net = build(spec, masks, seed)
+    net = build(spec, masks, seed, weights)
     if side == "sparseprop":
         net = to_sparseprop(net, tuple(x["learn"].shape[1:]), solver["batch"])
     generator = torch.Generator().manual_seed(seed)

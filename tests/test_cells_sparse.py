@@ -223,3 +223,88 @@ def test_the_stimuli_gradient_is_not_computed(kernel):
     conv1.input_grad_wanted = None  # as a cell outside a network: every gradient
     assert conv1.backward(dy)[0].shape == x.shape
     np.testing.assert_array_equal(conv1.weights[0].grad, grad)
+
+
+FC_NETWORK = """
+[sp]
+SizeX=4
+SizeY=3
+BatchSize=8
+
+[fc1]
+Input=sp
+Type=Fc
+NbOutputs=10
+ActivationFunction=Rectifier
+ConfigSection=solver
+
+[fc2]
+Input=fc1
+Type=Fc
+NbOutputs=4
+ActivationFunction=Linear
+ConfigSection=solver
+
+[softmax]
+Input=fc2
+Type=Softmax
+NbOutputs=4
+WithLoss=1
+
+[softmax.Target]
+
+[solver]
+NoBias=1
+WeightsSolver.LearningRate=0.5
+WeightsSolver.Momentum=0.9
+WeightsSolver.Decay=0.01
+Solvers.Clamping=-0.4:0.4
+"""
+
+
+def reference_step(ws, vs, masks, x, labels):
+    """Dense numpy: loss of ``W * M``, gradients masked, N2D2's SGD, masked weights zeroed."""
+    h = np.maximum(x @ (ws[0] * masks[0]).T, 0)
+    z = h @ (ws[1] * masks[1]).T
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    loss = -np.log(p[np.arange(len(labels)), labels]).mean()
+    dz = (p - np.eye(4)[labels]) / len(labels)
+    dh = (dz @ (ws[1] * masks[1])) * (h > 0)
+    grads = [dh.T @ x * masks[0], dz.T @ h * masks[1]]
+    for w, v, g, m in zip(ws, vs, grads, masks):
+        v[...] = 0.9 * v - 0.5 * g - 0.01 * 0.5 * w
+        w[...] = np.clip(w + v, -0.4, 0.4) * m
+    return loss
+
+
+@pytest.mark.parametrize("kernel", ["Dense", "Sparse"])
+def test_training_with_set_masks_matches_a_dense_masked_reference(kernel):
+    # The setup of benchmarks/recipe_vs_torch.py --sparsity: masks given, not computed.
+    net, _provider, ctx = build_network(parse_ini_text(FC_NETWORK), seed=3, epoch_size=8)
+    rng = np.random.default_rng(4)
+    masks = [(rng.random(c.weights[0].value.shape) > 0.7).astype(np.uint8)
+             for c in (net.cell("fc1"), net.cell("fc2"))]
+    cells = [net.cell("fc1"), net.cell("fc2")]
+    for cell in cells:
+        cell.quantizer = PruneCell(prune_mode="Static", prune_filler="None", hard_zero=True,
+                                   kernel=kernel)
+    initialize_masks(net, ctx.rng, 8, cells=cells)
+    for cell, mask in zip(cells, masks):
+        cell.quantizer.set_masks([mask])
+        cell.quantizer.after_update(cell.weight_arrays())
+    ws = [c.weights[0].value.astype(np.float64) for c in cells]
+    vs = [np.zeros_like(w) for w in ws]
+    for _ in range(6):
+        x = rng.random((1, 8, 3, 4), dtype=np.float32)
+        labels = rng.integers(0, 4, 8)
+        net.forward(x, train=True)
+        loss, _ = net.loss_and_backward(labels)
+        net.apply_solvers(8)
+        step_quantizers(net, 8)
+        assert loss == pytest.approx(reference_step(ws, vs, masks, x[0].reshape(8, 12), labels),
+                                     rel=1e-5)
+    for cell, w, mask in zip(cells, ws, masks):
+        assert (cell.sparse_weights(0) is not None) == (kernel == "Sparse")
+        np.testing.assert_allclose(cell.weights[0].value, w, rtol=1e-4, atol=1e-6)
+        assert not cell.weights[0].value[mask == 0].any()
