@@ -29,7 +29,7 @@ def warm_up(seconds=2.0):
     parallel call (and, with OpenMP spinning, the first ~2 s of a process
     were seen to stall ~8 ms per parallel call until the scheduler spread the
     threads over both CPUs)."""
-    x = np.ones((16, 64, 10, 10), dtype=np.float32)
+    x = np.ones((16, 10, 10, 64), dtype=np.float32)
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         kernels.relu_forward(x)
@@ -38,35 +38,35 @@ def warm_up(seconds=2.0):
 
 def numpy_im2col(x, k):
     c = x.shape[0]
-    win = sliding_window_view(x, (k, k), axis=(2, 3))          # (C, N, OH, OW, k, k)
+    win = sliding_window_view(x, (k, k), axis=(1, 2))          # (C, OH, OW, N, k, k)
     return win.transpose(0, 4, 5, 1, 2, 3).reshape(c * k * k, -1)
 
 
 def numpy_col2im(cols, shape, k):
-    c, n, h, w = shape
+    c, h, w, n = shape
     oh, ow = h - k + 1, w - k + 1
     dx = np.zeros(shape, dtype=cols.dtype)
-    cols = cols.reshape(c, k, k, n, oh, ow)
+    cols = cols.reshape(c, k, k, oh, ow, n)
     for ky in range(k):
         for kx in range(k):
-            dx[:, :, ky:ky + oh, kx:kx + ow] += cols[:, ky, kx]
+            dx[:, ky:ky + oh, kx:kx + ow] += cols[:, ky, kx]
     return dx
 
 
 def numpy_max_pool(x):
-    c, n, h, w = x.shape
-    y = x.reshape(c, n, h // 2, 2, w // 2, 2).max(axis=(3, 5))
-    mask = x == y.repeat(2, axis=2).repeat(2, axis=3)
+    c, h, w, n = x.shape
+    y = x.reshape(c, h // 2, 2, w // 2, 2, n).max(axis=(2, 4))
+    mask = x == y.repeat(2, axis=1).repeat(2, axis=2)
     return y, mask
 
 
 def numpy_max_pool_backward(dy, mask):
-    return mask * dy.repeat(2, axis=2).repeat(2, axis=3)
+    return mask * dy.repeat(2, axis=1).repeat(2, axis=2)
 
 
 def conv_rows(rng, n, c, h):
-    """im2col / col2im of one 5x5 conv on a (C, N, H, H) input."""
-    x = rng.standard_normal((c, n, h, h)).astype(np.float32)
+    """im2col / col2im of one 5x5 conv on a (C, H, H, N) input."""
+    x = rng.standard_normal((c, h, h, n)).astype(np.float32)
     cols = kernels.im2col(x, 5, 1, 0, 1)
     cols_buf, dx_buf = np.empty_like(cols), np.empty_like(x)
     return [
@@ -81,20 +81,20 @@ def conv_rows(rng, n, c, h):
 
 
 def pool_rows(rng, n, c, h):
-    """2x2 stride-2 max and average pooling of a (C, N, H, H) input."""
-    x = rng.standard_normal((c, n, h, h)).astype(np.float32)
+    """2x2 stride-2 max and average pooling of a (C, H, H, N) input."""
+    x = rng.standard_normal((c, h, h, n)).astype(np.float32)
     y, arg = kernels.max_pool_forward(x, 2, 2, 0)
     _, mask = numpy_max_pool(x)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     return [
         ("max_pool_fwd", lambda: kernels.max_pool_forward(x, 2, 2, 0),
          lambda: numpy_max_pool(x)),
-        ("max_pool_bwd", lambda: kernels.max_pool_backward(dy, arg, x.shape),
+        ("max_pool_bwd", lambda: kernels.max_pool_backward(dy, arg, x.shape[1:3], 2, 2, 0),
          lambda: numpy_max_pool_backward(dy, mask)),
         ("avg_pool_fwd", lambda: kernels.avg_pool_forward(x, 2, 2, 0),
-         lambda: x.reshape(c, n, h // 2, 2, h // 2, 2).mean(axis=(3, 5))),
+         lambda: x.reshape(c, h // 2, 2, h // 2, 2, n).mean(axis=(2, 4))),
         ("avg_pool_bwd", lambda: kernels.avg_pool_backward(dy, x.shape, 2, 2, 0),
-         lambda: dy.repeat(2, axis=2).repeat(2, axis=3) * np.float32(0.25)),
+         lambda: dy.repeat(2, axis=1).repeat(2, axis=2) * np.float32(0.25)),
     ]
 
 
@@ -104,8 +104,8 @@ def numpy_relu_backward_bias_grad(dy, y):
 
 
 def act_rows(rng, n, c, h):
-    """Rectifier and bias kernels on a conv output (C, N, H, H)."""
-    x = rng.standard_normal((c, n, h, h)).astype(np.float32)
+    """Rectifier and bias kernels on a conv output (C, H, H, N)."""
+    x = rng.standard_normal((c, h, h, n)).astype(np.float32)
     y, dy = np.maximum(x, 0), rng.standard_normal(x.shape).astype(np.float32)
     buf = np.empty_like(x)
     bias = rng.standard_normal(c).astype(np.float32)
@@ -134,7 +134,7 @@ def timed(fn):
 def bench_batch(session, rng, n, rounds):
     for make_rows, layers, suffix in LAYERS:
         for layer, c, h in layers:
-            shape = f"{c}x{n}x{h}x{h} {suffix}".strip()
+            shape = f"{c}x{h}x{h}x{n} {suffix}".strip()
             for kernel, ours, reference in make_rows(rng, n, c, h):
                 session.compare(f"{kernel} {layer} {shape}",
                                 {"n2prune": timed(ours), "numpy": timed(reference)},

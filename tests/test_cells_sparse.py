@@ -298,7 +298,7 @@ def test_training_with_set_masks_matches_a_dense_masked_reference(kernel):
     for _ in range(6):
         x = rng.random((1, 8, 3, 4), dtype=np.float32)
         labels = rng.integers(0, 4, 8)
-        net.forward(x, train=True)
+        net.forward(chwn(x), train=True)
         loss, _ = net.loss_and_backward(labels)
         net.apply_solvers(8)
         step_quantizers(net, 8)
