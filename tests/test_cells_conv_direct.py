@@ -21,7 +21,7 @@ def run(cell, x, dy):
 
 
 def pair_of_cells(geometry, mapping=None, sparsity=0.0):
-    c, h, w, n, o, kernel, stride, padding, dilation = geometry
+    c, h, w, _batch, o, kernel, stride, padding, dilation = geometry
     cells = []
     for _ in range(2):
         cell = Conv("c", [(c, h, w)], o, kernel, stride, padding, dilation,
