@@ -30,12 +30,15 @@ from n2prune.cells.registry import (
 )
 from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import (
+    bias_grad_channels,
     col2im,
     conv_out_size,
     im2col,
     matmul,
     matmul_nt,
     matmul_tn,
+    max_pool_backward,
+    relu_backward,
 )
 
 
@@ -202,9 +205,19 @@ class Conv(WeightCell):
     def _geometry(self):
         return self.kernel, self.stride, self.padding, self.dilation
 
+    # A per-channel max Pool reading only this cell (``cells/fusion``): when
+    # the direct kernels serve the cell, ``forward`` returns the pool's output.
+    fused_pool = None
+    pooled = False
+
     def forward(self, xs, train):
-        """``xs``: one (C_k, H, W, N) array per input; returns (O, OH, OW, N)."""
+        """``xs``: one (C_k, H, W, N) array per input; returns (O, OH, OW, N),
+        or the fused pool's (O, PH, PW, N) output when ``self.pooled``."""
         check_inputs(self.name, xs, self.input_shapes)
+        direct = self._direct_weights(0, xs[0].dtype) if self.fused_pool else None
+        self.pooled = direct is not None
+        if self.pooled:
+            return self._forward_pooled(xs[0], direct, train)
         y, saved = None, []
         for k, x in enumerate(xs):
             direct = self._direct_weights(k, x.dtype)
@@ -219,6 +232,27 @@ class Conv(WeightCell):
         self._saved = saved if train else None
         return self.activate(y)
 
+    def _forward_pooled(self, x, direct, train):
+        pool = self.fused_pool
+        bias = None if self.bias is None else self.bias.value
+        y, argmax = direct.forward_relu_max_pool(
+            x, self.effective_weights(0), (pool.pool, pool.stride, pool.padding),
+            self.weights_key(0), bias)
+        self._saved = [x] if train else None
+        self._pooled_state = (y, argmax) if train else None
+        return y
+
+    def _unpool(self, dy):
+        """Gradient at the conv output (before ReLU) from the fused pool's ``dy``."""
+        y, argmax = self._pooled_state
+        pool = self.fused_pool
+        # max(relu(a)) = relu(max(a)): the ReLU mask is read on the pooled output.
+        dy = max_pool_backward(relu_backward(np.ascontiguousarray(dy), y), argmax,
+                               self.output_shape[1:], pool.pool, pool.stride, pool.padding)
+        if self.bias is not None:
+            set_grad(self.bias, bias_grad_channels(dy))
+        return dy
+
     def _cols_forward(self, k, cols):
         """im2col + GEMM (or skip kernels on cols): the ``(O, OH*OW*N)`` product."""
         sparse = self._sparse_weights(k, cols.dtype)
@@ -231,7 +265,7 @@ class Conv(WeightCell):
     def backward(self, dy):
         if self._saved is None:
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
-        dy = self.deactivate(dy)
+        dy = self._unpool(dy) if self.pooled else self.deactivate(dy)
         dxs = []
         for k, saved in enumerate(self._saved):
             wanted = self.wants_input_grad(k)

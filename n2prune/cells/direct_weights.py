@@ -25,6 +25,7 @@ from n2prune.kernels.direct_conv import (
     sparse_conv_input_grad,
     sparse_conv_weight_grad,
 )
+from n2prune.kernels.direct_pool import conv_relu_max_pool
 
 # Dense convolutions with at most this many outputs run direct (LeNet's
 # conv1 and conv2); wider dense ones use im2col + BLAS.
@@ -64,6 +65,18 @@ class DirectWeights:
             self._key = key
         return sparse_conv_forward(x, self.kept, self.stride, self.padding, self.dilation,
                                    bias=bias)
+
+    def forward_relu_max_pool(self, x, w, pool, key=None, bias=None):
+        """``max_pool(relu(conv(x, W * M) + bias))`` in one pass: ``(y, argmax)``.
+
+        ``pool`` is ``(pool, stride, padding)`` pairs; the conv output is never stored.
+        """
+        if key is None or key != self._key:
+            self.kept = gather_values(self.kept, w)
+            self._key = key
+        conv = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation}
+        pooling = dict(zip(("pool", "stride", "padding"), pool))
+        return conv_relu_max_pool(x, self.kept, conv, pooling, bias=bias)
 
     def input_grad(self, dy, w, input_hw, key=None):
         """``dX`` (C, H, W, N) from ``dy`` (O, Ho, Wo, N); ``key`` as ``forward``."""

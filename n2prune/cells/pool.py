@@ -106,7 +106,13 @@ class Pool(Cell):
             self.sources = [np.flatnonzero(col) for col in self.mapping.T]
             self.output_map = np.arange(self.nb_outputs)
 
+    # The Conv this pool is fused into (``cells/fusion``); when it pooled
+    # (``fused_conv.pooled``), its output already is this cell's.
+    fused_conv = None
+
     def forward(self, xs, train):
+        if self.fused_conv is not None and self.fused_conv.pooled:
+            return xs[0]
         check_inputs(self.name, xs, self.input_shapes)
         x = concat_channels(xs)
         reduced, channel_arg = (x, None) if self.identity else self._reduce(x)
@@ -147,6 +153,8 @@ class Pool(Cell):
         return factor[:, :, None].astype(dtype)  # broadcast over the batch
 
     def backward(self, dy):
+        if self.fused_conv is not None and self.fused_conv.pooled:
+            return [dy]
         if self._cache is None:
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
         x_shape, reduced_shape, channel_arg, window_arg = self._cache

@@ -6,6 +6,7 @@ and returns batch-first arrays.
 
 import numpy as np
 
+from n2prune.cells.fusion import fuse_conv_max_pool
 from n2prune.graph.targets import Target
 from n2prune.prune.network import add_penalties
 
@@ -31,6 +32,7 @@ class Network:
         # col2im and input-gradient GEMM, a third of LeNet's backward pass.
         for cell in self.cells:
             cell.input_grad_wanted = [name != PROVIDER for name in self.inputs[cell.name]]
+        self.fused = fuse_conv_max_pool(self.cells, self.inputs, {t.cell for t in self.targets})
 
     def apply_solvers(self, batch_size):
         """One solver step for every param: weights and biases each by their role's solver.

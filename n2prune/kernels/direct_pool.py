@@ -145,13 +145,13 @@ def _backward_serial(dy, arg, pool, dx, height, ho, wo, n):
 
 
 @numba.njit(fastmath=True, cache=True)
-def _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp):
-    """Pooled row ``(o, oy) = divmod(item, Hp)``: its conv rows, then their max."""
+def _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp, rows):
+    """Pooled row ``(o, oy) = divmod(item, Hp)``: its conv rows (into the
+    thread's scratch ``rows``), then their max."""
     ph, sy, py = pool[0], pool[2], pool[4]
     conv_h, conv_w, n = geo[9], geo[10], geo[11]
     o, oy = item // hp, item % hp
     k0, k1 = _valid_span(oy * sy - py, 1, conv_h, ph)
-    rows = np.empty(max(k1 - k0, 1) * conv_w * n, np.float32)
     row0 = oy * sy - py + k0
     for k in range(k1 - k0):
         conv_row(x, kept, geo, bias, True, rows, k * conv_w * n, o, row0 + k)
@@ -159,15 +159,18 @@ def _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp):
 
 
 @numba.njit(parallel=True, cache=True)
-def _fused_parallel(x, kept, geo, bias, pool, y, arg, hp, wp):
+def _fused_parallel(x, kept, geo, bias, pool, y, arg, hp, wp, scratch):
+    # One scratch row block per thread: an allocation per item inside the
+    # parallel loop cost more than the convolution at 90% sparsity.
     for item in numba.prange(y.shape[0] // (wp * geo[11])):
-        _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp)
+        _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp,
+                    scratch[numba.get_thread_id()])
 
 
 @numba.njit(cache=True)
-def _fused_serial(x, kept, geo, bias, pool, y, arg, hp, wp):
+def _fused_serial(x, kept, geo, bias, pool, y, arg, hp, wp, scratch):
     for item in range(y.shape[0] // (wp * geo[11])):
-        _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp)
+        _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp, scratch[0])
 def pool_geometry(input_hw, pool, stride, padding):
     """``(ph, pw, sy, sx, py, px, W)`` and the pooled ``(Hp, Wp)``, N2D2's size."""
     pool = tuple(int(k) for k in np.broadcast_to(pool, 2))
@@ -235,6 +238,11 @@ def conv_relu_max_pool(x, kept, conv, pool, bias=None, out=None):
     geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], conv_hw, n)
     arrays = (kept.ptr, kept.minor, kept.ky, kept.kx, kept.values)
     fmas = kept.values.size * conv_hw[0] * conv_hw[1] * n
-    run = _fused_parallel if use_parallel_fmas(fmas) else _fused_serial
-    run(x.reshape(-1), arrays, geo, bias, pool_geo, y.reshape(-1), arg.reshape(-1), *out_hw)
+    parallel = use_parallel_fmas(fmas)
+    # Indexed by numba.get_thread_id(), which ranges over the whole pool.
+    threads = numba.config.NUMBA_NUM_THREADS if parallel else 1
+    scratch = np.empty((threads, max(pool_geo[0], 1) * conv_hw[1] * n), np.float32)
+    run = _fused_parallel if parallel else _fused_serial
+    run(x.reshape(-1), arrays, geo, bias, pool_geo, y.reshape(-1), arg.reshape(-1), *out_hw,
+        scratch)
     return y, arg
