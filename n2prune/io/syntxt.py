@@ -18,9 +18,12 @@ from n2prune.errors import UserError
 from n2prune.io.atomic import atomic_write_text
 
 
+_FLOAT = "{:.9g}".format  # 9 significant digits round-trip float32 exactly
+
+
 def _fmt(values):
-    # 9 significant digits round-trip float32 exactly.
-    return " ".join(f"{v:.9g}" for v in values)
+    # Python floats (tolist) format about 3x faster than numpy scalars, same text.
+    return " ".join(map(_FLOAT, np.asarray(values).ravel().tolist()))
 
 
 def _connected(cell, k):
@@ -34,16 +37,11 @@ def _connected(cell, k):
 def weight_lines(cell, tensors=None):
     """The lines of ``<cell>_weights.syntxt`` (of ``tensors``, default the weights)."""
     tensors = tensors if tensors is not None else [p.value for p in cell.weights]
+    keeps = [_connected(cell, k) if w.ndim == 4 else None for k, w in enumerate(tensors)]
     lines = []
     for o in range(cell.nb_outputs):
-        row = []
-        for k, w in enumerate(tensors):
-            if w.ndim == 4:
-                keep = _connected(cell, k)[o]
-                row.extend(w[o, keep].ravel())
-            else:
-                row.extend(w[o])
-        lines.append(_fmt(row))
+        row = [w[o] if keep is None else w[o, keep[o]].ravel() for w, keep in zip(tensors, keeps)]
+        lines.append(_fmt(np.concatenate(row)))
     return lines
 
 
