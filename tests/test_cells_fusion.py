@@ -31,12 +31,12 @@ def step(conv, pool, x, dy):
 @pytest.mark.parametrize("pool_stride", [2, 1])
 def test_fused_pair_matches_the_cells_apart(sparsity, pool_stride):
     rng = np.random.default_rng(0)
-    x = chwn(rng.standard_normal((3, 5, 12, 12)).astype(np.float32))
+    x = chwn(rng.standard_normal((3, 9, 12, 12)).astype(np.float32))
     apart = pair(sparsity, pool_stride)
     fused = pair(sparsity, pool_stride)
     assert fuse_conv_max_pool(list(fused), {"conv": ["sp"], "pool": ["conv"]}, set()) == [
         ("conv", "pool")]
-    y = step(*apart, x, np.zeros((8, *apart[1].output_shape[1:], 5), np.float32))[0]
+    y = step(*apart, x, np.zeros((8, *apart[1].output_shape[1:], 9), np.float32))[0]
     dy = rng.standard_normal(y.shape).astype(np.float32)
     want, got = step(*apart, x, dy), step(*fused, x, dy)
     assert fused[0].pooled and not apart[0].pooled
@@ -51,7 +51,7 @@ def test_only_qualifying_pairs_fuse():
     inputs = {"conv": ["sp"], "pool": ["conv"], "other": ["conv"]}  # a second reader
     assert fuse_conv_max_pool([conv, pool], inputs, set()) == []
     assert fuse_conv_max_pool([conv, pool], {"conv": ["sp"], "pool": ["conv"]}, {"conv"}) == []
-    conv.forward([np.zeros((3, 12, 12, 2), np.float32)], False)
+    conv.forward([np.zeros((3, 12, 12, 8), np.float32)], False)
     assert not conv.pooled
 
 

@@ -129,11 +129,10 @@ def packed_fma_count(kernel, signature):
 @pytest.mark.parametrize("kernel", ["_spmm_item", "_sddmm_row"])
 def test_inner_loops_vectorise_to_packed_fma(kernel):
     """A loop numba cannot vectorise ran 4x slower in the prototype: guard it."""
-    f32, idx = numba.float32, numba.uint16
-    arr1, arr2 = f32[::1], f32[:, ::1]
+    f32, idx, i64 = numba.float32, numba.uint16, numba.int64
+    arr1 = f32[::1]
     if kernel == "_spmm_item":
-        sig = (numba.int32[::1], idx[::1], arr1, arr2, arr2,
-               numba.int64, numba.int64, numba.int64)
+        sig = (numba.int32[::1], idx[::1], arr1, arr1, arr1, i64, i64, i64, i64)
     else:
-        sig = (numba.int32[::1], idx[::1], arr2, arr2, arr1, numba.int64, numba.int64)
+        sig = (numba.int32[::1], idx[::1], arr1, arr1, arr1, i64, i64, i64)
     assert packed_fma_count(getattr(sparse, kernel), sig) > 0

@@ -19,6 +19,7 @@ import numpy as np
 from n2prune.cells import fillers
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Param
+from n2prune.cells.direct_weights import DIRECT_MIN_BATCH
 from n2prune.cells.mapping import group_bounds, is_block_diagonal
 from n2prune.cells.registry import (
     as_pair,
@@ -214,13 +215,13 @@ class Conv(WeightCell):
         """``xs``: one (C_k, H, W, N) array per input; returns (O, OH, OW, N),
         or the fused pool's (O, PH, PW, N) output when ``self.pooled``."""
         check_inputs(self.name, xs, self.input_shapes)
-        direct = self._direct_weights(0, xs[0].dtype) if self.fused_pool else None
+        direct = self._direct_weights(0, xs[0]) if self.fused_pool else None
         self.pooled = direct is not None
         if self.pooled:
             return self._forward_pooled(xs[0], direct, train)
         y, saved = None, []
         for k, x in enumerate(xs):
-            direct = self._direct_weights(k, x.dtype)
+            direct = self._direct_weights(k, x)
             if direct is not None:
                 part = direct.forward(x, self.effective_weights(k), self.weights_key(k))
                 saved.append(x)
@@ -269,7 +270,7 @@ class Conv(WeightCell):
         dxs = []
         for k, saved in enumerate(self._saved):
             wanted = self.wants_input_grad(k)
-            direct = self._direct_weights(k, dy.dtype)
+            direct = self._direct_weights(k, dy)
             if direct is not None:
                 set_grad(self.weights[k], self.mask_weight_grad(k, direct.weight_grad(saved, dy)))
                 dxs.append(direct.input_grad(dy, self.effective_weights(k), self.input_shapes[k][1:],
@@ -290,11 +291,13 @@ class Conv(WeightCell):
             self.weights[k].value.shape))
         return sparse.input_grad(w2d, dy2, self.weights_key(k)) if wanted else None
 
-    def _direct_weights(self, k, dtype):
-        """Direct kernels for float32 on dense or mapping-masked connections, except
-        where im2col is free (a kernel covering its whole unpadded input: a GEMM)."""
+    def _direct_weights(self, k, x):
+        """Direct kernels for float32 ``x`` (or ``dy``) on dense or mapping-masked
+        connections, except where im2col is free (a kernel covering its whole
+        unpadded input: a GEMM) and for small batches."""
         conn = self.connections[k]
-        if dtype != np.float32 or conn.kind not in ("dense", "masked") or self._cols_are_view(k):
+        if (x.dtype != np.float32 or conn.kind not in ("dense", "masked")
+                or self._cols_are_view(k) or x.shape[3] < DIRECT_MIN_BATCH):
             return None
         geometry = (self.stride, self.padding, self.dilation)
         return self.direct_weights(k, conn.mask, geometry)

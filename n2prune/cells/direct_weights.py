@@ -34,6 +34,12 @@ DIRECT_MAX_DENSE_OUTPUTS = 16
 DIRECT_MIN_SPARSITY = 0.5
 
 
+# Below this batch, runs of Wo*N floats are too short to vectorise well and
+# im2col + GEMM (or the skip kernels on the cols) wins: LeNet-5's dense conv1
+# at batch 1 took 135 us direct.
+DIRECT_MIN_BATCH = 8
+
+
 def prefers_direct(nb_outputs, sparsity):
     """Whether the direct kernels should serve a float32 convolution."""
     return nb_outputs <= DIRECT_MAX_DENSE_OUTPUTS or sparsity >= DIRECT_MIN_SPARSITY

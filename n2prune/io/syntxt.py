@@ -17,7 +17,6 @@ from n2prune.cells import BatchNorm, WeightCell
 from n2prune.errors import UserError
 from n2prune.io.atomic import atomic_write_text
 
-
 _FLOAT = "{:.9g}".format  # 9 significant digits round-trip float32 exactly
 
 

@@ -137,12 +137,16 @@ def _bias_grad_serial(dy, y, leak, cap, apply_relu, dx, db):
         db[c] = _row_sum(dy[c], y[c], leak, cap, apply_relu, dx[c], 0, dy.shape[1])
 
 
+# Looked up once: np.finfo costs microseconds per call, a batch-1 Fc's budget.
+_LARGEST = {np.dtype(t): np.finfo(t).max for t in (np.float32, np.float64)}
+
+
 def _rectifier_scalars(leak_slope, clipping, dtype):
     """``(leak, cap)`` in the array's dtype, so float32 math stays float32.
 
     No clipping is a cap at the largest finite value, not inf: fastmath lets
     LLVM assume that no value is infinite."""
-    cap = clipping if clipping > 0 else np.finfo(dtype).max
+    cap = clipping if clipping > 0 else _LARGEST[np.dtype(dtype)]
     return dtype.type(leak_slope), dtype.type(cap)
 
 

@@ -16,15 +16,17 @@ values from the dense weights (once per step, O(nnz)).
 - ``csr_sddmm``: the weight gradient only where the mask keeps a weight,
   ``dW[p] = sum_n dY[i, n] * X[j, n]``, written in CSR order.
 
-Inner loops index slices from 0 (``y = Y[i, n0:n1]``): a loop over
-``range(n0, n1)`` does not vectorise in numba (it keeps negative-index
-wrap-around), which cost 4x in the prototype. ``tests/test_kernels_sparse``
+Inner loops index flat arrays with unsigned offsets (the row helpers of
+``direct_rows``): a signed index keeps numba's negative-index wrap-around,
+which cost 4x in the prototype, and the per-kept-weight slice views used
+before cost as much as the FMAs (reference counting). ``tests/test_kernels_sparse``
 checks the assembly for packed FMAs.
 """
 
 import numba
 import numpy as np
 
+from n2prune.kernels.direct_rows import _axpy1, _axpy4, _dot1, _dot4
 from n2prune.kernels.im2col import check_out
 
 # N-tile width: 1024 floats (4 KiB per X row) won on every shape of the
@@ -80,29 +82,21 @@ def gather_columns(w, t_indptr, t_rows, out=None):
     return out
 
 
-@numba.njit(fastmath=True, cache=True)
-def _spmm_item(indptr, indices, values, x, y, i, n0, n1):
-    """``y[i, n0:n1] = sum_p values[p] * x[indices[p], n0:n1]`` over row ``i``."""
-    out = y[i, n0:n1]
+@numba.njit(fastmath=True, cache=True, _nrt=False)
+def _spmm_item(indptr, indices, values, x, y, i, n0, n1, n_cols):
+    """``y[i, n0:n1] = sum_p values[p] * x[indices[p], n0:n1]`` over row ``i``
+    (``x``, ``y`` flat, rows of ``n_cols``)."""
     length = n1 - n0
-    zero = y.dtype.type(0)
-    for n in range(length):
-        out[n] = zero
+    yb = i * n_cols + n0
+    y[yb:yb + length] = 0
     p, end = indptr[i], indptr[i + 1]
     while p + 4 <= end:
-        w0, w1, w2, w3 = values[p], values[p + 1], values[p + 2], values[p + 3]
-        x0 = x[indices[p], n0:n1]
-        x1 = x[indices[p + 1], n0:n1]
-        x2 = x[indices[p + 2], n0:n1]
-        x3 = x[indices[p + 3], n0:n1]
-        for n in range(length):
-            out[n] += w0 * x0[n] + w1 * x1[n] + w2 * x2[n] + w3 * x3[n]
+        _axpy4(y, yb, x, indices[p] * n_cols + n0, indices[p + 1] * n_cols + n0,
+               indices[p + 2] * n_cols + n0, indices[p + 3] * n_cols + n0,
+               values[p], values[p + 1], values[p + 2], values[p + 3], length)
         p += 4
     while p < end:
-        w0 = values[p]
-        x0 = x[indices[p], n0:n1]
-        for n in range(length):
-            out[n] += w0 * x0[n]
+        _axpy1(y, yb, x, indices[p] * n_cols + n0, values[p], length)
         p += 1
 
 
@@ -113,7 +107,8 @@ def _spmm_parallel(indptr, indices, values, x, y, tile):
     # Tile-major: each thread's contiguous share sweeps all rows of few tiles.
     for item in numba.prange(n_tiles * n_rows):
         t, i = item // n_rows, item % n_rows
-        _spmm_item(indptr, indices, values, x, y, i, t * tile, min(n_cols, (t + 1) * tile))
+        _spmm_item(indptr, indices, values, x.reshape(-1), y.reshape(-1), i, t * tile,
+                   min(n_cols, (t + 1) * tile), n_cols)
 
 
 @numba.njit(cache=True)
@@ -121,7 +116,8 @@ def _spmm_serial(indptr, indices, values, x, y, tile):
     n_rows, n_cols = y.shape
     for t in range(-(-n_cols // tile)):
         for i in range(n_rows):
-            _spmm_item(indptr, indices, values, x, y, i, t * tile, min(n_cols, (t + 1) * tile))
+            _spmm_item(indptr, indices, values, x.reshape(-1), y.reshape(-1), i, t * tile,
+                       min(n_cols, (t + 1) * tile), n_cols)
 
 
 @numba.njit(fastmath=True, cache=True)
@@ -197,54 +193,39 @@ def csr_matmul_trusted(indptr, indices, values, x, out=None):
     return y
 
 
-@numba.njit(fastmath=True, cache=True)
-def _sddmm_row(indptr, indices, dy, x, dw, i, tile):
-    """``dw[p] = dy[i, :] . x[indices[p], :]`` for row ``i``, N tiled."""
-    n_cols = dy.shape[1]
+@numba.njit(fastmath=True, cache=True, _nrt=False)
+def _sddmm_row(indptr, indices, dy, x, dw, i, tile, n_cols):
+    """``dw[p] = dy[i, :] . x[indices[p], :]`` for row ``i``, N tiled (flat arrays)."""
     start, end = indptr[i], indptr[i + 1]
-    for p in range(start, end):
-        dw[p] = dw.dtype.type(0)
+    dw[start:end] = 0
     for n0 in range(0, n_cols, tile):
-        n1 = min(n_cols, n0 + tile)
-        g = dy[i, n0:n1]
-        length = n1 - n0
+        length = min(n_cols, n0 + tile) - n0
+        gb = i * n_cols + n0
         p = start
         while p + 4 <= end:
-            x0 = x[indices[p], n0:n1]
-            x1 = x[indices[p + 1], n0:n1]
-            x2 = x[indices[p + 2], n0:n1]
-            x3 = x[indices[p + 3], n0:n1]
-            s0 = s1 = s2 = s3 = dw.dtype.type(0)
-            for n in range(length):
-                gn = g[n]
-                s0 += gn * x0[n]
-                s1 += gn * x1[n]
-                s2 += gn * x2[n]
-                s3 += gn * x3[n]
+            s0, s1, s2, s3 = _dot4(dy, gb, x, indices[p] * n_cols + n0,
+                                   indices[p + 1] * n_cols + n0, indices[p + 2] * n_cols + n0,
+                                   indices[p + 3] * n_cols + n0, length)
             dw[p] += s0
             dw[p + 1] += s1
             dw[p + 2] += s2
             dw[p + 3] += s3
             p += 4
         while p < end:
-            x0 = x[indices[p], n0:n1]
-            s0 = dw.dtype.type(0)
-            for n in range(length):
-                s0 += g[n] * x0[n]
-            dw[p] += s0
+            dw[p] += _dot1(dy, gb, x, indices[p] * n_cols + n0, length)
             p += 1
 
 
 @numba.njit(parallel=True, cache=True)
 def _sddmm_parallel(indptr, indices, dy, x, dw, tile):
     for i in numba.prange(dy.shape[0]):
-        _sddmm_row(indptr, indices, dy, x, dw, i, tile)
+        _sddmm_row(indptr, indices, dy.reshape(-1), x.reshape(-1), dw, i, tile, dy.shape[1])
 
 
 @numba.njit(cache=True)
 def _sddmm_serial(indptr, indices, dy, x, dw, tile):
     for i in range(dy.shape[0]):
-        _sddmm_row(indptr, indices, dy, x, dw, i, tile)
+        _sddmm_row(indptr, indices, dy.reshape(-1), x.reshape(-1), dw, i, tile, dy.shape[1])
 
 
 def csr_sddmm(indptr, indices, dy, x, out=None):
