@@ -158,7 +158,8 @@ class Conv(WeightCell):
             self.weights.append(Param(f"{name}.weights[{k}]", value, "weights"))
         self.bias = None if no_bias else self._initial_bias(bias_filler, rng)
         self.activation = resolve(activation)
-        self._saved = None  # per input: x (direct kernels) or its cols (im2col)
+        self._saved = None  # per input: (DirectWeights, x) or (None, its cols)
+        self._pooled_state = None
 
     def _output_plane(self):
         height, width = common_plane(self.name, self.input_shapes)
@@ -224,11 +225,11 @@ class Conv(WeightCell):
             direct = self._direct_weights(k, x)
             if direct is not None:
                 part = direct.forward(x, self.effective_weights(k), self.weights_key(k))
-                saved.append(x)
+                saved.append((direct, x))
             else:
                 cols = im2col(x, *self._geometry())
                 part = self._cols_forward(k, cols).reshape(self.output_shape + (x.shape[3],))
-                saved.append(cols)
+                saved.append((None, cols))
             y = part if y is None else np.add(y, part, out=y)
         self._saved = saved if train else None
         return self.activate(y)
@@ -239,7 +240,7 @@ class Conv(WeightCell):
         y, argmax = direct.forward_relu_max_pool(
             x, self.effective_weights(0), (pool.pool, pool.stride, pool.padding),
             self.weights_key(0), bias)
-        self._saved = [x] if train else None
+        self._saved = [(direct, x)] if train else None
         self._pooled_state = (y, argmax) if train else None
         return y
 
@@ -268,9 +269,9 @@ class Conv(WeightCell):
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
         dy = self._unpool(dy) if self.pooled else self.deactivate(dy)
         dxs = []
-        for k, saved in enumerate(self._saved):
+        # The forward pass's choice of kernels, whatever the masks did since.
+        for k, (direct, saved) in enumerate(self._saved):
             wanted = self.wants_input_grad(k)
-            direct = self._direct_weights(k, dy)
             if direct is not None:
                 set_grad(self.weights[k], self.mask_weight_grad(k, direct.weight_grad(saved, dy)))
                 dxs.append(direct.input_grad(dy, self.effective_weights(k), self.input_shapes[k][1:],
