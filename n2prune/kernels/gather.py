@@ -13,19 +13,6 @@ import numpy as np
 
 
 @numba.njit(parallel=True, cache=True)
-def _gather_chwn(cached, indices, divisor, out):
-    channels, height, width, batch = out.shape
-    # Items are output rows (c, y), so each writes its own contiguous run.
-    for item in numba.prange(channels * height):
-        c, y = item // height, item % height
-        row = out[c, y]
-        for x in range(width):
-            dst = row[x]
-            for b in range(batch):
-                dst[b] = np.float32(cached[indices[b], y, x, c]) / divisor
-
-
-@numba.njit(parallel=True, cache=True)
 def _gather_chwn_table(cached, indices, table, out):
     channels, height, width, batch = out.shape
     for item in numba.prange(channels * height):
@@ -44,11 +31,11 @@ def gather_batch(cached, indices, divisor):
     if indices.size and (indices.min() < 0 or indices.max() >= n):
         raise IndexError(f"batch indices outside 0..{n - 1}")
     out = np.empty((channels, height, width, len(indices)), np.float32)
-    cached = np.ascontiguousarray(cached)
-    if cached.dtype == np.uint8:
-        # The 256 quotients, computed as the division would: a load, not a divide.
-        table = np.arange(256, dtype=np.float32) / np.float32(divisor)
-        _gather_chwn_table(cached, indices, table, out)
-    else:
-        _gather_chwn(cached, indices, np.float32(divisor), out)
+    if cached.dtype != np.uint8:  # float caches (transformed data) are rare: numpy
+        batch = np.asarray(cached[indices], dtype=np.float32) / np.float32(divisor)
+        out[...] = batch.transpose(3, 1, 2, 0)
+        return out
+    # The 256 quotients, computed as the division would: a load, not a divide.
+    table = np.arange(256, dtype=np.float32) / np.float32(divisor)
+    _gather_chwn_table(np.ascontiguousarray(cached), indices, table, out)
     return out
