@@ -126,13 +126,14 @@ def machine_report(extra=None):
 
 # -- quiet check ---------------------------------------------------------
 CALIBRATION_CODE = """
-import time, numpy as np
+import sys, time, numpy as np
+repeats, pick = int(sys.argv[1]), int(sys.argv[2])
 a = np.random.default_rng(0).random((512, 512), dtype=np.float32)
 a @ a
 times = []
-for _ in range(REPEATS):
+for _ in range(repeats):
     t = time.perf_counter(); a @ a; times.append(time.perf_counter() - t)
-print(sorted(times)[PICK])
+print(sorted(times)[pick])
 """
 
 
@@ -141,10 +142,9 @@ def calibration_gemm(threads, best_of=False):
     threads: the best of 15 runs, or the median of 9."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    code = CALIBRATION_CODE.replace("REPEATS", "15" if best_of else "9").replace(
-        "PICK", "0" if best_of else "4")
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    repeats, pick = (15, 0) if best_of else (9, 4)
+    out = subprocess.run([sys.executable, "-c", CALIBRATION_CODE, str(repeats), str(pick)],
+                         env=env, check=True, capture_output=True, text=True).stdout
     return float(out.split()[-1])
 
 

@@ -34,6 +34,7 @@ from n2prune.kernels import (
     bias_grad_channels,
     col2im,
     conv_out_size,
+    covers_input,
     im2col,
     matmul,
     matmul_nt,
@@ -298,14 +299,12 @@ class Conv(WeightCell):
         unpadded input: a GEMM) and for small batches."""
         conn = self.connections[k]
         if (x.dtype != np.float32 or conn.kind not in ("dense", "masked")
-                or self._cols_are_view(k) or x.shape[3] < DIRECT_MIN_BATCH):
+                or covers_input(self.input_shapes[k][1:], self.kernel, self.padding)
+                or x.shape[3] < DIRECT_MIN_BATCH):
             return None
         geometry = (self.stride, self.padding, self.dilation)
         return self.direct_weights(k, conn.mask, geometry)
 
-    def _cols_are_view(self, k):
-        return (self.output_shape[1:] == (1, 1) and self.kernel == self.input_shapes[k][1:]
-                and not any(self.padding))
 
     def _sparse_weights(self, k, dtype):
         """Skip kernels for float32 inputs on dense or mapping-masked connections."""

@@ -56,19 +56,21 @@ class DirectWeights:
         self.kept = compress(zeros, mask)
         self.kept_t = compress_transposed(zeros, mask)
         self.stride, self.padding, self.dilation = geometry
-        self.nnz = int(self.kept.flat.shape[0])
-        self.sparsity = 1.0 - self.nnz / zeros.size if zeros.size else 0.0
         self._key = self._t_key = None
 
     def flat_positions(self):
         """Flat indices (int64, ascending) of the kept weights in the dense tensor."""
         return np.sort(self.kept.flat.astype(np.int64))
 
-    def forward(self, x, w, key=None, bias=None):
-        """``conv(x, W * M) (+ bias)``, ``x`` (C, H, W, N) float32 -> (O, Ho, Wo, N)."""
+    def _refresh(self, w, key):
+        """Re-read the kept values of the forward order when ``key`` changed."""
         if key is None or key != self._key:
             self.kept = gather_values(self.kept, w)
             self._key = key
+
+    def forward(self, x, w, key=None, bias=None):
+        """``conv(x, W * M) (+ bias)``, ``x`` (C, H, W, N) float32 -> (O, Ho, Wo, N)."""
+        self._refresh(w, key)
         return sparse_conv_forward(x, self.kept, self.stride, self.padding, self.dilation,
                                    bias=bias)
 
@@ -77,9 +79,7 @@ class DirectWeights:
 
         ``pool`` is ``(pool, stride, padding)`` pairs; the conv output is never stored.
         """
-        if key is None or key != self._key:
-            self.kept = gather_values(self.kept, w)
-            self._key = key
+        self._refresh(w, key)
         conv = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation}
         pooling = dict(zip(("pool", "stride", "padding"), pool))
         return conv_relu_max_pool(x, self.kept, conv, pooling, bias=bias)

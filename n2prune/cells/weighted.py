@@ -79,26 +79,19 @@ class WeightCell(Cell):
         quantizer = self.quantizer
         if quantizer is None:
             return None
-        cache = self.__dict__.setdefault("_sparse_cache", {})
-        key = (id(quantizer), quantizer.version, quantizer.kernel)
-        if k in cache and cache[k][0] == key:
-            return cache[k][1]
-        mask = quantizer.masks[k]
-        if connection_mask is not None:
-            mask = mask * connection_mask
-        mask2d = mask.reshape(mask.shape[0], -1)
-        sparsity = 1.0 - np.count_nonzero(mask2d) / mask2d.size
-        use = {"Dense": False, "Sparse": True}.get(quantizer.kernel)
-        if use is None:
-            use = prefers_sparse(sparsity, mask2d.shape[0])
-        use = use and not quantizer.needs_dense
-        op = SparseWeights(mask2d) if use else None
-        if k not in cache or (cache[k][1] is None) != (op is None):
-            self._note_kernel(k, op, sparsity)
-        cache[k] = (key, op)
-        if quantizer.hard_zero:
-            self.weights[k].active = None if op is None else op.flat_positions()
-        return op
+
+        def build():
+            mask = quantizer.masks[k]
+            if connection_mask is not None:
+                mask = mask * connection_mask
+            mask2d = mask.reshape(mask.shape[0], -1)
+            sparsity = 1.0 - np.count_nonzero(mask2d) / mask2d.size
+            use = {"Dense": False, "Sparse": True}.get(quantizer.kernel)
+            if use is None:
+                use = prefers_sparse(sparsity, mask2d.shape[0])
+            use = use and not quantizer.needs_dense
+            return (SparseWeights(mask2d) if use else None), sparsity
+        return self._operator(k, "_sparse_cache", build, "skip kernels", final=True)
 
     def direct_weights(self, k, connection_mask, geometry):
         """The direct-convolution operator of ``weights[k]``, or None for im2col.
@@ -108,29 +101,42 @@ class WeightCell(Cell):
         ``geometry`` is the convolution's (stride, padding, dilation).
         """
         quantizer = self.quantizer
-        cache = self.__dict__.setdefault("_direct_cache", {})
+
+        def build():
+            shape, mask = self.weights[k].value.shape, connection_mask
+            if quantizer is not None:
+                if quantizer.kernel == "Dense" or quantizer.needs_dense:
+                    return None, None
+                mask = quantizer.masks[k] if mask is None else quantizer.masks[k] * mask
+            size = int(np.prod(shape))
+            kept = size if mask is None else np.count_nonzero(np.broadcast_to(mask, shape))
+            sparsity = 1.0 - kept / size
+            forced = quantizer is not None and quantizer.kernel == "Sparse"
+            use = forced or prefers_direct(shape[0], sparsity)
+            return (DirectWeights(shape, mask, geometry) if use else None), sparsity
+        return self._operator(k, "_direct_cache", build, "direct kernels", final=False)
+
+    def _operator(self, k, cache_name, build, label, final):
+        """``build()``'s ``(operator or None, sparsity)``, kept per mask version.
+
+        When the operator serves the tensor, or when ``final`` (None then
+        means dense BLAS), the choice is noted on change and the solver's
+        active positions follow it; a declined direct operator leaves both
+        to the skip-kernel choice that runs next.
+        """
+        quantizer = self.quantizer
+        cache = self.__dict__.setdefault(cache_name, {})
         key = None if quantizer is None else (id(quantizer), quantizer.version, quantizer.kernel)
-        if k in cache and cache[k][0] == key:
-            return cache[k][1]
-        shape = self.weights[k].value.shape
-        mask = connection_mask
-        if quantizer is not None:
-            if quantizer.kernel == "Dense" or quantizer.needs_dense:
-                cache[k] = (key, None)
-                return None
-            mask = quantizer.masks[k] if mask is None else quantizer.masks[k] * mask
-        kept = shape[0] * int(np.prod(shape[1:])) if mask is None else np.count_nonzero(
-            np.broadcast_to(mask, shape))
-        sparsity = 1.0 - kept / np.prod(shape)
-        use = quantizer is not None and quantizer.kernel == "Sparse"
-        op = DirectWeights(shape, mask, geometry) if use or prefers_direct(
-            shape[0], sparsity) else None
-        if quantizer is not None:
-            if k not in cache or (cache[k][1] is None) != (op is None):
-                self._note_kernel(k, op, sparsity, "direct kernels")
+        previous = cache.get(k)
+        if previous is not None and previous[0] == key:
+            return previous[1]
+        op, sparsity = build()
+        cache[k] = (key, op)
+        if quantizer is not None and (op is not None or final):
+            if previous is None or (previous[1] is None) != (op is None):
+                self._note_kernel(k, op, sparsity, label)
             if quantizer.hard_zero:
                 self.weights[k].active = None if op is None else op.flat_positions()
-        cache[k] = (key, op)
         return op
 
     def sparse_weights_for(self, k, n_columns):

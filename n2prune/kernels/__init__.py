@@ -24,7 +24,7 @@ from n2prune.kernels.elementwise import (
     relu_forward,
 )
 from n2prune.kernels.gemm import matmul, matmul_nt, matmul_tn
-from n2prune.kernels.im2col import col2im, conv_out_size, im2col
+from n2prune.kernels.im2col import col2im, conv_out_size, covers_input, im2col
 from n2prune.kernels.pooling import avg_pool_backward, avg_pool_forward
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "bias_grad_channels",
     "col2im",
     "conv_out_size",
+    "covers_input",
     "im2col",
     "matmul",
     "matmul_nt",

@@ -183,6 +183,13 @@ def _geometry_tuple(kernel, stride, padding, dilation, out):
     return (*kernel, *stride, *padding, *dilation, *out)
 
 
+def covers_input(input_hw, kernel, padding):
+    """Whether an unpadded kernel covers its whole input: one output pixel, and
+    im2col is a view of the input (the convolution is a plain GEMM)."""
+    return tuple(pair(kernel, "kernel")) == tuple(input_hw) and not any(
+        pair(padding, "padding"))
+
+
 def im2col(x, kernel, stride, padding, dilation, out=None):
     """Unfold ``x`` (C, H, W, N) into ``cols`` of shape ``(C*KH*KW, OH*OW*N)``.
 
@@ -200,7 +207,7 @@ def im2col(x, kernel, stride, padding, dilation, out=None):
         x.shape, kernel, stride, padding, dilation)
     c_count, n_count = x.shape[0], x.shape[3]
     shape = (c_count * kernel[0] * kernel[1], oh * ow * n_count)
-    if out is None and (oh, ow) == (1, 1) and kernel == x.shape[1:3] and not any(padding):
+    if out is None and covers_input(x.shape[1:3], kernel, padding):
         return x.reshape(shape)
     cols = check_out(out, shape, x.dtype)
     geometry = _geometry_tuple(kernel, stride, padding, dilation, (oh, ow))
