@@ -8,6 +8,7 @@ runs (N2D2-exact and HardZero) with ``Kernel=Sparse`` against
 import numpy as np
 import pytest
 from layout import chwn
+from networks import classifier_tail
 
 from n2prune import cli
 from n2prune.cells import Conv, Fc
@@ -121,20 +122,7 @@ NbOutputs=20
 ActivationFunction=Rectifier
 QWeight=Prune
 ConfigSection=solver,prune
-
-[fc2]
-Input=fc1
-Type=Fc
-NbOutputs=4
-ConfigSection=solver
-
-[softmax]
-Input=fc2
-Type=Softmax
-NbOutputs=4
-WithLoss=1
-
-[softmax.Target]
+""" + classifier_tail() + """
 
 [prune]
 QWeight.PruningMode=Gradual
@@ -237,21 +225,7 @@ Type=Fc
 NbOutputs=10
 ActivationFunction=Rectifier
 ConfigSection=solver
-
-[fc2]
-Input=fc1
-Type=Fc
-NbOutputs=4
-ActivationFunction=Linear
-ConfigSection=solver
-
-[softmax]
-Input=fc2
-Type=Softmax
-NbOutputs=4
-WithLoss=1
-
-[softmax.Target]
+""" + classifier_tail() + """
 
 [solver]
 NoBias=1

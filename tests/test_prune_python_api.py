@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from layout import chwn
+from networks import classifier_tail
 
 from n2prune.cells import Fc, Softmax
 from n2prune.cells.activations import Rectifier
@@ -34,20 +35,7 @@ QWeight.GammaThreshold=0.2
 QWeight.Threshold=0.6
 QWeight.StepSizeThreshold=32
 ConfigSection=solver
-
-[fc2]
-Input=fc1
-Type=Fc
-NbOutputs=4
-ConfigSection=solver
-
-[softmax]
-Input=fc2
-Type=Softmax
-NbOutputs=4
-WithLoss=1
-
-[softmax.Target]
+""" + classifier_tail() + """
 
 [solver]
 Solvers.LearningRate=0.1
