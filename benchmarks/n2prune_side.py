@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from n2prune.cells import Conv, Dropout, Fc, Pool, Softmax, WeightCell
-from n2prune.prune.network import initialize_masks, pruned_cells, step_quantizers
-from n2prune.prune.quantizer import PruneCell
+from n2prune.prune.prune_cell import PruneCell
+from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, step_quantizers
 from n2prune.train.loop import Trainer
 from n2prune.train.model import Model
 from n2prune.train.runfolder import RunFolder

@@ -7,7 +7,7 @@ from n2prune.errors import UserError
 from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
 from n2prune.io.checkpoint import load_weights_file
 from n2prune.io.syntxt import import_network
-from n2prune.prune.network import initialize_masks, pruned_cells, set_kernel
+from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, set_kernel
 from n2prune.train.evaluate import accuracy
 from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
 from n2prune.train.model import Model

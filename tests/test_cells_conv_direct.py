@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from n2prune.cells import Conv, direct_weights
-from n2prune.prune.quantizer import PruneCell
+from n2prune.prune.prune_cell import PruneCell
 
 # (C, H, W, N, O, kernel, stride, padding, dilation)
 GEOMETRIES = [

@@ -7,7 +7,7 @@ from layout import chwn
 from n2prune.cells import Conv, Pool
 from n2prune.cells.activations import Rectifier
 from n2prune.cells.fusion import fuse_conv_max_pool
-from n2prune.prune.quantizer import PruneCell
+from n2prune.prune.prune_cell import PruneCell
 
 
 def pair(sparsity, pool_stride=2, relu=True):

@@ -14,7 +14,7 @@ from n2prune import cli
 from n2prune.cells import Conv, Fc
 from n2prune.graph.builder import build_network
 from n2prune.ini import parse_ini_text
-from n2prune.prune.network import (
+from n2prune.prune.pruned_cells import (
     drain_kernel_notes,
     initialize_masks,
     set_kernel,

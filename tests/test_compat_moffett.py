@@ -10,8 +10,8 @@ from n2prune.compat import Prune
 from n2prune.compat.moffett import bank_for
 from n2prune.graph.builder import build_network
 from n2prune.ini import parse_ini_text
-from n2prune.prune.network import initialize_masks, step_quantizers
 from n2prune.prune.patterns import kept_count
+from n2prune.prune.pruned_cells import initialize_masks, step_quantizers
 
 SEED = 5
 # conv1: 1 input (dropped by balance='fix'); conv2: 8 inputs (bank 8);

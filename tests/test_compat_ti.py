@@ -9,7 +9,7 @@ from n2prune.compat import PrunerModule
 from n2prune.compat.ti import n2m_kept, ti_kwargs
 from n2prune.graph.builder import build_network
 from n2prune.ini import parse_ini_text
-from n2prune.prune.network import initialize_masks, step_quantizers
+from n2prune.prune.pruned_cells import initialize_masks, step_quantizers
 
 EPOCH, SEED = 16, 3  # two batches per epoch
 # conv1: 8 outputs (too few for TI's channel pruning); conv2: 64 > 32; fc: never (TI v1).

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from n2prune.errors import UserError
-from n2prune.prune.fillers import (
+from n2prune.prune.mask_methods import (
     PRUNING_FILLERS,
     iter_nonstruct,
     random_fill,

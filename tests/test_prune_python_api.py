@@ -11,7 +11,7 @@ from n2prune.cells.fillers import HeFiller
 from n2prune.graph.builder import build_network
 from n2prune.graph.network import Network
 from n2prune.ini import parse_ini_text
-from n2prune.prune.network import initialize_masks, step_quantizers
+from n2prune.prune.pruned_cells import initialize_masks, step_quantizers
 from n2prune.quantizer import PruneCell
 from n2prune.solvers import SGD
 

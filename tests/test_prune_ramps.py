@@ -11,7 +11,7 @@ import pytest
 from n2prune.cells import BatchNorm, Conv, Fc
 from n2prune.errors import UserError
 from n2prune.prune import patterns, schedules
-from n2prune.prune.network import add_penalties, initialize_masks, step_quantizers
+from n2prune.prune.pruned_cells import add_penalties, initialize_masks, step_quantizers
 from n2prune.quantizer import PruneCell
 
 

@@ -15,9 +15,9 @@ import importlib
 
 import numpy as np
 
-from n2prune.graph.quantizers import PRUNE_KEYS
-from n2prune.prune.network import initialize_masks
-from n2prune.prune.quantizer import PruneCell
+from n2prune.graph.qweight import PRUNE_KEYS
+from n2prune.prune.prune_cell import PruneCell
+from n2prune.prune.pruned_cells import initialize_masks
 
 __all__ = ["Prune", "PrunerModule", "attach_quantizers", "ini_values", "masks_sparsity"]
 

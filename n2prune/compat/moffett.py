@@ -14,7 +14,7 @@ import numpy as np
 
 from n2prune.cells import Conv, Fc
 from n2prune.compat import as_rng, attach_quantizers, ini_values
-from n2prune.prune.network import step_quantizers
+from n2prune.prune.pruned_cells import step_quantizers
 
 log = logging.getLogger("n2prune")
 

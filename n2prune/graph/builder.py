@@ -17,12 +17,12 @@ from n2prune.graph.config import config_sections, route_cell_config
 from n2prune.graph.network import PROVIDER, Network
 from n2prune.graph.objects import build_solvers
 from n2prune.graph.pruning_section import pruning_section_refs
-from n2prune.graph.quantizers import attach_prune_quantizer
+from n2prune.graph.qweight import attach_prune_quantizer
 from n2prune.graph.reader import IGNORED_CELL_KEYS, SectionReader, unknown_key_message
 from n2prune.graph.stimuli import PROVIDER_SECTIONS, build_provider
 from n2prune.graph.targets import Target
 from n2prune.ini import did_you_mean, values
-from n2prune.prune.network import feeding_batchnorm
+from n2prune.prune.pruned_cells import feeding_batchnorm
 
 log = logging.getLogger("n2prune")
 

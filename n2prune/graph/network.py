@@ -8,7 +8,7 @@ import numpy as np
 
 from n2prune.cells.fusion import fuse_conv_max_pool
 from n2prune.graph.targets import Target
-from n2prune.prune.network import add_penalties
+from n2prune.prune.pruned_cells import add_penalties
 
 PROVIDER = "sp"
 

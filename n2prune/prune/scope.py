@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from n2prune.errors import UserError
-from n2prune.prune.fillers import bisect_first
+from n2prune.prune.mask_methods import bisect_first
 
 # Relative slack when a fraction times a size should be an integer (0.7 * 10 = 7.000000000000001).
 _COUNT_SLACK = 1e-9

@@ -15,7 +15,7 @@ import numpy as np
 
 from n2prune.errors import UserError
 from n2prune.io.checkpoint import load_snapshot, save_snapshot
-from n2prune.prune.network import drain_kernel_notes, step_quantizers
+from n2prune.prune.pruned_cells import drain_kernel_notes, step_quantizers
 from n2prune.train.evaluate import accuracy
 from n2prune.train.health import check_loss, looks_diverging, nonfinite_cell
 from n2prune.train.interrupt import DeferredInterrupt

@@ -7,7 +7,7 @@ from n2prune.errors import IniError, UserError
 from n2prune.graph.builder import build_network, unknown_keys
 from n2prune.graph.stimuli import read_database
 from n2prune.ini import load_ini
-from n2prune.prune.network import initialize_masks
+from n2prune.prune.pruned_cells import initialize_masks
 
 log = logging.getLogger("n2prune")
 

@@ -11,7 +11,7 @@ When stderr is a terminal and tqdm is installed, a progress bar runs too.
 import sys
 import time
 
-from n2prune.prune.network import cell_sparsities, mean_sparsity
+from n2prune.prune.pruned_cells import cell_sparsities, mean_sparsity
 
 
 def _tqdm_bar(total):

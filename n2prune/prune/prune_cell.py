@@ -12,7 +12,7 @@ calls ``after_update`` then ``update`` after each solver step.
 import numpy as np
 
 from n2prune.prune import criteria, schedules
-from n2prune.prune.fillers import PRUNING_FILLERS
+from n2prune.prune.mask_methods import PRUNING_FILLERS
 from n2prune.prune.options import PruneOptions
 
 PRUNING_MODES = ("Identity", "Static", "Gradual")
@@ -215,7 +215,7 @@ class PruneCell:
     def refresh_masks(self):
         """Masks at the current target, soft masks, and hard zeros of what they dropped.
 
-        A global-scope member defers to its group (``prune.network``), which
+        A global-scope member defers to its group (``prune.pruned_cells``), which
         sets ``tensor_targets`` for every member and calls this again.
         """
         if self.options.scope == "Global" and self.tensor_targets is None:

@@ -13,7 +13,7 @@ from n2prune.ini import known_hint, values
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.options import SCOPES
 from n2prune.prune.patterns import PATTERNS
-from n2prune.prune.quantizer import PruneCell
+from n2prune.prune.prune_cell import PruneCell
 from n2prune.prune.schedules import schedule_names
 
 log = logging.getLogger("n2prune")
