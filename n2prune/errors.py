@@ -32,9 +32,17 @@ class UserError(Exception):
     """
 
     def __init__(self, message, where=None):
-        self.where = where
         text = f"{where}: {message}" if where else f"{message}"
         super().__init__(escape_text(text))
+
+
+class SettingError(UserError, ValueError):
+    """A value a constructor refuses. ``setting`` is the keyword it blames, as data:
+    the graph turns it into the ``file:line`` of the key that set it."""
+
+    def __init__(self, setting, message):
+        self.setting = setting
+        super().__init__(message)
 
 
 class IniError(UserError):

@@ -9,6 +9,7 @@ import pytest
 from n2prune.errors import IniError, ShapeError
 from n2prune.graph.builder import build_network, unknown_keys
 from n2prune.ini import load_ini
+from n2prune.registry import UnknownName
 from n2prune.train.model import Model
 
 LENET = Path(__file__).resolve().parents[1] / "models_ini" / "lenet.ini"
@@ -197,9 +198,10 @@ def test_target_of_a_cell_that_does_not_exist(tmp_path):
 
 def test_unknown_activation_function_name(tmp_path):
     text = SP + CONV + "ActivationFunction=Rectifer\n" + FC_TARGET
-    message, path = error_of(tmp_path, text)
-    assert message.startswith(f"{path}:{line_of(text, 'ActivationFunction=')} [c] ActivationFunction:")
-    assert "did you mean Rectifier?" in message and "Tanh" in message
+    message, path = error_of(tmp_path, text, UnknownName)
+    line = line_of(text, "ActivationFunction=")
+    assert message.startswith(f"unknown ActivationFunction=Rectifer in [c] ({path}:{line}); "
+                              "did you mean Rectifier? known: Rectifier, Linear,")
 
 
 def test_unknown_activation_parameter(tmp_path):

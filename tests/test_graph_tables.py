@@ -2,20 +2,8 @@
 
 import inspect
 
-import pytest
-
-from n2prune.cells import activations, fillers
-from n2prune.graph.tables import ACTIVATION_KEYS, FILLER_KEYS, SGD_KEYS
+from n2prune.graph.tables import SGD_KEYS
 from n2prune.solvers import SGD
-
-
-@pytest.mark.parametrize("table, registry", [(ACTIVATION_KEYS, activations.ACTIVATIONS),
-                                             (FILLER_KEYS, fillers.FILLERS)])
-def test_every_registered_object_has_its_keys_declared(table, registry):
-    assert set(table) == set(registry)
-    for name, keys in table.items():
-        params = inspect.signature(registry[name]).parameters
-        assert {kwarg for kwarg, _reader, _default in keys.values()} <= set(params), name
 
 
 def test_sgd_keys_are_sgd_kwargs_with_n2d2_defaults():

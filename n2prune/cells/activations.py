@@ -8,26 +8,16 @@ serves one cell (the cache holds one batch).
 
 import numpy as np
 
+from n2prune.errors import SettingError
 from n2prune.kernels import (
     add_bias_relu_channels,
     relu_backward,
     relu_backward_bias_grad,
     relu_forward,
 )
+from n2prune.registry import FLOAT, Key, Registry
 
-ACTIVATIONS = {}
-
-
-
-def register_activation(name):
-    """Class decorator: file ``cls`` under its N2D2 name."""
-
-    def decorate(cls):
-        ACTIVATIONS[name] = cls
-        cls.n2d2_name = name
-        return cls
-
-    return decorate
+ACTIVATIONS = Registry("ActivationFunction")
 
 
 def _sigmoid(x):
@@ -36,14 +26,18 @@ def _sigmoid(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-@register_activation("Rectifier")
+@ACTIVATIONS.register(
+    "Rectifier",
+    Key("LeakSlope", "leak_slope", FLOAT, "slope of the negative part (>= 0)"),
+    Key("Clipping", "clipping", FLOAT, "upper bound of the output; 0: none"),
+)
 class Rectifier:
     """``x`` if ``x > 0`` else ``leak_slope * x``; capped at ``clipping`` if ``> 0``."""
 
     def __init__(self, leak_slope=0.0, clipping=0.0):
         if leak_slope < 0:
             # The backward pass reads the branch from the sign of the output.
-            raise ValueError(f"Rectifier LeakSlope must be >= 0 (got {leak_slope})")
+            raise SettingError("leak_slope", f"Rectifier LeakSlope must be >= 0 (got {leak_slope})")
         self.leak_slope = float(leak_slope)
         self.clipping = float(clipping)
 
@@ -64,7 +58,8 @@ class Rectifier:
         return relu_backward_bias_grad(dy, self.y, self.leak_slope, self.clipping)
 
 
-@register_activation("Linear")
+@ACTIVATIONS.register(
+    "Linear", Key("Clipping", "clipping", FLOAT, "output clamped to [-Clipping, Clipping]; 0: none"))
 class Linear:
     """Identity, clamped to ``[-clipping, clipping]`` when ``clipping != 0``.
 
@@ -87,7 +82,8 @@ class Linear:
         return dy * (np.abs(self.y) < self.clipping)
 
 
-@register_activation("Saturation")
+@ACTIVATIONS.register(
+    "Saturation", Key("Threshold", "threshold", FLOAT, "output clamped to [-Threshold, Threshold]"))
 class Saturation:
     """``x`` clamped to ``[-threshold, threshold]``."""
 
@@ -102,7 +98,7 @@ class Saturation:
         return dy * (np.abs(self.y) < self.threshold)
 
 
-@register_activation("Tanh")
+@ACTIVATIONS.register("Tanh", Key("Alpha", "alpha", FLOAT, "slope: tanh(Alpha * x)"))
 class Tanh:
     """``tanh(alpha * x)``."""
 
@@ -117,7 +113,7 @@ class Tanh:
         return dy * (self.alpha * (1 - self.y * self.y))
 
 
-@register_activation("TanhLeCun")
+@ACTIVATIONS.register("TanhLeCun")
 class TanhLeCun(Tanh):
     """N2D2's TanhLeCun: ``tanh(alpha * x)`` with ``alpha = 1.7159 * 2/3``.
 
@@ -131,7 +127,7 @@ class TanhLeCun(Tanh):
         super().__init__(self.ALPHA)
 
 
-@register_activation("Logistic")
+@ACTIVATIONS.register("Logistic")
 class Logistic:
     """``1 / (1 + exp(-x))``."""
 
@@ -147,7 +143,7 @@ class Logistic:
         return dy * (self.y * (1 - self.y))
 
 
-@register_activation("LogisticWithLoss")
+@ACTIVATIONS.register("LogisticWithLoss")
 class LogisticWithLoss(Logistic):
     """Logistic whose backward passes ``dy`` through unchanged.
 
@@ -158,7 +154,7 @@ class LogisticWithLoss(Logistic):
     with_loss = True
 
 
-@register_activation("Softplus")
+@ACTIVATIONS.register("Softplus")
 class Softplus:
     """``log(1 + exp(x))``; its derivative ``sigmoid(x) = 1 - exp(-y)``."""
 
@@ -170,7 +166,7 @@ class Softplus:
         return dy * -np.expm1(-self.y)
 
 
-@register_activation("Swish")
+@ACTIVATIONS.register("Swish")
 class Swish:
     """``x * sigmoid(x)``; derivative ``s + y * (1 - s)``."""
 

@@ -20,20 +20,13 @@ import math
 
 import numpy as np
 
-FILLERS = {}
+from n2prune.errors import SettingError
+from n2prune.registry import FLOAT, Key, Registry, choice
+
+FILLERS = Registry("WeightsFiller")
 
 VARIANCE_NORMS = ("FanIn", "Average", "FanOut")
 DISTRIBUTIONS = ("Uniform", "Normal")
-
-def register_filler(name):
-    """Class decorator that files a filler under its N2D2 name in ``FILLERS``."""
-
-    def decorate(cls):
-        FILLERS[name] = cls
-        cls.n2d2_name = name
-        return cls
-
-    return decorate
 
 
 def conv_fans(nb_outputs, channels_per_group, kernel_dims):
@@ -72,17 +65,22 @@ def _variance_n(variance_norm, fan_in, fan_out):
     return float(fan_out)
 
 
-def _check_choice(kind, value, choices):
+def _check_choice(setting, value, choices):
     if value not in choices:
-        raise ValueError(f"unknown {kind} {value} (known: {', '.join(choices)})")
+        raise SettingError(setting, f"unknown {setting} {value} (known: {', '.join(choices)})")
 
 
-@register_filler("HeFiller")
+@FILLERS.register(
+    "HeFiller",
+    Key("VarianceNorm", "variance_norm", choice(VARIANCE_NORMS), "the fan n: FanIn, (in+out)/2 or FanOut"),
+    Key("MeanNorm", "mean_norm", FLOAT, "mean of the normal times n"),
+    Key("Scaling", "scaling", FLOAT, "factor on every value"),
+)
 class HeFiller:
     """scaling * Normal(mean_norm / n, sqrt(2 / n)), n per ``variance_norm``."""
 
     def __init__(self, variance_norm="FanIn", mean_norm=0.0, scaling=1.0):
-        _check_choice("VarianceNorm", variance_norm, VARIANCE_NORMS)
+        _check_choice("variance_norm", variance_norm, VARIANCE_NORMS)
         self.variance_norm = variance_norm
         self.mean_norm = float(mean_norm)
         self.scaling = float(scaling)
@@ -93,13 +91,18 @@ class HeFiller:
         return (self.scaling * values).astype(np.float32)
 
 
-@register_filler("XavierFiller")
+@FILLERS.register(
+    "XavierFiller",
+    Key("VarianceNorm", "variance_norm", choice(VARIANCE_NORMS), "the fan n: FanIn, (in+out)/2 or FanOut"),
+    Key("Distribution", "distribution", choice(DISTRIBUTIONS), "uniform or normal, variance 1/n"),
+    Key("Scaling", "scaling", FLOAT, "factor on every value"),
+)
 class XavierFiller:
     """Variance 1/n: Uniform(-sqrt(3/n), sqrt(3/n)) or Normal(0, sqrt(1/n)), times scaling."""
 
     def __init__(self, variance_norm="FanIn", distribution="Uniform", scaling=1.0):
-        _check_choice("VarianceNorm", variance_norm, VARIANCE_NORMS)
-        _check_choice("Distribution", distribution, DISTRIBUTIONS)
+        _check_choice("variance_norm", variance_norm, VARIANCE_NORMS)
+        _check_choice("distribution", distribution, DISTRIBUTIONS)
         self.variance_norm = variance_norm
         self.distribution = distribution
         self.scaling = float(scaling)
@@ -114,13 +117,17 @@ class XavierFiller:
         return (self.scaling * values).astype(np.float32)
 
 
-@register_filler("NormalFiller")
+@FILLERS.register(
+    "NormalFiller",
+    Key("Mean", "mean", FLOAT, "mean of the normal"),
+    Key("StdDev", "std_dev", FLOAT, "standard deviation (>= 0)"),
+)
 class NormalFiller:
     """Normal(mean, std_dev); fans are ignored."""
 
     def __init__(self, mean=0.0, std_dev=1.0):
         if std_dev < 0:
-            raise ValueError(f"NormalFiller StdDev must be >= 0 (got {std_dev})")
+            raise SettingError("std_dev", f"NormalFiller StdDev must be >= 0 (got {std_dev})")
         self.mean = float(mean)
         self.std_dev = float(std_dev)
 
@@ -128,13 +135,17 @@ class NormalFiller:
         return rng.normal(self.mean, self.std_dev, size=shape).astype(np.float32)
 
 
-@register_filler("UniformFiller")
+@FILLERS.register(
+    "UniformFiller",
+    Key("Min", "min", FLOAT, "lower bound"),
+    Key("Max", "max", FLOAT, "upper bound (>= Min)"),
+)
 class UniformFiller:
     """Uniform(min, max); fans are ignored."""
 
     def __init__(self, min=0.0, max=1.0):  # shadow builtins to keep N2D2's key names
         if max < min:
-            raise ValueError(f"UniformFiller Max ({max}) must be >= Min ({min})")
+            raise SettingError("max", f"UniformFiller Max ({max}) must be >= Min ({min})")
         self.min = float(min)
         self.max = float(max)
 
@@ -142,7 +153,7 @@ class UniformFiller:
         return rng.uniform(self.min, self.max, size=shape).astype(np.float32)
 
 
-@register_filler("ConstantFiller")
+@FILLERS.register("ConstantFiller", Key("Value", "value", FLOAT, "the value of every entry"))
 class ConstantFiller:
     """Every value equal to ``value`` (N2D2 requires ``Value``); draws nothing."""
 

@@ -23,6 +23,7 @@ from n2prune.graph.stimuli import PROVIDER_SECTIONS, build_provider
 from n2prune.graph.targets import Target
 from n2prune.ini import did_you_mean, values
 from n2prune.prune.pruned_cells import feeding_batchnorm
+from n2prune.registry import UnknownName
 
 log = logging.getLogger("n2prune")
 
@@ -130,8 +131,8 @@ def build_cell(ctx, name, inputs, shapes):
     _check_quantizer(ctx, reader, name, type_name)
     try:
         cell = BUILDERS[type_name](ctx, name, inputs, shapes)
-    except IniError:
-        raise  # already says file:line [section] Key
+    except (IniError, UnknownName):
+        raise  # already says where
     except (UserError, ValueError) as exc:
         # Cells and the objects they take know nothing of the INI: name the
         # section the cell was written in, keeping the error's own class.

@@ -5,41 +5,11 @@ Each entry is ``N2D2Key: (python_name, reader, default)``; a default of
 spellings of these objects appear; the objects themselves take PEP 8 kwargs.
 """
 
-from n2prune.ini import MISSING, values
+from n2prune.ini import values
 from n2prune.solvers.sgd import parse_clamping
 
 _float = values.as_float
 _uint = values.as_uint
-
-ACTIVATION_KEYS = {
-    "Rectifier": {"LeakSlope": ("leak_slope", _float, 0.0), "Clipping": ("clipping", _float, 0.0)},
-    "Linear": {"Clipping": ("clipping", _float, 0.0)},
-    "Tanh": {"Alpha": ("alpha", _float, 1.0)},
-    "TanhLeCun": {},
-    "Saturation": {"Threshold": ("threshold", _float, 1.0)},
-    "Logistic": {},
-    "LogisticWithLoss": {},
-    "Softplus": {},
-    "Swish": {},
-}
-
-_variance_norm = values.enum("FanIn", "Average", "FanOut")
-
-FILLER_KEYS = {
-    "HeFiller": {
-        "VarianceNorm": ("variance_norm", _variance_norm, "FanIn"),
-        "MeanNorm": ("mean_norm", _float, 0.0),
-        "Scaling": ("scaling", _float, 1.0),
-    },
-    "XavierFiller": {
-        "VarianceNorm": ("variance_norm", _variance_norm, "FanIn"),
-        "Distribution": ("distribution", values.enum("Uniform", "Normal"), "Uniform"),
-        "Scaling": ("scaling", _float, 1.0),
-    },
-    "NormalFiller": {"Mean": ("mean", _float, 0.0), "StdDev": ("std_dev", _float, 1.0)},
-    "UniformFiller": {"Min": ("min", _float, 0.0), "Max": ("max", _float, 1.0)},
-    "ConstantFiller": {"Value": ("value", _float, MISSING)},
-}
 
 LR_POLICIES = (
     "None", "StepDecay", "ExponentialDecay", "InvTDecay", "PolyDecay", "InvDecay", "CosineDecay",
