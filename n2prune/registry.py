@@ -191,9 +191,15 @@ class Registry(dict):
         return tuple(self)
 
 
+def closest(word, candidates):
+    """The candidate closest to ``word`` (difflib), or None: the "did you mean" of every message."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1)
+    return close[0] if close else None
+
+
 def unknown_message(written, name, known, where=None):
     """``unknown <written>[ in <where>]; [did you mean X? ]known: a, b`` (one line)."""
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    close = closest(name, known)
     place = f" in {where}" if where else ""
-    hint = f"; did you mean {close[0]}? " if close else "; "
+    hint = f"; did you mean {close}? " if close else "; "
     return f"unknown {written}{place}{hint}known: {', '.join(map(str, known)) or 'none'}"

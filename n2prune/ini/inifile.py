@@ -1,6 +1,6 @@
 """The IniFile object: sections, lazy evaluation, typed reads, used-key tracking.
 
-Semantics follow N2D2's ``IniParser`` (see /work/shared/spec/n2d2-ini.md §1).
+Semantics follow N2D2's ``IniParser`` (its ``src/utils/IniParser.cpp``; docs/ini-reference.rst).
 Two deliberate differences: a key written in a child section that replaces an
 inherited one is not warned about (that is what template sections are for),
 and inheritance is resolved at lookup so ``--set`` on a parent reaches its
