@@ -177,6 +177,11 @@ def test_state_of_wrong_shape_is_refused():
         _step(solver, _param([1.0, 2.0]), [0.0, 0.0])
 
 
+def test_unknown_state_entry_is_refused():
+    with pytest.raises(ValueError, match="^unknown SGD state entry velocty.w; did you mean velocity"):
+        SGD().load_state({"velocty.w": np.zeros(2)})
+
+
 def test_bad_settings_raise():
     with pytest.raises(ValueError, match="IterationSize"):
         SGD(iteration_size=0)

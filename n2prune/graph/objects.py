@@ -47,7 +47,8 @@ def build_solvers(ini, cell, routed):
     for key, refs in (("WeightsSolver", routed.weights_solver), ("BiasSolver", routed.bias_solver)):
         name, solver = _solver_class(ini, cell, key) or generic
         kwargs, located = read_keys(ini, refs, solver.key_table, f"{name} solver parameter")
-        # A setting that cannot work with the policy, but was left unwritten.
+        # A refused setting left unwritten (PolyDecay without MaxIterations) is
+        # reported at the policy that needs it, else at the cell.
         fallback = located.get("learning_rate_policy", ini.where(cell, "Type"))
         solvers.append(construct(solver, kwargs, located, fallback))
     return tuple(solvers)

@@ -27,7 +27,16 @@ import numpy as np
 
 from n2prune.errors import SettingError
 from n2prune.kernels.sgd import sgd_step, sgd_step_at
-from n2prune.registry import BOOL, FLOAT, UINT, Key, Registry, choice, text
+from n2prune.registry import (
+    BOOL,
+    FLOAT,
+    UINT,
+    Key,
+    Registry,
+    choice,
+    text,
+    unknown_message,
+)
 from n2prune.solvers.lr_policy import (
     LR_POLICIES,
     LrSchedule,
@@ -58,6 +67,10 @@ def parse_clamping(text):
     if lo is not None and hi is not None and lo > hi:
         raise SettingError("clamping", f"Clamping={text}: min is larger than max")
     return lo, hi
+
+
+# What ``SGD.state`` writes per param, as ``<field>.<param name>``.
+_STATE_FIELDS = ("iteration_pass", "nb_iterations", "velocity", "accumulated")
 
 
 class _Slot:
@@ -228,8 +241,8 @@ class SGD:
         self._slots = {}
         for key, value in state.items():
             field, _, name = key.partition(".")
-            if field not in ("iteration_pass", "nb_iterations", "velocity", "accumulated"):
-                raise ValueError(f"unknown SGD state entry {key}")
+            if field not in _STATE_FIELDS:
+                raise ValueError(unknown_message(f"SGD state entry {key}", field, _STATE_FIELDS))
             slot = self._slots.setdefault(name, _Slot())
             if field in ("iteration_pass", "nb_iterations"):
                 setattr(slot, field, int(value))
