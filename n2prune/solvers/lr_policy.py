@@ -1,9 +1,10 @@
 """Learning-rate policies of N2D2's SGD solver (``LearningRatePolicy=``).
 
 Each policy is a pure function ``f(base_lr, iteration, batch_size, schedule)``
-registered under its N2D2 name in the ``LR_POLICIES`` registry. ``iteration`` is N2D2's
-``mNbIterations``: the number of weight updates already applied (0 for the
-first one); one update covers ``iteration_size * batch_size`` stimuli.
+registered under its N2D2 name in the ``LR_POLICIES`` registry.
+``iteration`` is N2D2's ``mNbIterations``: the number of weight updates
+already applied (0 for the first one); one update covers
+``iteration_size * batch_size`` stimuli.
 
 As in N2D2's ``SGDSolver::getLearningRate`` (its file src/Solver/SGDSolver.cpp):
 

@@ -90,7 +90,7 @@ class _Slot:
     Key("Momentum", "momentum", FLOAT, "momentum m"),
     Key("Decay", "decay", FLOAT, "weight decay λ"),
     Key("LearningRatePolicy", "learning_rate_policy", choice(LR_POLICIES),
-        "how the rate changes with the updates (see the policies below)"),
+        "how the rate evolves with the updates"),
     Key("LearningRateStepSize", "learning_rate_step_size", UINT, "S, in stimuli"),
     Key("LearningRateDecay", "learning_rate_decay", FLOAT, "γ, the policies' decay factor"),
     Key("Power", "power", FLOAT, "p (PolyDecay, InvDecay)"),
