@@ -14,7 +14,8 @@ from n2prune.data.mnist import (
     bundled_mnist_dir,
     split_indices,
 )
-from n2prune.errors import DataError
+from n2prune.errors import DataError, SettingError
+from n2prune.registry import UnknownName
 
 # sha256 and size of LeCun's original (uncompressed) MNIST files.
 PINS = {
@@ -115,7 +116,7 @@ def test_partition_contents_follow_indices(tmp_path):
     db = MnistIdxDatabase(tmp_path, validation=0.4, seed=3)
     assert np.array_equal(db.labels("validation"), labels[db.indices("validation")])
     assert db.size("learn") == 6 and db.size("test") == 4
-    with pytest.raises(ValueError, match="unknown partition"):
+    with pytest.raises(ValueError, match="^unknown partition 'train'; known: learn, validation, test$"):
         db.images("train")
     with pytest.raises(ValueError):
         db.images("test")[0, 0, 0] = 1  # shared, so read-only
@@ -128,6 +129,31 @@ def test_n2d2_data_folder_raw_or_gz(tmp_path, monkeypatch, gz):
     db = DATABASES["MNIST_IDX_Database"](data_path=None, validation=0.0, seed=0)
     assert db.data_path == tmp_path / "mnist"
     assert db.images("learn").shape == (10, 4, 4)
+
+
+def test_database_registry_and_keys(tmp_path):
+    make_folder(tmp_path)
+    db = DATABASES.lookup("MNIST_IDX_Database")(data_path=tmp_path, learn=0.5, validation=0.5)
+    assert db.size("learn") == db.size("validation") == 5
+    with pytest.raises(UnknownName, match="^unknown Type=MNIST_IDX; did you mean "
+                                          "MNIST_IDX_Database\\? known: MNIST_IDX_Database, "
+                                          "Fashion_MNIST_IDX_Database$"):
+        DATABASES.lookup("MNIST_IDX")
+    for name in DATABASES:
+        table = DATABASES[name].key_table
+        assert table.names() == ["Validation", "DataPath", "RandomPartitioning", "Learn"]
+        assert table.defaults() == {"validation": 0.0, "data_path": None,
+                                    "random_partitioning": True, "learn": None}
+
+
+@pytest.mark.parametrize("kwargs, setting", [({"validation": 1.0}, "validation"),
+                                             ({"validation": -0.1}, "validation"),
+                                             ({"validation": 0.2, "learn": 1.0}, "learn")])
+def test_refused_fractions_blame_their_setting(tmp_path, kwargs, setting):
+    make_folder(tmp_path)
+    with pytest.raises(SettingError) as info:
+        MnistIdxDatabase(tmp_path, **kwargs)
+    assert info.value.setting == setting
 
 
 def test_fashion_default_paths(tmp_path, monkeypatch):

@@ -3,7 +3,6 @@ import pytest
 
 from n2prune.data.transforms import (
     TRANSFORMATIONS,
-    TRANSFORMS,
     ChannelExtraction,
     Flip,
     PadCrop,
@@ -11,7 +10,8 @@ from n2prune.data.transforms import (
     Rescale,
     pad_crop_offsets,
 )
-from n2prune.errors import UserError
+from n2prune.errors import SettingError, UserError
+from n2prune.registry import UnknownName
 
 # cv2.resize(x, (7, 5)) and (3, 2), INTER_LINEAR, x = arange(12).reshape(3, 4) ** 1.5
 # (OpenCV 5.0, float32).
@@ -48,8 +48,24 @@ def test_registries():
     assert set(TRANSFORMATIONS) == {"RescaleTransformation", "PadCropTransformation",
                                     "RangeAffineTransformation",
                                     "ChannelExtractionTransformation", "FlipTransformation"}
-    assert TRANSFORMS["Rescale"] is TRANSFORMATIONS["RescaleTransformation"] is Rescale
-    assert Rescale.n2d2_name == "RescaleTransformation"
+    assert TRANSFORMATIONS.lookup("RescaleTransformation") is Rescale
+    with pytest.raises(UnknownName, match="^unknown Type=RescaleTransform; did you mean "
+                                          "RescaleTransformation\\? known: Rescale"):
+        TRANSFORMATIONS.lookup("RescaleTransform")
+
+
+@pytest.mark.parametrize("name", ["RescaleTransformation", "PadCropTransformation",
+                                  "RangeAffineTransformation", "ChannelExtractionTransformation",
+                                  "FlipTransformation"])
+def test_required_keys_are_the_parameters_without_default(name):
+    table = TRANSFORMATIONS[name].key_table
+    required = {key.name for key in table if key.required}
+    expected = {"RescaleTransformation": {"Width", "Height"},
+                "PadCropTransformation": {"Width", "Height"},
+                "RangeAffineTransformation": {"FirstOperator", "FirstValue"},
+                "ChannelExtractionTransformation": {"CSChannel"},
+                "FlipTransformation": set()}
+    assert required == expected[name]
 
 
 def test_flags():
@@ -154,8 +170,10 @@ def test_range_affine():
                                   [[[-0.0, 50.0, 254.0]]])
     with pytest.raises(UserError, match="3 values for 1 channels"):
         RangeAffine("Plus", [1, 2, 3]).apply(batch, None)
-    with pytest.raises(UserError, match="unknown RangeAffine operator 'Times'"):
+    with pytest.raises(SettingError, match="^unknown FirstOperator=Times; known: Plus, Minus, "
+                                           "Multiplies, Divides$") as info:
         RangeAffine("Times", 2)
+    assert info.value.setting == "first_operator"
 
 
 def test_channel_extraction_matches_opencv():
@@ -175,8 +193,10 @@ def test_channel_extraction_gray_input_and_errors():
     gray = np.arange(4, dtype=np.uint8).reshape(1, 2, 2)
     out = ChannelExtraction("Gray").apply(gray, None)
     assert np.array_equal(out, gray) and out is not gray
-    with pytest.raises(UserError, match="unknown CSChannel 'Grey'"):
+    with pytest.raises(SettingError, match="^unknown CSChannel=Grey; did you mean Gray\\? "
+                                           "known: Red, Green,") as info:
         ChannelExtraction("Grey")
+    assert info.value.setting == "channel"
 
 
 def test_flip_fixed():

@@ -396,7 +396,7 @@ def test_bad_transformation_value_names_its_section(tmp_path):
     text = (SP + "[sp.Transformation]\nType=ChannelExtractionTransformation\nCSChannel=Purple\n"
             + CONV + FC_TARGET)
     message, path = error_of(tmp_path, text)
-    assert message.startswith(f"{path}:{line_of(text, '[sp.Transformation]')} [sp.Transformation]:")
+    assert message.startswith(f"{path}:{line_of(text, 'CSChannel')} [sp.Transformation] CSChannel:")
     assert "Purple" in message
 
 

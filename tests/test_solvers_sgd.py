@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from n2prune.cells.base import Param
-from n2prune.solvers import SOLVERS
+from n2prune.errors import SettingError
+from n2prune.registry import UnknownName, signature_parameters
+from n2prune.solvers import LR_POLICIES, SOLVERS
 from n2prune.solvers.sgd import SGD, parse_clamping
 
 
@@ -26,12 +28,22 @@ def test_parse_clamping(text, expected):
 
 @pytest.mark.parametrize("text", ["1", "a:1", "-1:0:1", "2:1"])
 def test_parse_clamping_rejects(text):
-    with pytest.raises(ValueError):
+    with pytest.raises(SettingError) as info:
         parse_clamping(text)
+    assert info.value.setting == "clamping"
 
 
 def test_registry():
-    assert SOLVERS["SGD"] is SGD
+    assert SOLVERS.lookup("SGD") is SGD
+    with pytest.raises(UnknownName, match="^unknown Solvers=Adam; known: SGD$"):
+        SOLVERS.lookup("Adam")
+
+
+def test_every_keyword_of_sgd_is_an_ini_key():
+    table = SGD.key_table
+    assert sorted(key.attr for key in table) == sorted(signature_parameters(SGD))
+    assert table["QuantizationLevels"].default == 0  # accepted, no effect
+    assert table["LearningRatePolicy"].kind.choices is LR_POLICIES
 
 
 def test_three_steps_momentum_decay_clamping():
@@ -163,6 +175,11 @@ def test_state_of_wrong_shape_is_refused():
     solver.load_state({"velocity.w": np.zeros(3), "iteration_pass.w": 0, "nb_iterations.w": 0})
     with pytest.raises(ValueError, match="shape"):
         _step(solver, _param([1.0, 2.0]), [0.0, 0.0])
+
+
+def test_unknown_state_entry_is_refused():
+    with pytest.raises(ValueError, match="^unknown SGD state entry velocty.w; did you mean velocity"):
+        SGD().load_state({"velocty.w": np.zeros(2)})
 
 
 def test_bad_settings_raise():

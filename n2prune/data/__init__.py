@@ -1,8 +1,8 @@
 """Data: IDX files, the MNIST databases, image transformations, the stimuli provider.
 
 Plain Python with PEP 8 keyword arguments; ``graph/`` maps INI keys onto them.
-``DATABASES`` and ``TRANSFORMATIONS`` are keyed by N2D2's ``Type=`` names,
-``TRANSFORMS`` by the Python class names.
+``DATABASES`` and ``TRANSFORMATIONS`` are registries keyed by N2D2's
+``Type=`` names, each member with the key table of its constructor.
 """
 
 from n2prune.data.idx import read_idx, write_idx
@@ -11,24 +11,20 @@ from n2prune.data.mnist import (
     PARTITIONS,
     MnistIdxDatabase,
     bundled_mnist_dir,
-    register_database,
 )
 from n2prune.data.provider import StimuliProvider
 from n2prune.data.transforms import (
     TRANSFORMATIONS,
-    TRANSFORMS,
     ChannelExtraction,
     Flip,
     PadCrop,
     RangeAffine,
     Rescale,
     Transform,
-    register_transformation,
 )
 
 __all__ = [
-    "DATABASES", "PARTITIONS", "TRANSFORMATIONS", "TRANSFORMS",
+    "DATABASES", "PARTITIONS", "TRANSFORMATIONS",
     "ChannelExtraction", "Flip", "MnistIdxDatabase", "PadCrop", "RangeAffine", "Rescale",
-    "StimuliProvider", "Transform", "bundled_mnist_dir", "read_idx", "register_database",
-    "register_transformation", "write_idx",
+    "StimuliProvider", "Transform", "bundled_mnist_dir", "read_idx", "write_idx",
 ]

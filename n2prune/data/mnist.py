@@ -6,13 +6,15 @@ partition. Images stay uint8 (N, H, W) in memory.
 """
 
 import importlib.resources
+import math
 import os
 import pathlib
 
 import numpy as np
 
 from n2prune.data.idx import read_idx, read_idx_header
-from n2prune.errors import DataError
+from n2prune.errors import DataError, SettingError
+from n2prune.registry import BOOL, FLOAT, STR, Key, Registry, unknown_message
 
 PARTITIONS = ("learn", "validation", "test")
 
@@ -21,15 +23,8 @@ FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 # N2D2's defaults under $N2D2_DATA (MNIST_IDX_DatabaseGenerator and its Fashion twin).
 N2D2_SUBDIRS = {False: "mnist", True: "fashion-mnist/data/fashion"}
 
-DATABASES = {}
-
-
-def register_database(name):
-    """Decorator filling ``DATABASES[name]`` (N2D2's ``Type=`` of ``[database]``)."""
-    def register(factory):
-        DATABASES[name] = factory
-        return factory
-    return register
+# N2D2's ``Type=`` of ``[database]`` -> a function building the database.
+DATABASES = Registry("Type")
 
 
 def bundled_mnist_dir():
@@ -116,6 +111,19 @@ def split_indices(nb_stimuli, validation, seed, random_partitioning=True):
     return np.sort(order[nb_validation:]), np.sort(order[:nb_validation])
 
 
+# The keys of ``[database]``, shared by the MNIST databases (their defaults:
+# ``MnistIdxDatabase.__init__``).
+MNIST_KEYS = (
+    Key("Validation", "validation", FLOAT,
+        "fraction of the training images held out for validation, in [0, 1)"),
+    Key("DataPath", "data_path", STR, "folder holding the four IDX files, relative to the INI "
+        "file's folder (absent: under $N2D2_DATA, else the bundled MNIST)"),
+    Key("RandomPartitioning", "random_partitioning", BOOL,
+        "0: the first images are learn, the rest validation"),
+    Key("Learn", "learn", FLOAT, "fraction of the training images learned: only 1 - Validation"),
+)
+
+
 class MnistIdxDatabase:
     """MNIST (or Fashion-MNIST) read from the four IDX files of a folder.
 
@@ -124,7 +132,8 @@ class MnistIdxDatabase:
     ``N2D2_DATA`` is set; otherwise the MNIST bundled with n2prune (Fashion:
     ``/usr/share/datasets/fashion-mnist``). ``validation`` is the fraction of
     the training set moved to the "validation" partition, at random from
-    ``seed`` unless ``random_partitioning`` is false (``split_indices``).
+    ``seed`` unless ``random_partitioning`` is false (``split_indices``);
+    ``learn`` (N2D2's ``Learn``), when given, must be ``1 - validation``.
     Label ``k`` is named ``str(k)`` for both, as in N2D2.
     """
 
@@ -132,7 +141,11 @@ class MnistIdxDatabase:
     label_names = tuple(str(k) for k in range(10))
 
     def __init__(self, data_path=None, validation=0.0, seed=0, fashion=False,
-                 random_partitioning=True):
+                 random_partitioning=True, learn=None):
+        if not 0.0 <= validation < 1.0:
+            raise SettingError("validation", f"expected a fraction in [0, 1), got {validation}")
+        if learn is not None and not math.isclose(learn, 1.0 - validation):
+            raise SettingError("learn", "only Learn = 1 - Validation is supported")
         folder = default_data_path(fashion) if data_path is None else pathlib.Path(data_path)
         if not folder.is_dir():
             raise DataError(f"{folder}: data folder not found; set DataPath in [database] "
@@ -147,7 +160,7 @@ class MnistIdxDatabase:
 
     def _check(self, part):
         if part not in PARTITIONS:
-            raise ValueError(f"unknown partition {part!r}; known: {', '.join(PARTITIONS)}")
+            raise ValueError(unknown_message(f"partition {part!r}", part, PARTITIONS))
 
     def indices(self, part):
         """Indices of ``part`` in its source file (train for learn/validation, t10k for test)."""
@@ -175,13 +188,13 @@ class MnistIdxDatabase:
         return self._train.labels[self._indices[part]]
 
 
-@register_database("MNIST_IDX_Database")
+@DATABASES.register("MNIST_IDX_Database", *MNIST_KEYS, sources=(MnistIdxDatabase,))
 def mnist_idx_database(**kwargs):
     """N2D2's ``MNIST_IDX_Database``."""
     return MnistIdxDatabase(fashion=False, **kwargs)
 
 
-@register_database("Fashion_MNIST_IDX_Database")
+@DATABASES.register("Fashion_MNIST_IDX_Database", *MNIST_KEYS, sources=(MnistIdxDatabase,))
 def fashion_mnist_idx_database(**kwargs):
     """N2D2's ``Fashion_MNIST_IDX_Database``."""
     return MnistIdxDatabase(fashion=True, **kwargs)

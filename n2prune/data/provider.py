@@ -89,16 +89,3 @@ class StimuliProvider:
             raise ShapeError(f"stimuli are {got[1]}x{got[0]} with {got[2]} channel(s) but [sp] "
                              f"expects {width}x{height} with {channels}; add a Rescale or "
                              "PadCrop transformation (or fix SizeX/SizeY/NbChannels)")
-
-    def epoch_order(self, n, rng, shuffle=True):
-        """Indices 0..n-1, permuted by ``rng`` when ``shuffle``."""
-        return rng.permutation(n) if shuffle else np.arange(n)
-
-    def batches(self, n, rng, shuffle=True):
-        """Yield index arrays of ``batch_size`` covering one epoch of ``n`` items.
-
-        The last batch keeps the remainder (it may be smaller).
-        """
-        order = self.epoch_order(n, rng, shuffle)
-        for start in range(0, n, self.batch_size):
-            yield order[start:start + self.batch_size]

@@ -7,30 +7,24 @@ never modified) and two flags the stimuli provider reads:
 
 * ``random``: it draws from ``rng``, so it must run on every batch;
 * ``keeps_uint8``: uint8 in gives uint8 out, so it can be cached on uint8 data.
+
+``TRANSFORMATIONS`` maps N2D2's ``Type=`` names to the classes, each
+registered with the INI keys of its constructor.
 """
 
 import numpy as np
 
-from n2prune.errors import UserError
+from n2prune.errors import SettingError, UserError
 from n2prune.kernels.resize import resize_bilinear
+from n2prune.registry import BOOL, FLOAT, SIZE, Key, Registry, choice, unknown_message
 
-TRANSFORMS = {}  # Python class name -> class
-TRANSFORMATIONS = {}  # N2D2 ``Type=`` name -> class
-
-
-def register_transformation(n2d2_name):
-    """Class decorator: record the class under its own name and N2D2's ``n2d2_name``."""
-    def register(cls):
-        cls.n2d2_name = n2d2_name
-        TRANSFORMS[cls.__name__] = cls
-        TRANSFORMATIONS[n2d2_name] = cls
-        return cls
-    return register
+TRANSFORMATIONS = Registry("Type")
 
 
-def _choice(kind, value, known):
+def _choice(setting, written, value, known):
+    """``value`` if it is one of ``known``, else a SettingError blaming ``setting``."""
     if value not in known:
-        raise UserError(f"unknown {kind} {value!r}; known: {', '.join(known)}")
+        raise SettingError(setting, unknown_message(f"{written}={value}", value, known))
     return value
 
 
@@ -84,7 +78,14 @@ def linear_table(src, dst):
     return i0, i1, (pos - i0).astype(np.float32)
 
 
-@register_transformation("RescaleTransformation")
+@TRANSFORMATIONS.register(
+    "RescaleTransformation",
+    Key("Width", "width", SIZE, "output width"),
+    Key("Height", "height", SIZE, "output height"),
+    Key("KeepAspectRatio", "keep_aspect_ratio", BOOL, "both axes scaled by one ratio"),
+    Key("ResizeToFit", "resize_to_fit", BOOL,
+        "with KeepAspectRatio: the smaller ratio (fit inside), else the larger"),
+)
 class Rescale(Transform):
     """Bilinear resize to ``width`` x ``height`` (OpenCV INTER_LINEAR, as N2D2).
 
@@ -151,7 +152,11 @@ def pad_crop_offsets(size, target):
     return before, diff - before
 
 
-@register_transformation("PadCropTransformation")
+@TRANSFORMATIONS.register(
+    "PadCropTransformation",
+    Key("Width", "width", SIZE, "output width, padded or cropped about the centre"),
+    Key("Height", "height", SIZE, "output height, padded or cropped about the centre"),
+)
 class PadCrop(Transform):
     """Centre pad and/or crop to ``width`` x ``height`` (N2D2's PadCropTransformation).
 
@@ -164,7 +169,7 @@ class PadCrop(Transform):
 
     def __init__(self, width, height, border_type="MinusOneReflectBorder", border_value=()):
         self.width, self.height = int(width), int(height)
-        self.border_type = _choice("PadCrop border type", border_type, list(_PAD_MODES))
+        self.border_type = _choice("border_type", "BorderType", border_type, list(_PAD_MODES))
         self.border_value = tuple(np.atleast_1d(border_value).tolist())
 
     def output_shape(self, shape):
@@ -211,9 +216,17 @@ _OPERATORS = {
     "Multiplies": np.multiply,
     "Divides": np.divide,
 }
+OPERATORS = tuple(_OPERATORS)
 
 
-@register_transformation("RangeAffineTransformation")
+@TRANSFORMATIONS.register(
+    "RangeAffineTransformation",
+    Key("FirstOperator", "first_operator", choice(OPERATORS), "operator of the first step"),
+    Key("FirstValue", "first_value", FLOAT, "operand of the first step"),
+    Key("SecondOperator", "second_operator", choice(OPERATORS),
+        "operator of the second step (absent: Plus)"),
+    Key("SecondValue", "second_value", FLOAT, "operand of the second step"),
+)
 class RangeAffine(Transform):
     """``y = (x first_operator first_value) second_operator second_value``, float32 out.
 
@@ -228,10 +241,10 @@ class RangeAffine(Transform):
 
     def __init__(self, first_operator, first_value, second_operator=None, second_value=0.0,
                  truncate=False):
-        known = list(_OPERATORS)
-        self.first_operator = _choice("RangeAffine operator", first_operator, known)
+        self.first_operator = _choice("first_operator", "FirstOperator", first_operator, OPERATORS)
         self.first_value = np.atleast_1d(np.asarray(first_value, dtype=np.float64))
-        self.second_operator = _choice("RangeAffine operator", second_operator or "Plus", known)
+        self.second_operator = _choice("second_operator", "SecondOperator",
+                                       second_operator or "Plus", OPERATORS)
         self.second_value = np.atleast_1d(np.asarray(second_value, dtype=np.float64))
         self.truncate = bool(truncate)
 
@@ -288,7 +301,10 @@ def bgr_to_chroma(data, name):
     return ((data[..., index] - luma) * weight_float + 0.5).astype(np.float32)
 
 
-@register_transformation("ChannelExtractionTransformation")
+@TRANSFORMATIONS.register(
+    "ChannelExtractionTransformation",
+    Key("CSChannel", "channel", choice(CHANNELS), "the channel kept (BGR data, OpenCV's coefficients)"),
+)
 class ChannelExtraction(Transform):
     """Keep one channel of BGR batches, (N, H, W, C) -> (N, H, W).
 
@@ -299,7 +315,7 @@ class ChannelExtraction(Transform):
     """
 
     def __init__(self, channel):
-        self.channel = _choice("CSChannel", channel, CHANNELS)
+        self.channel = _choice("channel", "CSChannel", channel, CHANNELS)
 
     def output_shape(self, shape):
         return (shape[0], shape[1], 1)
@@ -317,7 +333,15 @@ class ChannelExtraction(Transform):
         return bgr_to_chroma(batch, self.channel)
 
 
-@register_transformation("FlipTransformation")
+@TRANSFORMATIONS.register(
+    "FlipTransformation",
+    Key("HorizontalFlip", "horizontal", BOOL, "mirror every image left-right"),
+    Key("VerticalFlip", "vertical", BOOL, "mirror every image upside down"),
+    Key("RandomHorizontalFlip", "random_horizontal", BOOL,
+        "mirror left-right with probability 1/2, per image"),
+    Key("RandomVerticalFlip", "random_vertical", BOOL,
+        "mirror upside down with probability 1/2, per image"),
+)
 class Flip(Transform):
     """Mirror images left-right (``horizontal``) and/or upside down (``vertical``).
 

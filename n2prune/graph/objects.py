@@ -2,11 +2,9 @@
 
 from n2prune.cells import activations as act
 from n2prune.cells import fillers
-from n2prune.errors import IniError
-from n2prune.graph.keys import construct, read_member
-from n2prune.graph.tables import SGD_IGNORED_KEYS, SGD_KEYS
-from n2prune.ini import known_hint, values
-from n2prune.solvers.sgd import SGD
+from n2prune.graph.keys import construct, place, read_keys, read_member
+from n2prune.ini import values
+from n2prune.solvers import SOLVERS
 
 
 def _read_object(reader, key, registry):
@@ -30,33 +28,27 @@ def read_filler(reader, key):
     return _read_object(reader, key, fillers.FILLERS)
 
 
-def read_solver_kwargs(ini, refs):
-    """SGD keyword arguments from routed ``(section, key)`` references."""
-    kwargs = {}
-    for name, (section, key) in refs.items():
-        if name in SGD_IGNORED_KEYS:
-            continue
-        if name not in SGD_KEYS:
-            raise IniError(f"{ini.where(section, key)}: unknown SGD solver parameter {name} "
-                           f"{known_hint(name, SGD_KEYS)}")
-        py_name, reader_fn, _default = SGD_KEYS[name]
-        kwargs[py_name] = ini.read(section, key, reader_fn)
-    return kwargs
+def _solver_class(ini, cell, key):
+    """``(name, class)`` of the solver ``key`` names in ``cell``, or None when it is absent."""
+    if not ini.section(cell).has(key):
+        return None
+    name = ini.read(cell, key, values.as_str)
+    return name, SOLVERS.lookup(name, place(ini, cell, key), what=key)
 
 
 def build_solvers(ini, cell, routed):
-    """The (weights, biases) SGD solvers of a cell, as configured."""
-    sec = ini.section(cell)
-    for key in ("Solvers", "WeightsSolver", "BiasSolver"):
-        if sec.has(key):
-            kind = ini.read(cell, key, values.as_str)
-            if kind != "SGD":
-                raise IniError(f"{ini.where(cell, key)}: solver {kind} is not supported (known: SGD)")
+    """The (weights, biases) solvers of a cell, as configured.
+
+    ``WeightsSolver=`` / ``BiasSolver=`` win over ``Solvers=``; without any,
+    SGD (N2D2's default). Each reads its routed keys against its key table.
+    """
+    generic = _solver_class(ini, cell, "Solvers") or ("SGD", SOLVERS["SGD"])
     solvers = []
-    for refs in (routed.weights_solver, routed.bias_solver):
-        try:
-            solvers.append(SGD(**read_solver_kwargs(ini, refs)))
-        except ValueError as exc:  # settings that cannot work together
-            where = ini.where(*next(iter(refs.values()))) if refs else ini.where(cell, "Type")
-            raise IniError(f"{where}: {exc}") from None
+    for key, refs in (("WeightsSolver", routed.weights_solver), ("BiasSolver", routed.bias_solver)):
+        name, solver = _solver_class(ini, cell, key) or generic
+        kwargs, located = read_keys(ini, refs, solver.key_table, f"{name} solver parameter")
+        # A refused setting left unwritten (PolyDecay without MaxIterations) is
+        # reported at the policy that needs it, else at the cell.
+        fallback = located.get("learning_rate_policy", ini.where(cell, "Type"))
+        solvers.append(construct(solver, kwargs, located, fallback))
     return tuple(solvers)

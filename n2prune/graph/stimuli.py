@@ -1,45 +1,53 @@
-"""``[database]``, the stimuli provider ``[sp]`` and its transformation sections."""
+"""``[database]``, the stimuli provider ``[sp]`` and its transformation sections.
+
+A database and a transformation are named by ``Type=`` in the ``DATABASES``
+and ``TRANSFORMATIONS`` registries, and their keys read against the key
+table of the member; ``[sp]``'s keys are ``PROVIDER_KEYS``. Keys none of
+them declare are left to the unknown-key report (a warning, or an error
+with ``--strict``).
+"""
 
 import math
 import re
 
 from n2prune import data
 from n2prune.data.provider import PREPARE_CHUNK
-from n2prune.errors import IniError, UserError
+from n2prune.errors import DataError, IniError, SettingError, UserError
 from n2prune.graph import sizes
+from n2prune.graph.keys import construct, place, read_keys
 from n2prune.graph.reader import SectionReader
-from n2prune.ini import did_you_mean, expand_env_path, values
+from n2prune.ini import expand_env_path, values
+from n2prune.registry import BOOL, SIZE, STR, Key, KeyTable, UnknownName, vector
 
-_float, _uint, _bool = values.as_float, values.as_uint, values.as_bool
-_operator = values.enum("Plus", "Minus", "Multiplies", "Divides")
 
-# N2D2 transformation type -> (n2prune class name, {N2D2 key: (kwarg, reader, default)}).
-TRANSFORM_KEYS = {
-    "RescaleTransformation": ("Rescale", {
-        "Width": ("width", values.as_size, None), "Height": ("height", values.as_size, None),
-        "KeepAspectRatio": ("keep_aspect_ratio", _bool, False),
-        "ResizeToFit": ("resize_to_fit", _bool, True),
-    }),
-    "PadCropTransformation": ("PadCrop", {
-        "Width": ("width", values.as_size, None), "Height": ("height", values.as_size, None),
-    }),
-    "RangeAffineTransformation": ("RangeAffine", {
-        "FirstOperator": ("first_operator", _operator, None),
-        "FirstValue": ("first_value", _float, None),
-        "SecondOperator": ("second_operator", _operator, None),
-        "SecondValue": ("second_value", _float, 0.0),
-    }),
-    "ChannelExtractionTransformation": ("ChannelExtraction", {
-        "CSChannel": ("channel", values.as_str, None),
-    }),
-    "FlipTransformation": ("Flip", {
-        "HorizontalFlip": ("horizontal", _bool, False),
-        "VerticalFlip": ("vertical", _bool, False),
-        "RandomHorizontalFlip": ("random_horizontal", _bool, False),
-        "RandomVerticalFlip": ("random_vertical", _bool, False),
-    }),
-}
-REQUIRED = {"Width", "Height", "FirstOperator", "FirstValue", "CSChannel"}
+def provider_settings(size_x=None, size_y=None, nb_channels=1, size=None, batch_size=1,
+                      composite_stimuli=False, cache_path=None):
+    """``((height, width, channels), batch_size)`` of ``[sp]``, as N2D2's StimuliProvider.
+
+    ``size`` is N2D2's ``Size=W H [C]``, written instead of the three others;
+    ``composite_stimuli`` and ``cache_path`` are accepted and change nothing.
+    """
+    if size is not None:
+        if len(size) not in (2, 3):
+            raise SettingError("size", "expected 'width height [channels]' (no depth: 2-D only)")
+        return (size[1], size[0], size[2] if len(size) == 3 else 1), batch_size
+    for setting, value in (("size_y", size_y), ("size_x", size_x)):
+        if value is None:
+            raise SettingError(setting, "missing required key (or write Size=W H [C])")
+    return (size_y, size_x, nb_channels), batch_size
+
+
+PROVIDER_KEYS = KeyTable((
+    Key("SizeX", "size_x", SIZE, "input width after the transformations (required without Size)"),
+    Key("SizeY", "size_y", SIZE, "input height after the transformations (required without Size)"),
+    Key("NbChannels", "nb_channels", SIZE, "input channels"),
+    Key("Size", "size", vector(SIZE), "``W H`` or ``W H C``, instead of the three above (no depth)"),
+    Key("BatchSize", "batch_size", SIZE, "stimuli per batch"),
+    Key("CompositeStimuli", "composite_stimuli", BOOL, "accepted, no effect"),
+    Key("CachePath", "cache_path", STR, "accepted, no effect"),
+), sources=(provider_settings,))
+# ``Size`` wins over the separate sizes, which are then reported as not used.
+_SEPARATE_SIZES = ("SizeX", "SizeY", "NbChannels")
 
 PROVIDER_SECTIONS = ("sp", "cenv", "env")
 _TRANSFORM_RE = re.compile(r"^(?P<sp>sp|cenv|env)\.(?P<kind>OnTheFly)?Transformation")
@@ -59,43 +67,35 @@ def provider_section(ini):
                    "e.g. [sp] with Size=28 28 1", ini.end_where())
 
 
-def read_size(reader):
-    """(channels, height, width) from ``Size=W H [D] C`` or ``SizeX/SizeY/NbChannels``."""
-    if reader.has("Size"):
-        dims = reader.get("Size", values.vector(_uint))
-        if len(dims) not in (2, 3):
-            raise reader.error("Size", "expected 'width height [channels]' (no depth: 2-D only)")
-        size, keys = (dims[2] if len(dims) == 3 else 1, dims[1], dims[0]), ("Size",) * 3
-    else:
-        size = (reader.get("NbChannels", _uint, 1), reader.get("SizeY", _uint), reader.get("SizeX", _uint))
-        keys = ("NbChannels", "SizeY", "SizeX")
-    for value, key in zip(size, keys):
-        if value == 0:
-            raise reader.error(key, "stimuli sizes must be at least 1")
-    return size
+def written_refs(reader, table):
+    """``{name: (section, name)}`` of the keys of ``table`` written in the reader's
+    section; every key of the table is declared, for the unknown-key report."""
+    return {key.name: (reader.section, key.name) for key in table if reader.has(key.name)}
+
+
+def read_provider(reader):
+    """``((height, width, channels), batch_size)`` from the provider section's keys."""
+    refs = written_refs(reader, PROVIDER_KEYS)
+    if "Size" in refs:
+        for name in _SEPARATE_SIZES:
+            refs.pop(name, None)
+    kwargs, located = read_keys(reader.ini, refs, PROVIDER_KEYS)
+    # An unwritten key a setting blames is reported at its section's line.
+    where = {key.attr: reader.where(key.name) for key in PROVIDER_KEYS} | located
+    return construct(provider_settings, kwargs, where, reader.where("Size"))
 
 
 def _transform(ini, section, known):
     reader = SectionReader(ini, section, known)
-    type_name = reader.get("Type", values.as_str)
-    if type_name not in TRANSFORM_KEYS:
-        hint = did_you_mean(type_name, list(TRANSFORM_KEYS))
-        extra = f"did you mean {hint}? " if hint else ""
-        raise reader.error("Type", f"unknown transformation {type_name} "
-                           f"({extra}known: {', '.join(TRANSFORM_KEYS)})")
+    name = reader.get("Type", values.as_str)
+    transformation = data.TRANSFORMATIONS.lookup(name, place(ini, section, "Type"))
     apply_to = reader.get("ApplyTo", values.as_str, "All")
     if apply_to != "All":
         raise reader.error("ApplyTo", "only ApplyTo=All is supported")
-    class_name, table = TRANSFORM_KEYS[type_name]
-    kwargs = {}
-    for key, (py_name, fn, default) in table.items():
-        value = reader.get(key, fn) if key in REQUIRED else reader.get(key, fn, default)
-        if value is not None:
-            kwargs[py_name] = value
-    try:
-        return data.TRANSFORMS[class_name](**kwargs)
-    except (UserError, ValueError) as exc:
-        raise IniError(f"{ini_where(ini, section)}: {exc}") from None
+    table = transformation.key_table
+    kwargs, located = read_keys(ini, written_refs(reader, table), table,
+                                required_at=(section, "Type"))
+    return construct(transformation, kwargs, located, ini_where(ini, section))
 
 
 def read_transforms(ini, sp_name, known_keys):
@@ -126,11 +126,7 @@ def build_provider(ini, known_keys, max_memory=None, images=None):
     """
     name = provider_section(ini)
     reader = SectionReader(ini, name, known_keys.setdefault(name, set()))
-    channels, height, width = read_size(reader)
-    batch_size = reader.get("BatchSize", _uint, 1)
-    if batch_size == 0:
-        raise reader.error("BatchSize", "must be at least 1")
-    reader.ignore("CompositeStimuli", "CachePath")
+    (height, width, channels), batch_size = read_provider(reader)
     if reader.has("ConfigSection"):
         raise reader.error("ConfigSection", "stimuli provider parameters (quantization...) "
                            "are not supported")
@@ -195,27 +191,25 @@ def ini_where(ini, section):
 def read_database(ini, known_keys, seed):
     """The database of ``[database]`` (MNIST when the section is absent)."""
     if not ini.has_section("database"):
-        return data.DATABASES["MNIST_IDX_Database"](data_path=None, validation=0.0, seed=seed)
+        return data.DATABASES["MNIST_IDX_Database"](seed=seed)
     reader = SectionReader(ini, "database", known_keys.setdefault("database", set()))
-    type_name = reader.get("Type", values.as_str)
-    validation = reader.get("Validation", _float, 0.0)
-    if not 0.0 <= validation < 1.0:
-        raise reader.error("Validation", f"expected a fraction in [0, 1), got {validation}")
-    random_partitioning = reader.get("RandomPartitioning", _bool, True)
-    if reader.has("Learn") and not math.isclose(reader.get("Learn", _float), 1.0 - validation):
-        raise reader.error("Learn", "only Learn = 1 - Validation is supported")
-    data_path = None
-    if reader.has("DataPath"):
-        data_path = expand_env_path(reader.get("DataPath", values.as_str), ini.path.parent)
-    if type_name not in data.DATABASES:
-        raise reader.error("Type", f"database {type_name} is not supported "
-                           f"(known: {', '.join(data.DATABASES)})")
-    # The data layer knows no INI: its errors get the line of the key that led there.
-    key = "DataPath" if data_path is not None else "Type"
+    name = reader.get("Type", values.as_str)
     try:
-        return data.DATABASES[type_name](data_path=data_path, validation=validation, seed=seed,
-                                         random_partitioning=random_partitioning)
+        database = data.DATABASES.lookup(name, place(ini, "database", "Type"))
+    except UnknownName:
+        # ``check`` goes on without a database: the keys of one we lack are not judged.
+        reader.ignore(*ini.section("database"))
+        raise
+    table = database.key_table
+    kwargs, located = read_keys(ini, written_refs(reader, table), table,
+                                required_at=("database", "Type"))
+    if "data_path" in kwargs:
+        kwargs["data_path"] = expand_env_path(kwargs["data_path"], ini.path.parent)
+    # The data layer knows no INI: its errors get the line of the key that led there.
+    where = located.get("data_path", reader.where("Type"))
+    try:
+        return construct(database, {**kwargs, "seed": seed}, located, where)
     except OSError as error:  # a name too long, a loop of links...
-        raise reader.error(key, f"cannot read the data: {error.strerror}") from None
-    except UserError as error:
-        raise reader.error(key, str(error)) from None
+        raise IniError(f"cannot read the data: {error.strerror}", where) from None
+    except DataError as error:
+        raise IniError(str(error), where) from None

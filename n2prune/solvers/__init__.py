@@ -1,9 +1,10 @@
-"""Solvers that update a cell's params after each batch (N2D2 ``Solvers=``)."""
+"""Solvers that update a cell's params after each batch (N2D2 ``Solvers=``).
 
-from n2prune.solvers.lr_policy import LR_POLICIES, learning_rate
-from n2prune.solvers.sgd import SGD, parse_clamping
+``SOLVERS`` maps N2D2's solver names to classes (only SGD: Adam is not
+implemented); each declares its INI keys beside its constructor.
+"""
 
-# N2D2 solver names -> classes (Adam is not implemented).
-SOLVERS = {"SGD": SGD}
+from n2prune.solvers.lr_policy import LR_POLICIES, policy_rate
+from n2prune.solvers.sgd import SGD, SOLVERS, parse_clamping
 
-__all__ = ["LR_POLICIES", "SGD", "SOLVERS", "learning_rate", "parse_clamping"]
+__all__ = ["LR_POLICIES", "SGD", "SOLVERS", "parse_clamping", "policy_rate"]

@@ -1,11 +1,12 @@
 """Learning-rate policies of N2D2's SGD solver (``LearningRatePolicy=``).
 
 Each policy is a pure function ``f(base_lr, iteration, batch_size, schedule)``
-registered under its N2D2 name in ``LR_POLICIES``. ``iteration`` is N2D2's
-``mNbIterations``: the number of weight updates already applied (0 for the
-first one); one update covers ``iteration_size * batch_size`` stimuli.
+registered under its N2D2 name in the ``LR_POLICIES`` registry.
+``iteration`` is N2D2's ``mNbIterations``: the number of weight updates
+already applied (0 for the first one); one update covers
+``iteration_size * batch_size`` stimuli.
 
-As in ``SGDSolver::getLearningRate`` (src/Solver/SGDSolver.cpp):
+As in N2D2's ``SGDSolver::getLearningRate`` (its file src/Solver/SGDSolver.cpp):
 
 * StepDecay, ExponentialDecay, InvTDecay and CosineDecay count in *steps*:
   ``step = floor(iteration * iteration_size * batch_size / step_size)``, where
@@ -19,7 +20,10 @@ As in ``SGDSolver::getLearningRate`` (src/Solver/SGDSolver.cpp):
 import math
 from dataclasses import dataclass
 
-LR_POLICIES = {}
+from n2prune.errors import SettingError
+from n2prune.registry import Registry
+
+LR_POLICIES = Registry("LearningRatePolicy")
 
 # Policies that N2D2 computes from the stimuli step and that need StepSize > 0.
 _STEP_POLICIES = ("StepDecay", "ExponentialDecay", "InvTDecay", "CosineDecay")
@@ -27,26 +31,20 @@ _STEP_POLICIES = ("StepDecay", "ExponentialDecay", "InvTDecay", "CosineDecay")
 
 @dataclass(frozen=True)
 class LrSchedule:
-    """The SGD keys that shape the learning rate (N2D2 names in comments)."""
+    """The SGD settings that shape the learning rate (N2D2 names in comments).
 
-    step_size: int = 1  # LearningRateStepSize, in stimuli
-    decay: float = 0.1  # LearningRateDecay
-    power: float = 0.0  # Power
-    max_iterations: int = 0  # MaxIterations
-    warm_up_duration: int = 0  # WarmUpDuration, in steps
-    warm_up_lr_frac: float = 0.25  # WarmUpLRFrac
-    min_decay: float = 0.0  # MinDecay, floor of the cosine factor
-    iteration_size: int = 1  # IterationSize, batches per update
+    No field has a default: ``SGD`` builds every schedule from its own
+    keywords, whose signature holds the defaults.
+    """
 
-
-def register_policy(name):
-    """Decorator that files a policy function under its N2D2 name."""
-
-    def decorate(function):
-        LR_POLICIES[name] = function
-        return function
-
-    return decorate
+    step_size: int  # LearningRateStepSize, in stimuli
+    decay: float  # LearningRateDecay
+    power: float  # Power
+    max_iterations: int  # MaxIterations
+    warm_up_duration: int  # WarmUpDuration, in steps
+    warm_up_lr_frac: float  # WarmUpLRFrac
+    min_decay: float  # MinDecay, floor of the cosine factor
+    iteration_size: int  # IterationSize, batches per update
 
 
 def stimuli_step(iteration, batch_size, schedule):
@@ -55,32 +53,32 @@ def stimuli_step(iteration, batch_size, schedule):
     return stimuli // schedule.step_size
 
 
-@register_policy("None")
+@LR_POLICIES.register("None")
 def constant(base_lr, iteration, batch_size, schedule):
     return base_lr
 
 
-@register_policy("StepDecay")
+@LR_POLICIES.register("StepDecay")
 def step_decay(base_lr, iteration, batch_size, schedule):
     """lr * decay ** step."""
     return base_lr * schedule.decay ** stimuli_step(iteration, batch_size, schedule)
 
 
-@register_policy("ExponentialDecay")
+@LR_POLICIES.register("ExponentialDecay")
 def exponential_decay(base_lr, iteration, batch_size, schedule):
     """lr * exp(-decay * step)."""
     step = stimuli_step(iteration, batch_size, schedule)
     return base_lr * math.exp(-schedule.decay * step)
 
 
-@register_policy("InvTDecay")
+@LR_POLICIES.register("InvTDecay")
 def inv_t_decay(base_lr, iteration, batch_size, schedule):
     """lr / (1 + decay * step)."""
     step = stimuli_step(iteration, batch_size, schedule)
     return base_lr / (1.0 + schedule.decay * step)
 
 
-@register_policy("PolyDecay")
+@LR_POLICIES.register("PolyDecay")
 def poly_decay(base_lr, iteration, batch_size, schedule):
     """lr * (1 - iteration / max_iterations) ** power.
 
@@ -90,13 +88,13 @@ def poly_decay(base_lr, iteration, batch_size, schedule):
     return base_lr * (1.0 - iteration / schedule.max_iterations) ** schedule.power
 
 
-@register_policy("InvDecay")
+@LR_POLICIES.register("InvDecay")
 def inv_decay(base_lr, iteration, batch_size, schedule):
     """lr * (1 + decay * iteration) ** -power."""
     return base_lr * (1.0 + schedule.decay * iteration) ** -schedule.power
 
 
-@register_policy("CosineDecay")
+@LR_POLICIES.register("CosineDecay")
 def cosine_decay(base_lr, iteration, batch_size, schedule):
     """Linear warm-up from ``warm_up_lr_frac * lr`` then a cosine to ``min_decay * lr``.
 
@@ -116,36 +114,33 @@ def cosine_decay(base_lr, iteration, batch_size, schedule):
 
 
 def check_schedule(policy, schedule):
-    """Raise ``ValueError`` for settings N2D2 rejects or silently breaks on.
+    """Raise ``SettingError`` for settings N2D2 rejects or silently breaks on.
 
-    N2D2 throws at the first update for StepSize 0 and for PolyDecay without
-    MaxIterations. For CosineDecay with MaxIterations <= WarmUpDuration it
-    divides by zero (or wraps an unsigned) and trains at rate 0 or a constant
-    rate without a word; we refuse instead.
+    ``policy`` must be a name of ``LR_POLICIES`` (``UnknownName`` otherwise).
+    The setting blamed is ``SGD``'s keyword, as ``SGD`` builds every
+    schedule. N2D2 throws at the first update for StepSize 0 and for
+    PolyDecay without MaxIterations. For CosineDecay with MaxIterations <=
+    WarmUpDuration it divides by zero (or wraps an unsigned) and trains at
+    rate 0 or a constant rate without a word; we refuse instead.
     """
-    if policy not in LR_POLICIES:
-        known = ", ".join(LR_POLICIES)
-        raise ValueError(f"unknown LearningRatePolicy={policy} (known: {known})")
+    LR_POLICIES.lookup(policy)
     if policy in _STEP_POLICIES and schedule.step_size <= 0:
-        raise ValueError(f"LearningRatePolicy={policy} needs LearningRateStepSize > 0")
+        raise SettingError("learning_rate_step_size",
+                           f"LearningRatePolicy={policy} needs LearningRateStepSize > 0")
     if policy == "PolyDecay" and schedule.max_iterations <= 0:
-        raise ValueError("LearningRatePolicy=PolyDecay needs MaxIterations > 0")
+        raise SettingError("max_iterations", "LearningRatePolicy=PolyDecay needs MaxIterations > 0")
     if policy == "CosineDecay" and schedule.max_iterations <= schedule.warm_up_duration:
-        raise ValueError("LearningRatePolicy=CosineDecay needs MaxIterations > WarmUpDuration")
+        raise SettingError("max_iterations",
+                           "LearningRatePolicy=CosineDecay needs MaxIterations > WarmUpDuration")
     if schedule.iteration_size < 1:
-        raise ValueError("IterationSize must be >= 1")
+        raise SettingError("iteration_size", "IterationSize must be >= 1")
 
 
-def learning_rate(policy, base_lr, iteration, batch_size, step_size=1, decay=0.1, power=0.0,
-                  max_iterations=0, warm_up_duration=0, warm_up_lr_frac=0.25, min_decay=0.0,
-                  iteration_size=1):
+def policy_rate(policy, base_lr, iteration, batch_size, schedule):
     """The rate of the update that follows ``iteration`` updates (N2D2 ``getLearningRate``).
 
     A ``base_lr`` of 0 gives 0 whatever the policy, as in N2D2.
     """
-    schedule = LrSchedule(step_size, decay, power, max_iterations, warm_up_duration,
-                          warm_up_lr_frac, min_decay, iteration_size)
-    check_schedule(policy, schedule)
     if base_lr == 0.0:
         return 0.0
     return LR_POLICIES[policy](base_lr, iteration, batch_size, schedule)

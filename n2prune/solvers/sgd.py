@@ -25,8 +25,26 @@ of one (cell, role), keyed by ``param.name``.
 
 import numpy as np
 
+from n2prune.errors import SettingError
 from n2prune.kernels.sgd import sgd_step, sgd_step_at
-from n2prune.solvers.lr_policy import LR_POLICIES, LrSchedule, check_schedule
+from n2prune.registry import (
+    BOOL,
+    FLOAT,
+    UINT,
+    Key,
+    Registry,
+    choice,
+    text,
+    unknown_message,
+)
+from n2prune.solvers.lr_policy import (
+    LR_POLICIES,
+    LrSchedule,
+    check_schedule,
+    policy_rate,
+)
+
+SOLVERS = Registry("Solvers")
 
 _CLAMPING_HINT = "expected 'min:max' with either side optional (e.g. -1.0:1.0, :1, -1:)"
 
@@ -41,14 +59,18 @@ def parse_clamping(text):
         return None, None
     sides = text.split(":")
     if len(sides) != 2:
-        raise ValueError(f"Clamping={text}: {_CLAMPING_HINT}")
+        raise SettingError("clamping", f"Clamping={text}: {_CLAMPING_HINT}")
     try:
         lo, hi = (float(side) if side.strip() else None for side in sides)
     except ValueError:
-        raise ValueError(f"Clamping={text}: {_CLAMPING_HINT}") from None
+        raise SettingError("clamping", f"Clamping={text}: {_CLAMPING_HINT}") from None
     if lo is not None and hi is not None and lo > hi:
-        raise ValueError(f"Clamping={text}: min is larger than max")
+        raise SettingError("clamping", f"Clamping={text}: min is larger than max")
     return lo, hi
+
+
+# What ``SGD.state`` writes per param, as ``<field>.<param name>``.
+_STATE_FIELDS = ("iteration_pass", "nb_iterations", "velocity", "accumulated")
 
 
 class _Slot:
@@ -62,13 +84,39 @@ class _Slot:
         self.scratch = None  # temporary, never saved
 
 
+@SOLVERS.register(
+    "SGD",
+    Key("LearningRate", "learning_rate", FLOAT, "base rate lr (0: the solver never updates)"),
+    Key("Momentum", "momentum", FLOAT, "momentum m"),
+    Key("Decay", "decay", FLOAT, "weight decay λ"),
+    Key("LearningRatePolicy", "learning_rate_policy", choice(LR_POLICIES),
+        "how the rate evolves with the updates"),
+    Key("LearningRateStepSize", "learning_rate_step_size", UINT, "S, in stimuli"),
+    Key("LearningRateDecay", "learning_rate_decay", FLOAT, "γ, the policies' decay factor"),
+    Key("Power", "power", FLOAT, "p (PolyDecay, InvDecay)"),
+    Key("MaxIterations", "max_iterations", UINT,
+        "T: updates for PolyDecay, steps for CosineDecay; when > 0, the update counter stops at T"),
+    Key("WarmUpDuration", "warm_up_duration", UINT, "W: CosineDecay warm-up, in steps"),
+    Key("WarmUpLRFrac", "warm_up_lr_frac", FLOAT, "f: the warm-up's first rate, as a fraction of lr"),
+    Key("MinDecay", "min_decay", FLOAT, "CosineDecay floor, as a fraction of lr"),
+    Key("IterationSize", "iteration_size", UINT, "k: batches whose gradients are summed per update"),
+    Key("Clamping", "clamping", text(parse_clamping),
+        "``min:max``; either side may be empty (``:1``); none: no clamping"),
+    Key("PolyakMomentum", "polyak_momentum", BOOL, "accepted, no effect (as in N2D2)"),
+    Key("QuantizationLevels", "quantization_levels", UINT,
+        "accepted, no effect (N2D2's quantized solvers)"),
+)
 class SGD:
-    """Stochastic gradient descent with N2D2's keys, defaults and quirks."""
+    """Stochastic gradient descent with N2D2's keys, defaults and quirks.
+
+    ``polyak_momentum`` and ``quantization_levels`` are accepted so that
+    N2D2 files load; neither changes a float32 run.
+    """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, decay=0.0, power=0.0, iteration_size=1,
                  max_iterations=0, warm_up_duration=0, warm_up_lr_frac=0.25,
                  learning_rate_policy="None", learning_rate_step_size=1, learning_rate_decay=0.1,
-                 clamping=None, polyak_momentum=True, min_decay=0.0):
+                 clamping=None, polyak_momentum=True, min_decay=0.0, quantization_levels=0):
         self.learning_rate = float(learning_rate)
         self.momentum = float(momentum)
         self.decay = float(decay)
@@ -88,13 +136,12 @@ class SGD:
     def current_learning_rate(self, batch_size):
         """The rate of the next update (most advanced param), without side effects."""
         done = max((slot.nb_iterations for slot in self._slots.values()), default=0)
-        return self._rate(done, batch_size)
+        return self.rate(done, batch_size)
 
-    def _rate(self, nb_iterations, batch_size):
-        if self.learning_rate == 0.0:
-            return 0.0
-        return LR_POLICIES[self.policy](self.learning_rate, nb_iterations, batch_size,
-                                        self.schedule)
+    def rate(self, nb_iterations, batch_size):
+        """The rate of the update that follows ``nb_iterations`` updates of ``batch_size``."""
+        return policy_rate(self.policy, self.learning_rate, nb_iterations, batch_size,
+                           self.schedule)
 
     def _next_rate(self, slot, batch_size):
         """N2D2 ``getLearningRate``: 0 on the first k-1 calls of k, else the rate.
@@ -106,7 +153,7 @@ class SGD:
             slot.iteration_pass += 1
             return 0.0
         slot.iteration_pass = 0
-        rate = self._rate(slot.nb_iterations, batch_size)
+        rate = self.rate(slot.nb_iterations, batch_size)
         max_iterations = self.schedule.max_iterations
         if max_iterations == 0 or slot.nb_iterations < max_iterations:
             slot.nb_iterations += 1
@@ -194,8 +241,8 @@ class SGD:
         self._slots = {}
         for key, value in state.items():
             field, _, name = key.partition(".")
-            if field not in ("iteration_pass", "nb_iterations", "velocity", "accumulated"):
-                raise ValueError(f"unknown SGD state entry {key}")
+            if field not in _STATE_FIELDS:
+                raise ValueError(unknown_message(f"SGD state entry {key}", field, _STATE_FIELDS))
             slot = self._slots.setdefault(name, _Slot())
             if field in ("iteration_pass", "nb_iterations"):
                 setattr(slot, field, int(value))
