@@ -23,7 +23,7 @@ from n2prune.cells.activations import resolve
 from n2prune.cells.base import Cell
 from n2prune.cells.registry import ACTIVATION, CELL_TYPES, NB_OUTPUTS, shape_error
 from n2prune.errors import SettingError, UserError
-from n2prune.registry import FLOAT, Key, choice, vector
+from n2prune.registry import FLOAT, Key, choice, unknown_message, vector
 
 COEFF_MODES = ("PerLayer", "PerInput", "PerChannel")
 
@@ -107,11 +107,11 @@ class ElemWise(Cell):
                  shifts=None, coeff_mode="PerInput", activation=None):
         super().__init__(name, input_shapes)
         if operation not in OPERATIONS:
-            raise SettingError("operation", f"[{name}] unknown operation {operation!r} "
-                               f"(known: {', '.join(OPERATIONS)})")
+            message = unknown_message(f"operation {operation!r}", operation, list(OPERATIONS))
+            raise SettingError("operation", f"[{name}] {message}")
         if coeff_mode not in COEFF_MODES:
-            raise SettingError("coeff_mode", f"[{name}] unknown coeff mode {coeff_mode!r} "
-                               f"(known: {', '.join(COEFF_MODES)})")
+            message = unknown_message(f"coeff mode {coeff_mode!r}", coeff_mode, COEFF_MODES)
+            raise SettingError("coeff_mode", f"[{name}] {message}")
         if not self.input_shapes or len(set(self.input_shapes)) != 1:
             raise shape_error(name, "ElemWise inputs must all have the same shape, got "
                               + ", ".join("x".join(map(str, s)) for s in self.input_shapes))

@@ -41,7 +41,7 @@ from n2prune.kernels import (
     max_pool_backward,
     max_pool_forward,
 )
-from n2prune.registry import SIZE, UINT, Key, choice
+from n2prune.registry import SIZE, UINT, Key, choice, unknown_message
 
 
 def window_counts(size, pool, stride, padding, out):
@@ -74,7 +74,7 @@ class Pool(Cell):
                  pooling, mappings=None, activation=None):
         super().__init__(name, input_shapes)
         if pooling not in POOLINGS:
-            raise SettingError("pooling", f"[{name}] unknown pooling {pooling!r} (known: Max, Average)")
+            raise SettingError("pooling", f"[{name}] {unknown_message(f'pooling {pooling!r}', pooling, POOLINGS)}")
         self.nb_outputs, self.pooling = int(nb_outputs), pooling
         self.pool = as_pair(name, "pool", pool)
         self.stride = as_pair(name, "stride", stride)
