@@ -417,3 +417,10 @@ def test_key_shadowed_by_a_stronger_spelling_is_still_reported(tmp_path):
     _, _, ctx, ini = build(tmp_path, text)
     messages = unknown_keys(ini, ctx)
     assert len(messages) == 1 and "[c] Mapping(sp).Size: key not used" in messages[0]
+
+
+def test_pooling_is_required_as_in_n2d2(tmp_path):
+    text = SP + CONV + "[p]\nInput=c\nType=Pool\nPoolDims=2 2\nNbOutputs=4\n" + FC_TARGET.replace(
+        "Input=c", "Input=p")
+    message, path = error_of(tmp_path, text)
+    assert message == f"{path}:{line_of(text, '[p]')} [p] Pooling: missing required key"

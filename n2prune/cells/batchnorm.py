@@ -33,9 +33,10 @@ from n2prune.errors import SettingError
 from n2prune.registry import FLOAT, Key
 
 PARAMETERS = (
-    Key("Epsilon", "epsilon", FLOAT, "added to the variance before its square root"),
+    Key("Epsilon", "epsilon", FLOAT, "ConfigSection parameter; added to the variance before its square root"),
     Key("MovingAverageMomentum", "moving_average_momentum", FLOAT,
-        "weight of the batch in the running statistics, in [0, 1); 0: frozen statistics"),
+        "ConfigSection parameter; weight of the batch in the running statistics, in [0, 1); "
+        "0: frozen statistics"),
 )
 
 

@@ -21,7 +21,8 @@ from n2prune.cells.registry import (
 from n2prune.errors import SettingError
 from n2prune.registry import FLOAT, Key
 
-PARAMETERS = (Key("Dropout", "dropout", FLOAT, "probability of dropping an activation, in [0, 1)"),)
+PARAMETERS = (Key("Dropout", "dropout", FLOAT,
+                  "ConfigSection parameter; probability of dropping an activation, in [0, 1)"),)
 
 
 @CELL_TYPES.register("Dropout", NB_OUTPUTS, *PARAMETERS)

@@ -47,7 +47,7 @@ FILLER_KEYS = (
     Key("WeightsFiller", "weights_filler", choice(FILLERS), "weights initialiser; none: N2D2's Normal(0, 0.05)"),
     Key("BiasFiller", "bias_filler", choice(FILLERS), "biases initialiser; none: N2D2's Normal(0, 0.05)"),
 )
-WEIGHT_PARAMETERS = (Key("NoBias", "no_bias", BOOL, "1: the cell has no biases"),)
+WEIGHT_PARAMETERS = (Key("NoBias", "no_bias", BOOL, "ConfigSection parameter; 1: the cell has no biases"),)
 
 
 def shape_error(name, message):
