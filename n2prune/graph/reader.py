@@ -44,7 +44,12 @@ class SectionReader:
 
 def unknown_key_message(ini, section, key, known):
     """The report of a key nothing read: unknown (with the section's known names), or
-    known but shadowed by a key of higher precedence."""
+    known but shadowed by a key of higher precedence.
+
+    The per-input mapping keys (``Mapping(P)``, ``Mapping(P).Size``...) are
+    not listed: they repeat the generic ``Mapping.*`` names for each input.
+    """
     if key in known:
         return f"{ini.where(section, key)}: key not used (another key sets the same thing)"
-    return f"{ini.where(section, key)}: {unknown_message(f'key {key}', key, sorted(known))}"
+    listed = sorted(name for name in known if not name.startswith("Mapping("))
+    return f"{ini.where(section, key)}: {unknown_message(f'key {key}', key, listed)}"
