@@ -50,7 +50,7 @@ def _x(rng, c, n, h, w):
 def test_hand_computed_sum_kernel():
     x = np.arange(9, dtype=np.float32).reshape(1, 3, 3, 1)
     cell = Conv("c", [(1, 3, 3)], 1, kernel=2, no_bias=True,
-                weights_filler=fillers.ConstantFiller(1.0))
+                weights_filler=fillers.ConstantFiller(1.0), rng=np.random.default_rng(0))
     y = cell.forward([x], train=False)
     # Each output is the sum of a 2x2 window of 0..8.
     assert y.shape == (1, 2, 2, 1)
@@ -160,12 +160,12 @@ class _RecordingFiller:
 
 def test_filler_fans_dense_and_grouped():
     filler = _RecordingFiller()
-    Conv("c", [(4, 6, 6)], 8, kernel=(3, 2), weights_filler=filler, bias_filler=filler)
+    Conv("c", [(4, 6, 6)], 8, kernel=(3, 2), weights_filler=filler, bias_filler=filler, rng=np.random.default_rng(0))
     assert filler.calls == [((8, 4, 3, 2), 24, 48), ((8,), 8, 1)]
     filler.calls.clear()
     # Grouped: N2D2 fills the compact (O, C/G, KH, KW) tensor.
     Conv("c", [(4, 6, 6)], 8, kernel=3, mappings=[group_mapping(4, 8, 2)],
-         weights_filler=filler, no_bias=True)
+         weights_filler=filler, no_bias=True, rng=np.random.default_rng(0))
     assert filler.calls == [((8, 2, 3, 3), 18, 72)]
 
 
@@ -200,24 +200,24 @@ def test_float32_in_float32_out():
 
 
 def test_output_shape_and_macs():
-    cell = Conv("c", [(3, 28, 28)], 16, kernel=3, stride=2, padding=1)
+    cell = Conv("c", [(3, 28, 28)], 16, kernel=3, stride=2, padding=1, rng=np.random.default_rng(0))
     assert cell.output_shape == (16, 14, 14)
     assert cell.macs_per_sample() == 16 * 3 * 9 * 14 * 14
 
 
 def test_shape_errors():
     with pytest.raises(ShapeError, match=r"^\[c\] .*same height x width"):
-        Conv("c", [(1, 5, 5), (1, 6, 5)], 2, kernel=3)
+        Conv("c", [(1, 5, 5), (1, 6, 5)], 2, kernel=3, rng=np.random.default_rng(0))
     with pytest.raises(ShapeError, match=r"^\[c\] input 2x2"):
-        Conv("c", [(1, 2, 2)], 2, kernel=3)
+        Conv("c", [(1, 2, 2)], 2, kernel=3, rng=np.random.default_rng(0))
     with pytest.raises(ShapeError, match=r"^\[c\] mapping of shape \(2, 3\), expected \(3, 2\)"):
-        Conv("c", [(3, 5, 5)], 2, kernel=3, mappings=[np.ones((2, 3))])
+        Conv("c", [(3, 5, 5)], 2, kernel=3, mappings=[np.ones((2, 3))], rng=np.random.default_rng(0))
     with pytest.raises(ShapeError, match=r"^\[c\] 1 mappings for 2 inputs"):
-        Conv("c", [(3, 5, 5), (3, 5, 5)], 2, kernel=3, mappings=[None])
+        Conv("c", [(3, 5, 5), (3, 5, 5)], 2, kernel=3, mappings=[None], rng=np.random.default_rng(0))
 
 
 def test_backward_without_train_forward_fails():
-    cell = Conv("c", [(1, 4, 4)], 1, kernel=3)
+    cell = Conv("c", [(1, 4, 4)], 1, kernel=3, rng=np.random.default_rng(0))
     y = cell.forward([np.ones((1, 4, 4, 1), np.float32)], train=False)
     with pytest.raises(RuntimeError, match="train=True"):
         cell.backward(y)

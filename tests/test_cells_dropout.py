@@ -20,7 +20,7 @@ def test_train_drops_and_rescales():
 
 
 def test_test_mode_is_identity():
-    cell = Dropout("d", [(2, 3, 3)], 2, dropout=0.5)
+    cell = Dropout("d", [(2, 3, 3)], 2, dropout=0.5, rng=np.random.default_rng(0))
     x = chwn(np.random.default_rng(1).standard_normal((2, 4, 3, 3)))
     np.testing.assert_array_equal(cell.forward([x], train=False), x)
     np.testing.assert_array_equal(cell.backward(x)[0], x)
@@ -35,7 +35,7 @@ def test_same_seed_same_mask():
 
 def test_gradients_with_fixed_mask():
     rng = np.random.default_rng(2)
-    cell = Dropout("d", [(2, 3, 3), (1, 3, 3)], 3, dropout=0.4)
+    cell = Dropout("d", [(2, 3, 3), (1, 3, 3)], 3, dropout=0.4, rng=np.random.default_rng(0))
 
     def reset():
         cell.rng = np.random.default_rng(11)
@@ -46,6 +46,6 @@ def test_gradients_with_fixed_mask():
 
 def test_errors():
     with pytest.raises(ShapeError, match=r"^\[d\] NbOutputs=3"):
-        Dropout("d", [(2, 3, 3)], 3)
+        Dropout("d", [(2, 3, 3)], 3, rng=np.random.default_rng(0))
     with pytest.raises(UserError, match="Dropout must be in"):
-        Dropout("d", [(2, 3, 3)], 2, dropout=1.0)
+        Dropout("d", [(2, 3, 3)], 2, dropout=1.0, rng=np.random.default_rng(0))

@@ -68,10 +68,10 @@ def test_zero_euclidean_norm_has_zero_gradient():
 
 def test_errors():
     with pytest.raises(ShapeError, match=r"^\[e\] ElemWise inputs must all have the same shape"):
-        ElemWise("e", [(2, 3, 3), (2, 3, 4)], 2)
+        ElemWise("e", [(2, 3, 3), (2, 3, 4)], 2, operation="Sum")
     with pytest.raises(ShapeError, match="NbOutputs=3"):
-        ElemWise("e", [(2, 3, 3), (2, 3, 3)], 3)
+        ElemWise("e", [(2, 3, 3), (2, 3, 3)], 3, operation="Sum")
     with pytest.raises(UserError, match="unknown operation"):
         ElemWise("e", [(2, 3, 3)], 2, operation="Mean")
     with pytest.raises(UserError, match="3 coefficients given, at most 2"):
-        ElemWise("e", [(2, 3, 3)] * 2, 2, coefficients=[1, 2, 3])
+        ElemWise("e", [(2, 3, 3)] * 2, 2, coefficients=[1, 2, 3], operation="Sum")

@@ -24,7 +24,7 @@ def test_feature_order_is_n2d2():
 
 def test_hand_computed():
     cell = Fc("fc", [(2, 1, 2)], 1, weights_filler=fillers.ConstantFiller(1.0),
-              bias_filler=fillers.ConstantFiller(0.5))
+              bias_filler=fillers.ConstantFiller(0.5), rng=np.random.default_rng(0))
     x = np.array([1, 2, 3, 4], np.float32).reshape(2, 1, 2, 1)
     y = cell.forward([x], False)
     assert y.shape == (1, 1, 1, 1) and y.dtype == np.float32
@@ -64,7 +64,7 @@ def test_filler_fans():
             calls.append((shape, fan_in, fan_out))
             return np.zeros(shape, np.float32)
 
-    Fc("fc", [(3, 4, 4)], 10, weights_filler=Recording(), bias_filler=Recording())
+    Fc("fc", [(3, 4, 4)], 10, weights_filler=Recording(), bias_filler=Recording(), rng=np.random.default_rng(0))
     assert calls == [((10, 48), 48, 10), ((10,), 10, 10)]
 
 
@@ -76,7 +76,7 @@ def test_seams_are_used():
         def mask_weight_grad(self, k, grad):
             return np.full_like(grad, 3.0)
 
-    cell = Masked("fc", [(2, 2, 2)], 3, no_bias=True)
+    cell = Masked("fc", [(2, 2, 2)], 3, no_bias=True, rng=np.random.default_rng(0))
     y = cell.forward([np.ones((2, 2, 2, 4), np.float32)], True)
     assert np.all(y == 0)
     cell.backward(np.ones_like(y))
@@ -85,4 +85,4 @@ def test_seams_are_used():
 
 def test_errors():
     with pytest.raises(ShapeError, match=r"^\[fc\] NbOutputs must be >= 1"):
-        Fc("fc", [(2, 2, 2)], 0)
+        Fc("fc", [(2, 2, 2)], 0, rng=np.random.default_rng(0))

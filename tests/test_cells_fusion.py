@@ -17,7 +17,7 @@ def pair(sparsity, pool_stride=2, relu=True):
         conv.quantizer = PruneCell(prune_mode="Static", prune_filler="IterNonStruct",
                                    threshold=sparsity, delta=1e-4, hard_zero=True)
     pool = Pool("pool", [conv.output_shape], 8, (2, 2), (pool_stride, pool_stride),
-                mappings=[np.eye(8, dtype=np.int8)])
+                mappings=[np.eye(8, dtype=np.int8)], pooling="Max")
     return conv, pool
 
 
@@ -39,7 +39,7 @@ def test_fused_pair_matches_the_cells_apart(sparsity, pool_stride):
     y = step(*apart, x, np.zeros((8, *apart[1].output_shape[1:], 9), np.float32))[0]
     dy = rng.standard_normal(y.shape).astype(np.float32)
     want, got = step(*apart, x, dy), step(*fused, x, dy)
-    assert fused[0].pooled and not apart[0].pooled
+    assert fused[0].fusion.pooled and apart[0].fusion is None
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
 
@@ -52,12 +52,12 @@ def test_only_qualifying_pairs_fuse():
     assert fuse_conv_max_pool([conv, pool], inputs, set()) == []
     assert fuse_conv_max_pool([conv, pool], {"conv": ["sp"], "pool": ["conv"]}, {"conv"}) == []
     conv.forward([np.zeros((3, 12, 12, 8), np.float32)], False)
-    assert not conv.pooled
+    assert conv.fusion is None
 
 
 def test_float64_cells_do_not_fuse_at_run_time():
     conv, pool = pair(0.0)
     fuse_conv_max_pool([conv, pool], {"conv": ["sp"], "pool": ["conv"]}, set())
     y = conv.forward([np.ones((3, 12, 12, 2))], False)
-    assert not conv.pooled and y.shape == (8, 12, 12, 2)
+    assert not conv.fusion.pooled and y.shape == (8, 12, 12, 2)
     assert pool.forward([y], False).shape == (8, 6, 6, 2)

@@ -52,7 +52,7 @@ def test_forward_matches_n2d2_loops(pooling, kind, geometry):
     rng = _rng(1)
     x = chwn(rng.standard_normal((4, 2, 7, 6)))
     mapping = MAPPINGS[kind](4, 4)
-    cell = Pool("p", [(4, 7, 6)], 4, pool, stride, padding, pooling,
+    cell = Pool("p", [(4, 7, 6)], 4, pool, stride, padding, pooling=pooling,
                 mappings=None if mapping is None else [mapping])
     y = cell.forward([x], train=False)
     full = np.ones((4, 4), np.int8) if mapping is None else mapping
@@ -66,7 +66,7 @@ def test_forward_matches_n2d2_loops(pooling, kind, geometry):
 def test_gradients(pooling, kind):
     rng = _rng(2)
     mapping = MAPPINGS[kind](4, 4)
-    cell = Pool("p", [(4, 6, 5)], 4, (3, 2), (2, 1), (1, 1), pooling,
+    cell = Pool("p", [(4, 6, 5)], 4, (3, 2), (2, 1), (1, 1), pooling=pooling,
                 mappings=None if mapping is None else [mapping])
     check_cell(cell, [chwn(rng.standard_normal((4, 2, 6, 5)))], rng)
 
@@ -75,7 +75,7 @@ def test_hand_computed_max_and_average():
     x = np.array([[1, 2, 0, 1], [3, 4, 1, 5], [0, 0, 2, 2], [1, 7, 2, 3]],
                  dtype=np.float32).reshape(1, 4, 4, 1)
     ident = [np.eye(1, dtype=np.int8)]
-    y_max = Pool("p", [(1, 4, 4)], 1, 2, stride=2, mappings=ident).forward([x], False)
+    y_max = Pool("p", [(1, 4, 4)], 1, 2, stride=2, mappings=ident, pooling="Max").forward([x], False)
     np.testing.assert_array_equal(y_max[0, :, :, 0], [[4, 5], [7, 3]])
     y_avg = Pool("p", [(1, 4, 4)], 1, 2, stride=2, pooling="Average",
                  mappings=ident).forward([x], False)
@@ -89,7 +89,7 @@ def test_hand_computed_max_and_average():
 def test_full_mapping_default_pools_all_channels():
     x = np.zeros((3, 2, 2, 1), np.float32)
     x[1, 1, 1, 0] = 5.0
-    y = Pool("p", [(3, 2, 2)], 2, 2).forward([x], False)
+    y = Pool("p", [(3, 2, 2)], 2, 2, pooling="Max").forward([x], False)
     np.testing.assert_array_equal(y.reshape(-1), [5.0, 5.0])
 
 
@@ -97,7 +97,7 @@ def test_unconnected_output_is_zero():
     mapping = np.zeros((2, 3), np.int8)
     mapping[0, 0] = mapping[1, 1] = 1
     rng = _rng(3)
-    cell = Pool("p", [(2, 4, 4)], 3, 2, stride=2, mappings=[mapping])
+    cell = Pool("p", [(2, 4, 4)], 3, 2, stride=2, mappings=[mapping], pooling="Max")
     x = chwn(rng.standard_normal((2, 2, 4, 4))) + 10
     assert np.all(cell.forward([x], False)[2] == 0)
     check_cell(cell, [x], rng)
@@ -107,9 +107,9 @@ def test_multi_input_concatenates_channels():
     rng = _rng(4)
     x1, x2 = chwn(rng.standard_normal((2, 2, 4, 4))), chwn(rng.standard_normal((3, 2, 4, 4)))
     maps = [np.eye(2, 5, dtype=np.int8), np.eye(3, 5, k=2, dtype=np.int8)]
-    cell = Pool("p", [(2, 4, 4), (3, 4, 4)], 5, 2, stride=2, mappings=maps)
+    cell = Pool("p", [(2, 4, 4), (3, 4, 4)], 5, 2, stride=2, mappings=maps, pooling="Max")
     assert cell.identity
-    one = Pool("p", [(5, 4, 4)], 5, 2, stride=2, mappings=[np.eye(5, dtype=np.int8)])
+    one = Pool("p", [(5, 4, 4)], 5, 2, stride=2, mappings=[np.eye(5, dtype=np.int8)], pooling="Max")
     np.testing.assert_array_equal(cell.forward([x1, x2], False),
                                   one.forward([np.concatenate([x1, x2])], False))
     dxs = check_cell(cell, [x1, x2], rng)
@@ -119,7 +119,7 @@ def test_multi_input_concatenates_channels():
 def test_activation_is_applied():
     rng = _rng(5)
     cell = Pool("p", [(2, 4, 4)], 2, 2, mappings=[np.eye(2, dtype=np.int8)],
-                activation=Rectifier(leak_slope=0.1))
+                activation=Rectifier(leak_slope=0.1), pooling="Max")
     check_cell(cell, [chwn(rng.standard_normal((2, 2, 4, 4)))], rng)
 
 
@@ -129,16 +129,16 @@ def test_window_counts():
 
 
 def test_output_shape_default_stride_is_one():
-    assert Pool("p", [(6, 24, 24)], 6, 2).output_shape == (6, 23, 23)
-    assert Pool("p", [(6, 24, 24)], 6, 2, stride=2).output_shape == (6, 12, 12)
+    assert Pool("p", [(6, 24, 24)], 6, 2, pooling="Max").output_shape == (6, 23, 23)
+    assert Pool("p", [(6, 24, 24)], 6, 2, stride=2, pooling="Max").output_shape == (6, 12, 12)
 
 
 def test_errors():
     with pytest.raises(ShapeError, match=r"^\[p\] input 2x2"):
-        Pool("p", [(1, 2, 2)], 1, 3)
+        Pool("p", [(1, 2, 2)], 1, 3, pooling="Max")
     with pytest.raises(ShapeError, match=r"^\[p\] mapping of shape"):
-        Pool("p", [(2, 4, 4)], 3, 2, mappings=[np.eye(2, dtype=np.int8)])
+        Pool("p", [(2, 4, 4)], 3, 2, mappings=[np.eye(2, dtype=np.int8)], pooling="Max")
     with pytest.raises(ShapeError, match="same height x width"):
-        Pool("p", [(2, 4, 4), (2, 5, 4)], 4, 2)
+        Pool("p", [(2, 4, 4), (2, 5, 4)], 4, 2, pooling="Max")
     with pytest.raises(UserError, match="unknown pooling"):
         Pool("p", [(2, 4, 4)], 2, 2, pooling="Min")

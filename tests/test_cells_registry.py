@@ -1,33 +1,51 @@
 import numpy as np
 import pytest
 
-from n2prune import cells
+from n2prune.cells import CELL_TYPES, Conv
 from n2prune.cells.registry import (
+    NB_OUTPUTS,
     as_pair,
     check_channel_outputs,
     concat_channels,
-    register_cell,
     split_channels,
 )
 from n2prune.errors import ShapeError, UserError
+from n2prune.registry import UINT, Key, signature_parameters
+
+# Constructor arguments the graph passes itself, not from keys.
+CONTEXT_ARGUMENTS = {"name", "input_shapes", "rng"}
 
 
-def test_all_cell_types_registered():
-    assert set(cells.CELL_TYPES) == {"Activation", "BatchNorm", "Conv", "Dropout", "ElemWise",
-                                     "Fc", "Padding", "Pool", "Softmax"}
-    for name, cls in cells.CELL_TYPES.items():
-        assert cls.type_name == name
+@pytest.mark.parametrize("type_name", list(CELL_TYPES))
+def test_key_table_covers_every_constructor_setting(type_name):
+    cls = CELL_TYPES[type_name]
+    attrs = [key.attr for key in cls.key_table]
+    assert sorted(attrs) == sorted(set(signature_parameters(cls)) - CONTEXT_ARGUMENTS)
+    assert set(cls.config_keys) <= set(cls.key_table.names())
 
 
-def test_register_cell_decorator():
-    @register_cell("Dummy")
-    class Dummy:
+def test_a_key_the_constructor_does_not_take_fails_at_registration():
+    class Cell:
+        def __init__(self, name, input_shapes, nb_outputs):
+            pass
+
+    with pytest.raises(TypeError, match="key Kernel: no parameter 'kernel'"):
+        CELL_TYPES.register("Bogus", NB_OUTPUTS, Key("Kernel", "kernel", UINT, "a kernel"))(Cell)
+    assert "Bogus" not in CELL_TYPES
+
+
+def test_defaults_come_from_the_constructor():
+    table = Conv.key_table
+    assert table["StrideDims"].default == (1, 1) and table["NbOutputs"].required
+    assert table["NoBias"].default is False and Conv.config_keys == ("NoBias",)
+
+
+def test_type_name_is_the_registered_name_of_the_class():
+    class Masked(Conv):
         pass
 
-    try:
-        assert cells.CELL_TYPES["Dummy"] is Dummy and Dummy.type_name == "Dummy"
-    finally:
-        del cells.CELL_TYPES["Dummy"]
+    cell = Masked("c", [(1, 4, 4)], 2, kernel=3, rng=np.random.default_rng(0))
+    assert cell.type_name == "Conv"
 
 
 def test_concat_and_split_are_inverse():

@@ -50,7 +50,7 @@ def test_debug_shows_the_traceback(tmp_path):
     result = run_cli("check", str(bad), "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr
     plain = run_cli("check", str(bad))
-    assert plain.returncode == 2 and "unknown Type=Convv" in plain.stderr and "known: Conv" in plain.stderr
+    assert plain.returncode == 2 and "unknown Type=Convv" in plain.stderr and "did you mean Conv?" in plain.stderr
 
 
 def test_unknown_key_warns_and_strict_refuses(tmp_path, capsys):

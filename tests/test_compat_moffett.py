@@ -71,11 +71,11 @@ def test_bank_choice():
     net, _ctx = network()
     assert bank_for(net.cell("conv2")) == (8, 1)
     assert bank_for(net.cell("fc")) == (64, 8)  # 1024 inputs: 512-input blocks of 8 sub-banks
-    assert bank_for(Fc("f", [(768, 1, 1)], 4)) == (64, 1)  # not a multiple of 512
-    assert bank_for(Conv("c", [(96, 4, 4)], 4, (3, 3))) == (48, 1)  # largest divisor <= 64
-    assert bank_for(Conv("c", [(512, 2, 2)], 4, (1, 1))) == (64, 8)  # 1x1 conv, as Fc
-    assert bank_for(Conv("c", [(512, 4, 4)], 4, (3, 3))) == (64, 1)
-    assert bank_for(Conv("c", [(6, 4, 4)], 4, (3, 3))) == (6, 1)
+    assert bank_for(Fc("f", [(768, 1, 1)], 4, rng=np.random.default_rng(0))) == (64, 1)  # not a multiple of 512
+    assert bank_for(Conv("c", [(96, 4, 4)], 4, (3, 3), rng=np.random.default_rng(0))) == (48, 1)  # largest divisor <= 64
+    assert bank_for(Conv("c", [(512, 2, 2)], 4, (1, 1), rng=np.random.default_rng(0))) == (64, 8)  # 1x1 conv, as Fc
+    assert bank_for(Conv("c", [(512, 4, 4)], 4, (3, 3), rng=np.random.default_rng(0))) == (64, 1)
+    assert bank_for(Conv("c", [(6, 4, 4)], 4, (3, 3), rng=np.random.default_rng(0))) == (6, 1)
 
 
 def test_ini_keys_and_dropped_first_conv():

@@ -160,12 +160,12 @@ def test_multiple_inputs_give_one_weight_tensor_each(tmp_path):
 
 # -- errors: one line, file:line [section] Key ------------------------------
 
-def test_unknown_type_lists_known_types_with_did_you_mean(tmp_path):
+def test_unknown_type_is_the_registry_wording_with_did_you_mean(tmp_path):
     text = SP + CONV.replace("Type=Conv", "Type=Convv") + FC_TARGET
-    message, path = error_of(tmp_path, text)
-    assert message.startswith(f"{path}:{line_of(text, 'Type=Convv')} [c] Type:")
-    assert "did you mean Conv?" in message
-    assert "known: Conv, Fc, Pool" in message
+    message, path = error_of(tmp_path, text, UnknownName)
+    assert message == (f"unknown Type=Convv in [c] ({path}:{line_of(text, 'Type=Convv')}); "
+                       "did you mean Conv? known: Activation, BatchNorm, Conv, Dropout, "
+                       "ElemWise, Fc, Padding, Pool, Softmax")
 
 
 def test_non_integer_nb_outputs(tmp_path):
@@ -227,11 +227,11 @@ def test_bad_filler_value_is_an_ini_error_at_its_line(tmp_path):
 
 
 def test_cell_value_error_becomes_ini_error_naming_the_section(tmp_path, monkeypatch):
-    from n2prune.graph import cell_builders
+    from n2prune.cells.conv import Conv
 
-    def broken(ctx, name, inputs, shapes):
+    def broken(self):
         raise ValueError("bad thing")
-    monkeypatch.setitem(cell_builders.BUILDERS, "Conv", broken)
+    monkeypatch.setattr(Conv, "_output_plane", broken)
     text = SP + CONV + FC_TARGET
     message, path = error_of(tmp_path, text)
     assert message == f"{path}:{line_of(text, '[c]')} [c]: bad thing"
@@ -274,9 +274,20 @@ def test_misspelt_key_is_reported_with_did_you_mean(tmp_path):
     network, _, ctx, ini = build(tmp_path, text)
     assert network.cell("c").kernel == (3, 3)
     path = tmp_path / "m.ini"
-    assert unknown_keys(ini, ctx) == [
-        f"{path}:{line_of(text, 'KernelDim=')} [c] KernelDim: unknown key; did you mean KernelDims?"
-    ]
+    messages = unknown_keys(ini, ctx)
+    assert len(messages) == 1
+    assert messages[0].startswith(f"{path}:{line_of(text, 'KernelDim=')} [c] KernelDim: "
+                                  "unknown key KernelDim; did you mean KernelDims? known: ")
+
+
+def test_unknown_key_of_a_cell_lists_the_names_of_its_type(tmp_path):
+    text = SP + CONV + FC_TARGET.replace("NbOutputs=3\n", "NbOutputs=3\nKernelDims=3 3\n")
+    _, _, ctx, ini = build(tmp_path, text)
+    [message] = unknown_keys(ini, ctx)
+    assert "[fc] KernelDims: unknown key KernelDims; known: " in message
+    known = message.split("known: ")[1].split(", ")
+    assert {"NbOutputs", "WeightsFiller", "ActivationFunction", "Model"} <= set(known)
+    assert "PoolDims" not in known and "NoBias" not in known  # another type's; a parameter
 
 
 def test_misspelt_key_of_a_template_section_is_reported_there(tmp_path):
@@ -406,3 +417,10 @@ def test_key_shadowed_by_a_stronger_spelling_is_still_reported(tmp_path):
     _, _, ctx, ini = build(tmp_path, text)
     messages = unknown_keys(ini, ctx)
     assert len(messages) == 1 and "[c] Mapping(sp).Size: key not used" in messages[0]
+
+
+def test_pooling_is_required_as_in_n2d2(tmp_path):
+    text = SP + CONV + "[p]\nInput=c\nType=Pool\nPoolDims=2 2\nNbOutputs=4\n" + FC_TARGET.replace(
+        "Input=c", "Input=p")
+    message, path = error_of(tmp_path, text)
+    assert message == f"{path}:{line_of(text, '[p]')} [p] Pooling: missing required key"

@@ -86,13 +86,14 @@ def test_unknown_cell_parameter_in_config_section(tmp_path):
     message = error_of(tmp_path, "ConfigSection=a\n", sections)
     path, text = tmp_path / "m.ini", SP + CONV + "ConfigSection=a\n" + TAIL + sections
     assert message.startswith(f"{path}:{line_of(text, 'NoBiass')} [a] NoBiass:")
-    assert "did you mean NoBias?" in message
-    assert "BackPropagate, NoBias" in message  # the known parameters are listed
+    assert "unknown Conv parameter NoBiass; did you mean NoBias? " in message
+    # The known parameters are listed: the table's, then those accepted and ignored.
+    assert message.endswith("known: NoBias, BackPropagate, WeightsExportFormat, WeightsExportFlip")
 
 
 def test_parameter_of_another_cell_type_is_unknown(tmp_path):
     message = error_of(tmp_path, "ConfigSection=a\n", "[a]\nDropout=0.3\n")
-    assert "[a] Dropout: unknown parameter Dropout for cell [c]" in message
+    assert "[a] Dropout: unknown Conv parameter Dropout; known: NoBias," in message
 
 
 def test_unknown_solver_parameter(tmp_path):
@@ -103,8 +104,7 @@ def test_unknown_solver_parameter(tmp_path):
 
 def test_missing_config_section(tmp_path):
     message = error_of(tmp_path, "ConfigSection=commn\n", "[common]\nNoBias=1\n")
-    assert "[c] ConfigSection: no section [commn]" in message
-    assert "did you mean [common]?" in message
+    assert "[c] ConfigSection: unknown section [commn]; did you mean common? known: sp, c" in message
 
 
 def test_config_values_can_reference_generated_keys(tmp_path):
@@ -170,3 +170,31 @@ def test_route_cell_config_keeps_where_each_key_was_written(tmp_path):
     assert routed.bias_solver == {"Momentum": ("a", "Solvers.Momentum")}
     assert routed.quantizer == {"Delta": ("c", "QWeight.Delta")}
     assert ini.is_used("a", "NoBias") and ini.is_used("c", "QWeight.Delta")
+
+
+@pytest.mark.parametrize("cell_extra, sections, where, message", [
+    ("ConfigSection=a\n", "[a]\nBackPropagate=0\n", "[a] BackPropagate:",
+     "BackPropagate=0 (no gradient to the inputs) is not supported"),
+    ("SubSampleX=2\n", "", "[c] SubSampleX:", "SubSample other than 1 is not supported"),
+], ids=["parameter", "dims spelling"])
+def test_n2d2_keys_without_a_setting_refuse_other_values(tmp_path, cell_extra, sections, where,
+                                                          message):
+    text = error_of(tmp_path, cell_extra, sections)
+    assert text.endswith(f"{where} {message}")
+
+
+def test_fc_input_cropping_is_refused_whatever_its_value(tmp_path):
+    path = tmp_path / "m.ini"
+    path.write_text(SP + CONV + TAIL.replace("NbOutputs=3\n", "NbOutputs=3\nInputWidth=0\n"))
+    with pytest.raises(IniError, match=r"\[fc\] InputWidth: Fc input cropping is not supported$"):
+        build_network(load_ini(path), 0, 10)
+
+
+def test_n2d2_keys_without_an_effect_are_read_and_ignored(tmp_path):
+    cell = "Model=Frame_CUDA\nDataType=Float32\nSubSampleDims=1 1\nConfigSection=a\n"
+    network, ini, *_ = build(tmp_path, cell, "[a]\nWeightsExportFormat=HWCO\nBackPropagate=1\n")
+    assert network.cell("c").nb_outputs == 2
+    assert all(ini.is_used(section, key) for section, key in [
+        ("c", "Model"), ("c", "DataType"), ("c", "SubSampleDims"), ("a", "WeightsExportFormat")])
+    message = error_of(tmp_path, "ConfigSection=a\n", "[a]\nWeightsExportFormat=CHWO\n")
+    assert "[a] WeightsExportFormat:" in message and "OCHW, HWCO" in message

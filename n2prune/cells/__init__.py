@@ -1,7 +1,8 @@
 """Cells: plain classes with ``forward``/``backward`` on (C, H, W, N) activations.
 
-``CELL_TYPES`` maps each N2D2 ``Type=`` name to its class; every module
-below files its class there with ``@register_cell`` when imported.
+``CELL_TYPES`` (a ``Registry``) maps each N2D2 ``Type=`` name to its class,
+with the table of its INI keys; every module below files its class there
+with ``@CELL_TYPES.register`` when imported.
 """
 
 from n2prune.cells.activation_cell import Activation
@@ -12,7 +13,7 @@ from n2prune.cells.elemwise import ElemWise
 from n2prune.cells.fc import Fc
 from n2prune.cells.padding import Padding
 from n2prune.cells.pool import Pool
-from n2prune.cells.registry import CELL_TYPES, register_cell
+from n2prune.cells.registry import CELL_TYPES
 from n2prune.cells.softmax import Softmax
 from n2prune.cells.weighted import WeightCell
 
@@ -28,5 +29,4 @@ __all__ = [
     "Pool",
     "Softmax",
     "WeightCell",
-    "register_cell",
 ]

@@ -6,14 +6,16 @@ Several inputs are concatenated along channels.
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Cell
 from n2prune.cells.registry import (
+    ACTIVATION,
+    CELL_TYPES,
+    NB_OUTPUTS,
     check_channel_outputs,
     concat_channels,
-    register_cell,
     split_channels,
 )
 
 
-@register_cell("Activation")
+@CELL_TYPES.register("Activation", NB_OUTPUTS, ACTIVATION)
 class Activation(Cell):
     """``y = activation(x)``; ``activation=None`` is the identity."""
 

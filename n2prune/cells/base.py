@@ -8,6 +8,8 @@ receives one array per input (``Input=a,b`` gives two) and returns one.
 
 import numpy as np
 
+from n2prune.cells.registry import CELL_TYPES
+
 
 class Param:
     """A trainable array, its gradient and the solver role that updates it.
@@ -48,7 +50,9 @@ class Cell:
     the stimuli provider and no gradient is wanted).
     """
 
-    type_name = "Cell"
+    # INI names of the keys N2D2 reads only from a ConfigSection (the cell
+    # type's *parameters*, e.g. ``NoBias``); the other keys are the section's.
+    config_keys = ()
     # Per input: whether ``backward`` must compute its gradient (the network
     # clears it for the stimuli provider). None means every input's.
     input_grad_wanted = None
@@ -57,6 +61,15 @@ class Cell:
         self.name = name
         self.input_shapes = [tuple(s) for s in input_shapes]
         self.output_shape = None
+
+    @property
+    def type_name(self):
+        """The ``Type=`` name this class (or the registered class it extends) is filed under."""
+        for klass in type(self).__mro__:
+            for name, registered in CELL_TYPES.items():
+                if registered is klass:
+                    return name
+        raise LookupError(f"{type(self).__name__} is not a registered cell type")
 
     def wants_input_grad(self, k):
         return self.input_grad_wanted is None or self.input_grad_wanted[k]

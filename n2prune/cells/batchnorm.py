@@ -20,16 +20,27 @@ import numpy as np
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Cell, Param
 from n2prune.cells.registry import (
+    ACTIVATION,
+    CELL_TYPES,
+    NB_OUTPUTS,
     check_channel_outputs,
     concat_channels,
-    register_cell,
+    key_names,
     set_grad,
     split_channels,
 )
-from n2prune.errors import UserError
+from n2prune.errors import SettingError
+from n2prune.registry import FLOAT, Key
+
+PARAMETERS = (
+    Key("Epsilon", "epsilon", FLOAT, "ConfigSection parameter; added to the variance before its square root"),
+    Key("MovingAverageMomentum", "moving_average_momentum", FLOAT,
+        "ConfigSection parameter; weight of the batch in the running statistics, in [0, 1); "
+        "0: frozen statistics"),
+)
 
 
-@register_cell("BatchNorm")
+@CELL_TYPES.register("BatchNorm", NB_OUTPUTS, ACTIVATION, *PARAMETERS)
 class BatchNorm(Cell):
     """``y = scale * (x - mean) / sqrt(var + epsilon) + bias`` per channel.
 
@@ -38,12 +49,14 @@ class BatchNorm(Cell):
     ``state()``: ``mean`` and ``variance``, the running statistics ``(C,)``.
     """
 
+    config_keys = key_names(PARAMETERS)
+
     def __init__(self, name, input_shapes, nb_outputs, epsilon=1e-5,
                  moving_average_momentum=0.1, activation=None):
         super().__init__(name, input_shapes)
         self.output_shape = check_channel_outputs(name, self.input_shapes, nb_outputs)
         if not 0.0 <= moving_average_momentum < 1.0:
-            raise UserError(f"[{name}] MovingAverageMomentum must be in [0, 1), "
+            raise SettingError("moving_average_momentum", f"[{name}] MovingAverageMomentum must be in [0, 1), "
                             f"got {moving_average_momentum}")
         channels = self.output_shape[0]
         self.epsilon = float(epsilon)

@@ -22,10 +22,17 @@ from n2prune.cells.base import Param
 from n2prune.cells.direct_weights import DIRECT_MIN_BATCH
 from n2prune.cells.mapping import group_bounds, is_block_diagonal
 from n2prune.cells.registry import (
+    ACTIVATION,
+    CELL_TYPES,
+    FILLER_KEYS,
+    MAPPING,
+    NB_OUTPUTS,
+    WEIGHT_PARAMETERS,
     as_pair,
     check_inputs,
     common_plane,
-    register_cell,
+    dims,
+    key_names,
     set_grad,
     shape_error,
 )
@@ -42,6 +49,7 @@ from n2prune.kernels import (
     max_pool_backward,
     relu_backward,
 )
+from n2prune.registry import SIZE, UINT, Key
 
 
 class Connection:
@@ -128,7 +136,14 @@ class Connection:
         return dw, per_channel.reshape(cols.shape)
 
 
-@register_cell("Conv")
+@CELL_TYPES.register(
+    "Conv", NB_OUTPUTS,
+    Key("KernelDims", "kernel", dims(SIZE), "kernel, W H (one value: square)"),
+    Key("StrideDims", "stride", dims(SIZE), "step, W H"),
+    Key("PaddingDims", "padding", dims(UINT), "symmetric zero padding, W H"),
+    Key("DilationDims", "dilation", dims(SIZE), "dilation, W H"),
+    MAPPING, *FILLER_KEYS, ACTIVATION, *WEIGHT_PARAMETERS,
+)
 class Conv(WeightCell):
     """Convolution of (C, H, W, N) inputs into ``(nb_outputs, OH, OW, N)``.
 
@@ -136,12 +151,15 @@ class Conv(WeightCell):
     are ``(h, w)`` pairs or ints. ``mappings`` is ``None`` or one entry per
     input: ``None`` (full) or a 0/1 array ``(C_k, nb_outputs)``. Fillers
     default to N2D2's Normal(0, 0.05); fans follow ``fillers.conv_fans``
-    (grouped mappings fill the compact ``(O, C_k/G, KH, KW)`` tensor, as N2D2).
+    (grouped mappings fill the compact ``(O, C_k/G, KH, KW)`` tensor, as N2D2),
+    drawing from ``rng``, the ``numpy.random.Generator`` of the run.
     """
+
+    config_keys = key_names(WEIGHT_PARAMETERS)
 
     def __init__(self, name, input_shapes, nb_outputs, kernel, stride=(1, 1), padding=(0, 0),
                  dilation=(1, 1), no_bias=False, mappings=None, weights_filler=None,
-                 bias_filler=None, activation=None, rng=None):
+                 bias_filler=None, activation=None, *, rng):
         super().__init__(name, input_shapes)
         self.nb_outputs = int(nb_outputs)
         self.kernel = as_pair(name, "kernel", kernel)
@@ -149,7 +167,6 @@ class Conv(WeightCell):
         self.padding = as_pair(name, "padding", padding)
         self.dilation = as_pair(name, "dilation", dilation)
         self.output_shape = (self.nb_outputs, *self._output_plane())
-        rng = np.random.default_rng(0) if rng is None else rng
         weights_filler = weights_filler or fillers.DEFAULT_WEIGHTS_FILLER
         self.connections, self.weights = [], []
         for k, mapping in enumerate(self._check_mappings(mappings)):
@@ -208,19 +225,20 @@ class Conv(WeightCell):
     def _geometry(self):
         return self.kernel, self.stride, self.padding, self.dilation
 
-    # A per-channel max Pool reading only this cell (``cells/fusion``): when
-    # the direct kernels serve the cell, ``forward`` returns the pool's output.
-    fused_pool = None
-    pooled = False
+    # The pair with a per-channel max Pool reading only this cell
+    # (``cells/fusion.ConvMaxPool``): when the direct kernels serve the cell,
+    # ``forward`` returns the pool's output and says so in ``fusion.pooled``.
+    fusion = None
 
     def forward(self, xs, train):
         """``xs``: one (C_k, H, W, N) array per input; returns (O, OH, OW, N),
-        or the fused pool's (O, PH, PW, N) output when ``self.pooled``."""
+        or the fused pool's (O, PH, PW, N) output when ``fusion.pooled``."""
         check_inputs(self.name, xs, self.input_shapes)
-        direct = self._direct_weights(0, xs[0]) if self.fused_pool else None
-        self.pooled = direct is not None
-        if self.pooled:
-            return self._forward_pooled(xs[0], direct, train)
+        if self.fusion is not None:
+            direct = self._direct_weights(0, xs[0])
+            self.fusion.pooled = direct is not None
+            if direct is not None:
+                return self._forward_pooled(xs[0], direct, train)
         y, saved = None, []
         for k, x in enumerate(xs):
             direct = self._direct_weights(k, x)
@@ -236,7 +254,7 @@ class Conv(WeightCell):
         return self.activate(y)
 
     def _forward_pooled(self, x, direct, train):
-        pool = self.fused_pool
+        pool = self.fusion.pool
         bias = None if self.bias is None else self.bias.value
         y, argmax = direct.forward_relu_max_pool(
             x, self.effective_weights(0), (pool.pool, pool.stride, pool.padding),
@@ -248,7 +266,7 @@ class Conv(WeightCell):
     def _unpool(self, dy):
         """Gradient at the conv output (before ReLU) from the fused pool's ``dy``."""
         y, argmax = self._pooled_state
-        pool = self.fused_pool
+        pool = self.fusion.pool
         # max(relu(a)) = relu(max(a)): the ReLU mask is read on the pooled output.
         dy = max_pool_backward(relu_backward(np.ascontiguousarray(dy), y), argmax,
                                self.output_shape[1:], pool.pool, pool.stride, pool.padding)
@@ -268,7 +286,8 @@ class Conv(WeightCell):
     def backward(self, dy):
         if self._saved is None:
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")
-        dy = self._unpool(dy) if self.pooled else self.deactivate(dy)
+        pooled = self.fusion is not None and self.fusion.pooled
+        dy = self._unpool(dy) if pooled else self.deactivate(dy)
         dxs = []
         # The forward pass's choice of kernels, whatever the masks did since.
         for k, (direct, saved) in enumerate(self._saved):

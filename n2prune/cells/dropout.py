@@ -8,30 +8,36 @@ DropoutCell_Frame does not rescale in train, so its test outputs are
 that. Several inputs are concatenated along channels.
 """
 
-import numpy as np
 
 from n2prune.cells.base import Cell
 from n2prune.cells.registry import (
+    CELL_TYPES,
+    NB_OUTPUTS,
     check_channel_outputs,
     concat_channels,
-    register_cell,
+    key_names,
     split_channels,
 )
-from n2prune.errors import UserError
+from n2prune.errors import SettingError
+from n2prune.registry import FLOAT, Key
+
+PARAMETERS = (Key("Dropout", "dropout", FLOAT,
+                  "ConfigSection parameter; probability of dropping an activation, in [0, 1)"),)
 
 
-@register_cell("Dropout")
+@CELL_TYPES.register("Dropout", NB_OUTPUTS, *PARAMETERS)
 class Dropout(Cell):
-    """Draws its masks from ``rng`` (a ``numpy.random.Generator``; ``None``:
-    one seeded with 0)."""
+    """Draws its masks from ``rng``, the ``numpy.random.Generator`` of the run."""
 
-    def __init__(self, name, input_shapes, nb_outputs, dropout=0.5, rng=None):
+    config_keys = key_names(PARAMETERS)
+
+    def __init__(self, name, input_shapes, nb_outputs, dropout=0.5, *, rng):
         super().__init__(name, input_shapes)
         self.output_shape = check_channel_outputs(name, self.input_shapes, nb_outputs)
         if not 0.0 <= dropout < 1.0:
-            raise UserError(f"[{name}] Dropout must be in [0, 1), got {dropout}")
+            raise SettingError("dropout", f"[{name}] Dropout must be in [0, 1), got {dropout}")
         self.dropout = float(dropout)
-        self.rng = np.random.default_rng(0) if rng is None else rng
+        self.rng = rng
         self._scaled_mask = None
 
     def forward(self, xs, train):

@@ -21,8 +21,9 @@ import numpy as np
 
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Cell
-from n2prune.cells.registry import register_cell, shape_error
-from n2prune.errors import UserError
+from n2prune.cells.registry import ACTIVATION, CELL_TYPES, NB_OUTPUTS, shape_error
+from n2prune.errors import SettingError, UserError
+from n2prune.registry import FLOAT, Key, choice, unknown_message, vector
 
 COEFF_MODES = ("PerLayer", "PerInput", "PerChannel")
 
@@ -91,17 +92,26 @@ OPERATIONS = {
 }
 
 
-@register_cell("ElemWise")
+@CELL_TYPES.register(
+    "ElemWise", NB_OUTPUTS,
+    Key("Operation", "operation", choice(tuple(OPERATIONS)), "how the inputs combine (see above)"),
+    Key("Weights", "coefficients", vector(FLOAT), "coefficient w of each input (or channel); default 1"),
+    Key("Shifts", "shifts", vector(FLOAT), "shift s of each input (or channel); default 0"),
+    Key("CoeffMode", "coeff_mode", choice(COEFF_MODES), "one coefficient per layer, input or channel"),
+    ACTIVATION,
+)
 class ElemWise(Cell):
     """Combines inputs of identical shape (C, H, W) into one of that shape."""
 
-    def __init__(self, name, input_shapes, nb_outputs, operation="Sum", coefficients=None,
+    def __init__(self, name, input_shapes, nb_outputs, operation, coefficients=None,
                  shifts=None, coeff_mode="PerInput", activation=None):
         super().__init__(name, input_shapes)
         if operation not in OPERATIONS:
-            raise UserError(f"[{name}] unknown operation {operation!r} (known: {', '.join(OPERATIONS)})")
+            message = unknown_message(f"operation {operation!r}", operation, list(OPERATIONS))
+            raise SettingError("operation", f"[{name}] {message}")
         if coeff_mode not in COEFF_MODES:
-            raise UserError(f"[{name}] unknown coeff mode {coeff_mode!r} (known: {', '.join(COEFF_MODES)})")
+            message = unknown_message(f"coeff mode {coeff_mode!r}", coeff_mode, COEFF_MODES)
+            raise SettingError("coeff_mode", f"[{name}] {message}")
         if not self.input_shapes or len(set(self.input_shapes)) != 1:
             raise shape_error(name, "ElemWise inputs must all have the same shape, got "
                               + ", ".join("x".join(map(str, s)) for s in self.input_shapes))

@@ -14,7 +14,17 @@ import numpy as np
 from n2prune.cells import fillers
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Param
-from n2prune.cells.registry import check_inputs, register_cell, set_grad, shape_error
+from n2prune.cells.registry import (
+    ACTIVATION,
+    CELL_TYPES,
+    FILLER_KEYS,
+    NB_OUTPUTS,
+    WEIGHT_PARAMETERS,
+    check_inputs,
+    key_names,
+    set_grad,
+    shape_error,
+)
 from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import (
     matmul,
@@ -28,16 +38,19 @@ def features(x):
     return np.ascontiguousarray(x).reshape(-1, x.shape[3])
 
 
-@register_cell("Fc")
+@CELL_TYPES.register("Fc", NB_OUTPUTS, *FILLER_KEYS, ACTIVATION, *WEIGHT_PARAMETERS)
 class Fc(WeightCell):
     """``y = sum_k W_k @ features(x_k) + b``, then the activation.
 
     Fillers default to N2D2's Normal(0, 0.05), with the fans of
-    ``fillers.fc_fans`` (fan-in C_k*H_k*W_k, fan-out nb_outputs).
+    ``fillers.fc_fans`` (fan-in C_k*H_k*W_k, fan-out nb_outputs), drawing
+    from ``rng``, the ``numpy.random.Generator`` of the run.
     """
 
+    config_keys = key_names(WEIGHT_PARAMETERS)
+
     def __init__(self, name, input_shapes, nb_outputs, no_bias=False, weights_filler=None,
-                 bias_filler=None, activation=None, rng=None):
+                 bias_filler=None, activation=None, *, rng):
         super().__init__(name, input_shapes)
         self.nb_outputs = int(nb_outputs)
         if self.nb_outputs < 1:
@@ -45,7 +58,6 @@ class Fc(WeightCell):
         if not self.input_shapes:
             raise shape_error(name, "the cell has no input")
         self.output_shape = (self.nb_outputs, 1, 1)
-        rng = np.random.default_rng(0) if rng is None else rng
         weights_filler = weights_filler or fillers.DEFAULT_WEIGHTS_FILLER
         self.weights = []
         for k, shape in enumerate(self.input_shapes):

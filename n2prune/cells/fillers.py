@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from n2prune.errors import SettingError
-from n2prune.registry import FLOAT, Key, Registry, choice
+from n2prune.registry import FLOAT, Key, Registry, choice, unknown_message
 
 FILLERS = Registry("WeightsFiller")
 
@@ -67,7 +67,7 @@ def _variance_n(variance_norm, fan_in, fan_out):
 
 def _check_choice(setting, value, choices):
     if value not in choices:
-        raise SettingError(setting, f"unknown {setting} {value} (known: {', '.join(choices)})")
+        raise SettingError(setting, unknown_message(f"{setting} {value}", value, choices))
 
 
 @FILLERS.register(

@@ -10,12 +10,28 @@ A pair qualifies when the Conv has one input and a plain ``Rectifier``
 (no leak, no clipping), the Pool is ``Max`` with the identity mapping, no
 activation and no padding, and the Pool is the Conv's only reader (nor is
 the Conv a target). Whether a forward pass actually fuses is decided per
-call (``Conv.pooled``): only when the direct kernels serve the Conv.
+call, and recorded in the pair (``ConvMaxPool.pooled``): only when the
+direct kernels serve the Conv.
 """
 
 from n2prune.cells.activations import Linear, Rectifier
 from n2prune.cells.conv import Conv
 from n2prune.cells.pool import Pool
+
+
+class ConvMaxPool:
+    """A Conv and the max Pool that alone reads it; both cells hold the pair as ``fusion``.
+
+    The pair is where the two cells meet: ``pooled`` is the decision of the
+    last forward pass. The Conv sets it (only the Conv knows whether its
+    direct kernels serve this batch) and, when set, returns the pool's
+    output; the Pool then passes that output, and in backward its gradient,
+    through unchanged. Each backward follows its own forward's decision.
+    """
+
+    def __init__(self, conv, pool):
+        self.conv, self.pool = conv, pool
+        self.pooled = False
 
 
 def _plain_rectifier(activation):
@@ -50,6 +66,6 @@ def fuse_conv_max_pool(cells, inputs, targets):
         if (conv is None or readers.get(conv.name) != [pool.name] or conv.name in targets
                 or not _fusable(conv, pool)):
             continue
-        conv.fused_pool, pool.fused_conv = pool, conv
+        conv.fusion = pool.fusion = ConvMaxPool(conv, pool)
         fused.append((conv.name, pool.name))
     return fused

@@ -9,12 +9,14 @@ import numpy as np
 
 from n2prune.cells.base import Cell
 from n2prune.cells.registry import (
+    CELL_TYPES,
+    NB_OUTPUTS,
     check_channel_outputs,
     concat_channels,
-    register_cell,
     shape_error,
     split_channels,
 )
+from n2prune.registry import INT, Key
 
 
 def _overlap(size, before, out_size):
@@ -25,7 +27,13 @@ def _overlap(size, before, out_size):
     return slice(lo, hi), slice(lo + before, hi + before)
 
 
-@register_cell("Padding")
+@CELL_TYPES.register(
+    "Padding", NB_OUTPUTS,
+    Key("TopPadding", "top", INT, "rows added above; negative: cropped"),
+    Key("BottomPadding", "bottom", INT, "rows added below; negative: cropped"),
+    Key("LeftPadding", "left", INT, "columns added on the left; negative: cropped"),
+    Key("RightPadding", "right", INT, "columns added on the right; negative: cropped"),
+)
 class Padding(Cell):
     """Pads (or, with negative values, crops) each side of every channel plane."""
 

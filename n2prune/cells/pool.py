@@ -21,15 +21,19 @@ import numpy as np
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Cell
 from n2prune.cells.registry import (
+    ACTIVATION,
+    CELL_TYPES,
+    MAPPING,
+    NB_OUTPUTS,
     as_pair,
     check_inputs,
     common_plane,
     concat_channels,
-    register_cell,
+    dims,
     shape_error,
     split_channels,
 )
-from n2prune.errors import UserError
+from n2prune.errors import SettingError
 from n2prune.kernels import (
     avg_pool_backward,
     avg_pool_forward,
@@ -37,6 +41,7 @@ from n2prune.kernels import (
     max_pool_backward,
     max_pool_forward,
 )
+from n2prune.registry import SIZE, UINT, Key, choice, unknown_message
 
 
 def window_counts(size, pool, stride, padding, out):
@@ -45,20 +50,31 @@ def window_counts(size, pool, stride, padding, out):
     return np.clip(np.minimum(starts + pool, size) - np.maximum(starts, 0), 0, None)
 
 
-@register_cell("Pool")
+POOLINGS = ("Max", "Average")
+
+
+@CELL_TYPES.register(
+    "Pool", NB_OUTPUTS,
+    Key("PoolDims", "pool", dims(SIZE), "window, W H (one value: square)"),
+    Key("StrideDims", "stride", dims(SIZE), "step, W H; as N2D2, not the window size"),
+    Key("PaddingDims", "padding", dims(UINT), "zero padding on each side, W H"),
+    Key("Pooling", "pooling", choice(POOLINGS), "maximum or mean of each window"),
+    MAPPING, ACTIVATION,
+)
 class Pool(Cell):
     """Pooling of (C, H, W, N) inputs into ``(nb_outputs, OH, OW, N)``.
 
     ``pool``, ``stride`` (default 1, as N2D2), ``padding``: ``(h, w)`` pairs
-    or ints. ``pooling``: ``"Max"`` or ``"Average"``. ``mappings``: ``None``
-    (full) or one ``None`` | 0/1 array ``(C_k, nb_outputs)`` per input.
+    or ints. ``pooling`` (required, as N2D2's ``Pooling``): ``"Max"`` or
+    ``"Average"``. ``mappings``: ``None`` (full) or one ``None`` | 0/1 array
+    ``(C_k, nb_outputs)`` per input.
     """
 
-    def __init__(self, name, input_shapes, nb_outputs, pool, stride=(1, 1), padding=(0, 0),
-                 pooling="Max", mappings=None, activation=None):
+    def __init__(self, name, input_shapes, nb_outputs, pool, stride=(1, 1), padding=(0, 0), *,
+                 pooling, mappings=None, activation=None):
         super().__init__(name, input_shapes)
-        if pooling not in ("Max", "Average"):
-            raise UserError(f"[{name}] unknown pooling {pooling!r} (known: Max, Average)")
+        if pooling not in POOLINGS:
+            raise SettingError("pooling", f"[{name}] {unknown_message(f'pooling {pooling!r}', pooling, POOLINGS)}")
         self.nb_outputs, self.pooling = int(nb_outputs), pooling
         self.pool = as_pair(name, "pool", pool)
         self.stride = as_pair(name, "stride", stride)
@@ -106,12 +122,12 @@ class Pool(Cell):
             self.sources = [np.flatnonzero(col) for col in self.mapping.T]
             self.output_map = np.arange(self.nb_outputs)
 
-    # The Conv this pool is fused into (``cells/fusion``); when it pooled
-    # (``fused_conv.pooled``), its output already is this cell's.
-    fused_conv = None
+    # The Conv + Pool pair this cell belongs to (``cells/fusion.ConvMaxPool``);
+    # when the pair ran pooled, the Conv's output already is this cell's.
+    fusion = None
 
     def forward(self, xs, train):
-        if self.fused_conv is not None and self.fused_conv.pooled:
+        if self.fusion is not None and self.fusion.pooled:
             return xs[0]
         check_inputs(self.name, xs, self.input_shapes)
         x = concat_channels(xs)
@@ -153,7 +169,7 @@ class Pool(Cell):
         return factor[:, :, None].astype(dtype)  # broadcast over the batch
 
     def backward(self, dy):
-        if self.fused_conv is not None and self.fused_conv.pooled:
+        if self.fusion is not None and self.fusion.pooled:
             return [dy]
         if self._cache is None:
             raise RuntimeError(f"[{self.name}] backward needs a forward with train=True first")

@@ -1,27 +1,53 @@
-"""The registry of cell types (N2D2 ``Type=`` names) and the checks cells share.
+"""The registry of cell types (N2D2 ``Type=`` names), the keys they share, the checks cells share.
 
-``@register_cell("Conv")`` files a class in ``CELL_TYPES``. The helpers
-below are the few things several cells do alike: name a shape error,
-check input shapes, concatenate inputs along channels and split the
+``@CELL_TYPES.register("Conv", Key(...), ...)`` files a class under its
+``Type=`` name with the table of its INI keys (``n2prune.registry``): each
+key names a constructor keyword, whose default is the constructor's. A
+cell class lists in ``config_keys`` the keys N2D2 reads only from a
+``ConfigSection`` (its cell *parameters*: ``NoBias``, ``Dropout``...). Two
+kinds are the graph's to read: ``dims`` (a 2-D size N2D2 spells several
+ways, given here as ``(h, w)``) and ``MAPPINGS`` (one 0/1 matrix per input,
+from the ``Mapping*`` keys).
+
+The helpers below are the few things several cells do alike: name a shape
+error, check input shapes, concatenate inputs along channels and split the
 gradient back.
 """
 
 import numpy as np
 
+from n2prune.cells.activations import ACTIVATIONS
+from n2prune.cells.fillers import FILLERS
 from n2prune.errors import ShapeError
+from n2prune.registry import BOOL, SIZE, Key, Kind, Registry, choice
 
-CELL_TYPES = {}
+CELL_TYPES = Registry("Type")
+
+MAPPINGS = Kind("mappings")
+"""One connection matrix per input (``None``: full), from the ``Mapping*`` keys."""
 
 
-def register_cell(type_name):
-    """Class decorator: ``CELL_TYPES[type_name] = cls`` and ``cls.type_name``."""
+def dims(item):
+    """A 2-D size of ``item`` values, an ``(h, w)`` pair in Python (``KernelDims=W H``...)."""
+    return Kind("dims", item=item)
 
-    def decorate(cls):
-        CELL_TYPES[type_name] = cls
-        cls.type_name = type_name
-        return cls
 
-    return decorate
+def key_names(keys):
+    """The INI names of ``keys``, for a class's ``config_keys``."""
+    return tuple(key.name for key in keys)
+
+
+NB_OUTPUTS = Key("NbOutputs", "nb_outputs", SIZE, "output channels")
+ACTIVATION = Key("ActivationFunction", "activation", choice(ACTIVATIONS),
+                 "activation applied to the outputs; none: identity")
+MAPPING = Key("Mapping", "mappings", MAPPINGS,
+              "which input channels feed which outputs (Mapping.*, Mapping(P)=); none: all")
+# The keys of the cells that learn weights (Conv, Fc).
+FILLER_KEYS = (
+    Key("WeightsFiller", "weights_filler", choice(FILLERS), "weights initialiser; none: N2D2's Normal(0, 0.05)"),
+    Key("BiasFiller", "bias_filler", choice(FILLERS), "biases initialiser; none: N2D2's Normal(0, 0.05)"),
+)
+WEIGHT_PARAMETERS = (Key("NoBias", "no_bias", BOOL, "ConfigSection parameter; 1: the cell has no biases"),)
 
 
 def shape_error(name, message):

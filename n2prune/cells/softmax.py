@@ -12,10 +12,20 @@ we keep them apart).
 import numpy as np
 
 from n2prune.cells.base import Cell
-from n2prune.cells.registry import check_channel_outputs, register_cell, shape_error
+from n2prune.cells.registry import (
+    CELL_TYPES,
+    NB_OUTPUTS,
+    check_channel_outputs,
+    shape_error,
+)
+from n2prune.registry import BOOL, UINT, Key
 
 
-@register_cell("Softmax")
+@CELL_TYPES.register(
+    "Softmax", NB_OUTPUTS,
+    Key("WithLoss", "with_loss", BOOL, "1: backward passes the target error through (cross-entropy)"),
+    Key("GroupSize", "group_size", UINT, "channels normalised together; 0: all"),
+)
 class Softmax(Cell):
     """``y[c] = exp(x[c]) / sum_{c' in group} exp(x[c'])`` on a single (C, H, W, N) input."""
 

@@ -1,39 +1,48 @@
 """From a parsed INI file to a ``Network``: N2D2's DeepNetGenerator, in short.
 
 A section is a cell iff it has ``Input=``. Cells are built by level
-(1 + the highest level of their inputs), in file order within a level, each
-by the builder registered for its ``Type=``. Shapes flow from the stimuli
-provider; generated keys (``_NbOutputs``, ``_OutputsWidth``...) are injected
-as each cell is built so that later sections can reference them.
+(1 + the highest level of their inputs), in file order within a level. A
+cell's ``Type=`` names its class in ``cells.CELL_TYPES``; its section and
+ConfigSection are read against the class's key table
+(``graph/cell_keys.read_cell``), its memory charged (``graph/charges``),
+then the constructor is called with the keys' keywords. Shapes flow from
+the stimuli provider; generated keys (``_NbOutputs``, ``_OutputsWidth``...)
+are injected as each cell is built so that later sections can reference them.
 """
 
+import functools
 import logging
 
 import numpy as np
 
+from n2prune.cells import CELL_TYPES
+from n2prune.cells.registry import MAPPINGS
+from n2prune.cells.weighted import WeightCell
 from n2prune.errors import IniError, ShapeError, UserError
-from n2prune.graph.cell_builders import BUILDERS, charge_cell
+from n2prune.graph.cell_keys import read_cell, section_names
+from n2prune.graph.charges import charge_before, charge_built
 from n2prune.graph.config import config_sections, route_cell_config
+from n2prune.graph.keys import construct, place
+from n2prune.graph.mappings import read_mappings
 from n2prune.graph.network import PROVIDER, Network
 from n2prune.graph.objects import build_solvers
 from n2prune.graph.pruning_section import pruning_section_refs
 from n2prune.graph.qweight import attach_prune_quantizer
-from n2prune.graph.reader import IGNORED_CELL_KEYS, SectionReader, unknown_key_message
+from n2prune.graph.reader import SectionReader, unknown_key_message
 from n2prune.graph.stimuli import PROVIDER_SECTIONS, build_provider
-from n2prune.graph.targets import Target
-from n2prune.ini import did_you_mean, values
+from n2prune.graph.targets import read_targets
+from n2prune.ini import values
 from n2prune.prune.pruned_cells import feeding_batchnorm
-from n2prune.registry import UnknownName
+from n2prune.registry import UnknownName, signature_parameters, unknown_message
 
 log = logging.getLogger("n2prune")
 
 QUANTIZERS = ("Prune",)
-QUANTIZED_TYPES = ("Conv", "Fc")  # N2D2: only these generators read QWeight=
 GLOBAL_KEYS = {"DefaultModel", "DefaultDataType", "InsertBatchNormAfterConv", "CheckWeightRange"}
 
 
 class BuildContext:
-    """What builders share: the INI, the seeded generator, declared keys, routing."""
+    """What the build shares: the INI, the seeded generator, declared keys, routing."""
 
     def __init__(self, ini, rng):
         self.ini = ini
@@ -77,9 +86,8 @@ def cell_sections(ini):
         names = ini.value(name, "Input").split(",")
         for parent in names:
             if parent not in cells and parent not in PROVIDER_SECTIONS:
-                hint = did_you_mean(parent, list(cells))
-                extra = f"; did you mean {hint}?" if hint else ""
-                raise IniError(f"{ini.where(name, 'Input')}: unknown input {parent!r}{extra}")
+                message = unknown_message(f"input {parent!r}", parent, [*cells, *PROVIDER_SECTIONS])
+                raise IniError(message, ini.where(name, "Input"))
         inputs[name] = [PROVIDER if p in PROVIDER_SECTIONS else p for p in names]
     levels = {}
 
@@ -106,49 +114,46 @@ def _inject_shape_keys(ini, name, input_shapes, output_shape):
         ini.inject(name, key, str(value))
 
 
-def _check_quantizer(ctx, reader, name, type_name):
+def _check_quantizer(ctx, name, cls, type_name):
     """``QWeight=``: a known quantizer, on a cell type that has weights to quantize."""
+    reader = ctx.reader(name)
     if not reader.has("QWeight"):
         return
     ctx.routed(name)  # QWeight.* keys are routed and kept for the quantizer
     kind = reader.get("QWeight", values.as_str)
     if kind not in QUANTIZERS:
-        raise reader.error("QWeight", f"weight quantizer {kind} is not supported "
-                           f"(known: {', '.join(QUANTIZERS)})")
-    if type_name not in QUANTIZED_TYPES:
-        raise reader.error("QWeight", f"QWeight is only read on {' and '.join(QUANTIZED_TYPES)} "
+        raise reader.error("QWeight", unknown_message(f"QWeight={kind}", kind, QUANTIZERS))
+    if not issubclass(cls, WeightCell):
+        weighted = [n for n, c in CELL_TYPES.items() if issubclass(c, WeightCell)]
+        raise reader.error("QWeight", f"QWeight is only read on {' and '.join(weighted)} "
                            f"cells, not on Type={type_name}")
 
 
 def build_cell(ctx, name, inputs, shapes):
-    reader = ctx.reader(name)
-    type_name = reader.get("Type", values.as_str)
-    reader.ignore("Input", "ConfigSection", *IGNORED_CELL_KEYS)
-    if type_name not in BUILDERS:
-        hint = did_you_mean(type_name, list(BUILDERS))
-        extra = f"did you mean {hint}? " if hint else ""
-        raise reader.error("Type", f"unknown Type={type_name} ({extra}known: {', '.join(BUILDERS)})")
-    _check_quantizer(ctx, reader, name, type_name)
+    """The cell of section ``name`` reading ``inputs`` of (C, H, W) ``shapes``."""
+    ini = ctx.ini
+    type_name = ini.read(name, "Type", values.as_str)
+    cls = CELL_TYPES.lookup(type_name, place(ini, name, "Type"))
+    ctx.known_keys.setdefault(name, set()).update(section_names(cls, inputs))
+    _check_quantizer(ctx, name, cls, type_name)
+    where = ini_where_section(ini, name)
     try:
-        cell = BUILDERS[type_name](ctx, name, inputs, shapes)
+        kwargs, located = read_cell(ini, name, cls, type_name, ctx.routed(name).params)
+        charge_before(ctx, name, cls, {**cls.key_table.defaults(), **kwargs}, located, shapes)
+        if any(key.kind == MAPPINGS for key in cls.key_table):
+            # After the charge: a generated mapping allocates channels x outputs.
+            kwargs["mappings"] = read_mappings(ctx.reader(name), inputs, [s[0] for s in shapes],
+                                               kwargs["nb_outputs"])
+        if "rng" in signature_parameters(cls):
+            kwargs["rng"] = ctx.rng
+        return construct(functools.partial(cls, name, shapes), kwargs, located, where)
     except (IniError, UnknownName):
         raise  # already says where
-    except (UserError, ValueError) as exc:
-        # Cells and the objects they take know nothing of the INI: name the
-        # section the cell was written in, keeping the error's own class.
+    except UserError as exc:
+        # Cells know nothing of the INI: name the section the cell was written
+        # in, keeping the error's own class.
         kind = ShapeError if isinstance(exc, ShapeError) else IniError
-        raise kind(f"{ini_where_section(ctx.ini, name)}: {_without_cell_name(exc, name)}") from None
-    cell.type_name = type_name
-    return cell
-
-
-def charge_built(ctx, cell):
-    """Charge a cell whose builder did not (its constructor allocates little: no
-    weights beyond per-channel ones), from its own output shape and parameters."""
-    if cell.name in ctx.budget.items:
-        return
-    nb_params = sum(p.value.size for p in cell.params())
-    charge_cell(ctx, cell.name, "NbOutputs", nb_params, cell.output_shape)
+        raise kind(f"{where}: {_without_cell_name(exc, name)}") from None
 
 
 def _without_cell_name(exc, name):
@@ -159,39 +164,6 @@ def _without_cell_name(exc, name):
 def ini_where_section(ini, name):
     sec = ini.section(name)
     return f"{sec.file}:{sec.line} [{name}]"
-
-
-def read_targets(ini, cell_shapes, known_keys):
-    """The ``[<cell>.Target*]`` sections, in file order (at least one).
-
-    ``cell_shapes`` maps each cell, in build order, to its output shape.
-    """
-    order = list(cell_shapes)
-    targets = []
-    for sec in ini.sections():
-        if ".Target" not in sec.name:
-            continue
-        cell = sec.name[: sec.name.index(".Target")]
-        if cell not in cell_shapes:
-            raise IniError(f"{sec.file}:{sec.line} [{sec.name}]: no cell [{cell}] to attach this target to")
-        reader = SectionReader(ini, sec.name, known_keys.setdefault(sec.name, set()))
-        kind = reader.get("Type", values.as_str, "TargetScore")
-        if kind != "TargetScore":
-            raise reader.error("Type", f"target type {kind} is not supported (known: TargetScore)")
-        if reader.has("LabelsMapping"):
-            raise reader.error("LabelsMapping", "LabelsMapping is not supported")
-        if cell_shapes[cell][1:] != (1, 1):
-            raise ShapeError(f"{sec.file}:{sec.line} [{sec.name}]: a target needs a cell with 1x1 "
-                             f"outputs, [{cell}] gives {'x'.join(map(str, cell_shapes[cell]))}")
-        targets.append(Target(cell, reader.get("TargetValue", values.as_float, 1.0),
-                              reader.get("DefaultValue", values.as_float, 0.0),
-                              reader.get("TopN", values.as_uint, 1)))
-    if not targets:
-        last = order[-1] if order else None
-        where = ini_where_section(ini, last) if last else ini.end_where()
-        raise IniError(f"{where}: no target cell: add a [{last or '<cell>'}.Target] section "
-                       "naming the cell the loss is computed on")
-    return targets
 
 
 def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None):
@@ -218,7 +190,8 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None):
         shapes[name] = cell.output_shape
         _inject_shape_keys(ini, name, in_shapes, cell.output_shape)
         cells.append(cell)
-    network = Network(cells, inputs, shapes[PROVIDER], read_targets(ini, {n: shapes[n] for n in order}, ctx.known_keys))
+    targets = read_targets(ini, {n: shapes[n] for n in order}, ctx.known_keys)
+    network = Network(cells, inputs, shapes[PROVIDER], targets)
     section_refs = pruning_section_refs(ini, ctx, cells)
     for cell in cells:
         # After the network exists: BN criteria score with the BatchNorm the cell feeds.

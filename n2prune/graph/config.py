@@ -7,14 +7,15 @@ cell section itself (``QWeight.Threshold=0.3``) and the sections named by
 * ``Solvers.X`` -> both the weights and the bias solver,
 * ``WeightsSolver.X`` / ``BiasSolver.X`` -> that solver (wins over ``Solvers.X``),
 * ``QWeight.X`` -> the weight quantizer (kept for it, see ``prune/``),
-* anything else from a ConfigSection -> a cell parameter (``NoBias``, ``Dropout``...).
+* anything else from a ConfigSection -> a cell parameter (``NoBias``, ``Dropout``...),
+  read against the cell type's table (``graph/cell_keys.read_parameters``).
 
 Keys are kept as ``(section, key)`` references, so a bad value is reported at
 the line where it was written.
 """
 
 from n2prune.errors import IniError
-from n2prune.ini import did_you_mean, known_hint
+from n2prune.registry import unknown_message
 
 SOLVER_PREFIXES = ("Solvers.", "WeightsSolver.", "BiasSolver.")
 QUANTIZER_PREFIX = "QWeight."
@@ -51,10 +52,9 @@ def config_sections(ini, cell):
     names = [n for n in ini.value(cell, "ConfigSection").split(",") if n]
     for name in names:
         if not ini.has_section(name):
-            where = ini.where(cell, "ConfigSection")
-            hint = did_you_mean(name, [s.name for s in ini.sections()])
-            extra = f"; did you mean [{hint}]?" if hint else ""
-            raise IniError(f"{where}: no section [{name}]{extra}")
+            known = [s.name for s in ini.sections()]
+            message = unknown_message(f"section [{name}]", name, known)
+            raise IniError(message, ini.where(cell, "ConfigSection"))
     return names
 
 
@@ -97,23 +97,3 @@ def route_cell_config(ini, cell):
             _route(routed, name, key, from_config=True)
             ini.mark_used(name, key)
     return routed.finish()
-
-
-def read_params(ini, cell, routed, table):
-    """Typed cell parameters from the ConfigSection, per a declared table.
-
-    ``table`` maps an N2D2 parameter name to ``(python_name, reader, default)``.
-    A parameter the cell type does not have is an error, as in N2D2.
-    """
-    kwargs = {}
-    for name, (section, key) in routed.params.items():
-        if name not in table:
-            raise IniError(
-                f"{ini.where(section, key)}: unknown parameter {name} for cell [{cell}] "
-                f"{known_hint(name, sorted(table), 'parameters of this cell type')}"
-            )
-        py_name, reader, _default = table[name]
-        kwargs[py_name] = ini.read(section, key, reader)
-    for name, (py_name, _reader, default) in table.items():
-        kwargs.setdefault(py_name, default)
-    return kwargs

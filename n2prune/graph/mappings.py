@@ -72,8 +72,7 @@ def read_mappings(reader, input_names, input_channels, nb_outputs):
     grouped = reader.has("Mapping.NbGroups") or reader.has("Mapping.ChannelsPerGroup")
     result = []
     for name, nb_channels in zip(input_names, input_channels):
-        # N2D2 names the stimuli provider "env" in mapping keys; accept "sp" too.
-        parent_keys = [name] if name not in ("sp", "env") else ["env", "sp"]
+        parent_keys = _parent_keys(name)
         explicit = [k for k in (f"Mapping({p})" for p in parent_keys) if reader.has(k)]
         per_parent_gen = any(
             reader.has(f"Mapping({p}).{f}") for p in parent_keys for f in GENERATOR_FIELDS
@@ -90,3 +89,18 @@ def read_mappings(reader, input_names, input_channels, nb_outputs):
         except ValueError as exc:
             raise IniError(f"{reader.where('Mapping')}: {exc}") from None
     return result
+
+
+def mapping_keys(input_names):
+    """Every ``Mapping*`` key name a cell reading ``input_names`` may hold."""
+    parents = [p for name in input_names for p in _parent_keys(name)]
+    prefixes = ["Mapping", *(f"Mapping({p})" for p in parents)]
+    return {"Mapping.NbGroups", "Mapping.ChannelsPerGroup",
+            *(f"Mapping({p})" for p in parents),
+            *(f"{prefix}.{field}" for prefix in prefixes for field in GENERATOR_FIELDS)}
+
+
+def _parent_keys(name):
+    """The names a parent is written as in mapping keys: N2D2 names the stimuli
+    provider "env"; "sp" is accepted too."""
+    return [name] if name not in ("sp", "env") else ["env", "sp"]

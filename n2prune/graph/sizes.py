@@ -1,9 +1,10 @@
 """The memory a network will need, estimated from shapes before any array exists.
 
-Builders know each cell's parameter count and output shape from its keys
-before the cell's constructor fills weights; ``MemoryBudget.charge`` turns
-them into bytes with ``cell_bytes`` (the one formula) and refuses, naming
-the INI key, once the total exceeds ``--max-memory``. The estimate is for
+The graph knows each cell's parameter count and output shape from its keys
+before the cell's constructor fills weights (``graph/charges``);
+``MemoryBudget.charge`` turns them into bytes with ``cell_bytes`` (the one
+formula) and refuses, naming the INI key, once the total exceeds
+``--max-memory``. The estimate is for
 training (the most a verb needs), so what ``check`` accepts ``train`` can
 start.
 """
@@ -84,8 +85,8 @@ def transform_bytes(nb_images, shape_in, shape_out):
 class MemoryBudget:
     """Bytes charged per item (cell, data path) against ``limit`` bytes.
 
-    Charging an item again replaces its estimate (a builder's estimate from
-    keys, then the built cell's own numbers), so nothing is counted twice.
+    Charging an item again replaces its estimate (an estimate from the keys,
+    then the built cell's own numbers), so nothing is counted twice.
     """
 
     def __init__(self, limit=None, batch_size=1):
