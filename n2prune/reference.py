@@ -14,20 +14,37 @@ import sys
 
 from n2prune.cells.activations import ACTIVATIONS
 from n2prune.cells.fillers import FILLERS
+from n2prune.cells.registry import CELL_TYPES
+from n2prune.data.mnist import DATABASES
+from n2prune.data.transforms import TRANSFORMATIONS
+from n2prune.graph import cell_keys
+from n2prune.graph.stimuli import PROVIDER_KEYS
+from n2prune.graph.targets import TARGETS
 from n2prune.registry import REQUIRED
+from n2prune.solvers.lr_policy import LR_POLICIES
+from n2prune.solvers.sgd import SOLVERS
 
 
 def registries():
-    """``{title: Registry}`` of every family whose members a user names in an INI file."""
+    """``{title: Registry}`` of every family whose members a user names in an INI file.
+
+    Cell types get a block each (``cell-Conv``...), not one table.
+    """
     return {
         "ActivationFunction": ACTIVATIONS,
         "WeightsFiller": FILLERS,
+        "cell-types": CELL_TYPES,
+        "databases": DATABASES,
+        "transformations": TRANSFORMATIONS,
+        "targets": TARGETS,
+        "solvers": SOLVERS,
+        "LearningRatePolicy": LR_POLICIES,
     }
 
 
 def key_tables():
     """``{title: KeyTable}`` of the sections read against one table (no member to name)."""
-    return {}
+    return {"sp": PROVIDER_KEYS}
 
 
 def summary(obj):
@@ -50,7 +67,14 @@ def format_default(key):
         return f"``{default}``"
     if isinstance(default, float):
         return f"{default:g}"
+    if key.kind.name == "dims":
+        return format_dims(default)
     return str(default)
+
+
+def format_dims(value):
+    """An ``(h, w)`` pair as the INI writes it: ``W H``."""
+    return " ".join(str(v) for v in reversed(value))
 
 
 def _key_rows(table):
@@ -77,9 +101,31 @@ def render_table(table):
     return _list_table(["key", "type", "default", "meaning"], _key_rows(table))
 
 
+def render_cell(cls):
+    """RST lines of a cell type: its keys, then the N2D2 keys it reads without a setting."""
+    rows = _key_rows(cls.key_table)
+    for table in (cell_keys.UNSUPPORTED, cell_keys.UNSUPPORTED_PARAMETERS):
+        for entry in cell_keys.unsupported(table, cls):
+            rows.append([f"``{entry.name}``", entry.kind.describe(), _accepted(entry), entry.doc])
+    return _list_table(["key", "type", "default", "meaning"], rows)
+
+
+def _accepted(entry):
+    """What an unsupported key accepts: any value, or only N2D2's default."""
+    if entry.accepted is None:
+        return "any"
+    shown = [format_dims(v) if entry.kind.name == "dims" else str(int(v)) if isinstance(v, bool)
+             else str(v) for v in entry.accepted]
+    return "only " + ", ".join(shown) if shown else "refused"
+
+
 def blocks():
     """``{title: rendered RST lines}`` of every registry and key table."""
-    rendered = {title: render_registry(r) for title, r in registries().items()}
+    # A family without keys (learning-rate policies...) is documented in prose;
+    # test_key_tables checks its names are.
+    rendered = {title: render_registry(r) for title, r in registries().items()
+                if r is not CELL_TYPES and any(len(m.key_table) for m in r.values())}
+    rendered.update({f"cell-{name}": render_cell(cls) for name, cls in CELL_TYPES.items()})
     rendered.update({title: render_table(t) for title, t in key_tables().items()})
     return rendered
 

@@ -59,11 +59,14 @@ class Kind:
             return "one of " + ", ".join(self.names())
         if self.name == "vector":
             return f"list of {self.item.describe()}"
+        if self.name == "dims":
+            return f"``W H`` ({self.item.describe()})"
         return _KIND_WORDS.get(self.name, self.name)
 
 
 _KIND_WORDS = {"uint": "integer >= 0", "int": "integer", "size": "integer >= 1",
-               "bool": "0 or 1", "str": "text", "text": "text"}
+               "bool": "0 or 1", "str": "text", "text": "text",
+               "mappings": "see Mapping keys"}
 
 FLOAT, UINT, INT, BOOL, STR, SIZE = (Kind(n) for n in ("float", "uint", "int", "bool", "str", "size"))
 

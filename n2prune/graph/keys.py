@@ -92,5 +92,5 @@ def read_member(ini, section, key, registry):
         return None
     name = ini.read(section, key, values.as_str)
     member = registry.lookup(name, place(ini, section, key), what=key)
-    kwargs, located = read_keys(ini, refs, member.key_table, f"{key}.", (section, key))
+    kwargs, located = read_keys(ini, refs, member.key_table, f"{name} parameter", (section, key))
     return member, kwargs, located
