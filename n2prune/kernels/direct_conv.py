@@ -35,6 +35,7 @@ import numpy as np
 from n2prune.kernels.direct_rows import dot_run, gather_run, scatter1
 from n2prune.kernels.im2col import _valid_span, check_out, conv_out_size, pair
 from n2prune.kernels.sparse import PARALLEL_MIN_FMAS
+from n2prune.kernels.twins import serial_and_parallel
 
 
 class KeptWeights(NamedTuple):
@@ -139,17 +140,10 @@ def conv_row(x, kept, geo, bias, relu, out, ob, o, oy):
             row[q] = v * row.dtype.type(v > zero)
 
 
-@numba.njit(parallel=True, cache=True)
-def _forward_parallel(x, kept, geo, bias, relu, y):
+@serial_and_parallel
+def _forward(x, kept, geo, bias, relu, y):
     o_count, ho, row = (kept[0].shape[0] - 1) // geo[0], geo[9], geo[10] * geo[11]
     for item in numba.prange(o_count * ho):
-        conv_row(x, kept, geo, bias, relu, y, item * row, item // ho, item % ho)
-
-
-@numba.njit(cache=True)
-def _forward_serial(x, kept, geo, bias, relu, y):
-    o_count, ho, row = (kept[0].shape[0] - 1) // geo[0], geo[9], geo[10] * geo[11]
-    for item in range(o_count * ho):
         conv_row(x, kept, geo, bias, relu, y, item * row, item // ho, item % ho)
 
 
@@ -188,15 +182,9 @@ def _input_grad_item(dy, kept_t, geo, dx, item):
                      sx, n)
 
 
-@numba.njit(parallel=True, cache=True)
-def _input_grad_parallel(dy, kept_t, geo, dx):
+@serial_and_parallel
+def _input_grad(dy, kept_t, geo, dx):
     for item in numba.prange(dx.shape[0] // (geo[8] * geo[11])):
-        _input_grad_item(dy, kept_t, geo, dx, item)
-
-
-@numba.njit(cache=True)
-def _input_grad_serial(dy, kept_t, geo, dx):
-    for item in range(dx.shape[0] // (geo[8] * geo[11])):
         _input_grad_item(dy, kept_t, geo, dx, item)
 
 
@@ -214,15 +202,9 @@ def _weight_grad_item(x, dy, kept, geo, dw, o):
         dot_run(dy, (o * ho + oy) * wo * n, x, minor, ky, kx, dw, p0, p1, g)
 
 
-@numba.njit(parallel=True, cache=True)
-def _weight_grad_parallel(x, dy, kept, geo, dw):
+@serial_and_parallel
+def _weight_grad(x, dy, kept, geo, dw):
     for o in numba.prange((kept[0].shape[0] - 1) // geo[0]):
-        _weight_grad_item(x, dy, kept, geo, dw, o)
-
-
-@numba.njit(cache=True)
-def _weight_grad_serial(x, dy, kept, geo, dw):
-    for o in range((kept[0].shape[0] - 1) // geo[0]):
         _weight_grad_item(x, dy, kept, geo, dw, o)
 
 
@@ -274,7 +256,7 @@ def sparse_conv_forward(x, kept, stride=1, padding=0, dilation=1, bias=None, rel
     geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], (ho, wo), n)
     arrays = (kept.ptr, kept.minor, kept.ky, kept.kx, kept.values)
     fmas = kept.values.size * ho * wo * n
-    run = _forward_parallel if use_parallel_fmas(fmas) else _forward_serial
+    run = _forward.pick(use_parallel_fmas(fmas))
     run(x.reshape(-1), arrays, geo, bias, bool(relu), y.reshape(-1))
     return y
 
@@ -303,7 +285,7 @@ def sparse_conv_input_grad(dy, kept_t, input_hw, stride=1, padding=0, dilation=1
     geo = geometry_tuple(kh, stride, padding, dilation, input_hw, out_hw, n)
     arrays = (kept_t.ptr, kept_t.minor, kept_t.ky, kept_t.kx, kept_t.values)
     fmas = kept_t.values.size * out_hw[0] * out_hw[1] * n
-    run = _input_grad_parallel if use_parallel_fmas(fmas) else _input_grad_serial
+    run = _input_grad.pick(use_parallel_fmas(fmas))
     run(dy.reshape(-1), arrays, geo, dx.reshape(-1))
     return dx
 
@@ -330,7 +312,7 @@ def sparse_conv_weight_grad(x, dy, kept, stride=1, padding=0, dilation=1, out=No
     dw = check_out(out, kept.values.shape, np.float32)
     geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], out_hw, n)
     fmas = kept.values.size * out_hw[0] * out_hw[1] * n
-    run = _weight_grad_parallel if use_parallel_fmas(fmas) else _weight_grad_serial
+    run = _weight_grad.pick(use_parallel_fmas(fmas))
     run(x.reshape(-1), dy.reshape(-1), (kept.ptr, kept.minor, kept.ky, kept.kx), geo, dw)
     return dw
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from n2prune.kernels.direct_rows import _axpy1, _axpy4, _dot1, _dot4
 from n2prune.kernels.im2col import check_out
+from n2prune.kernels.twins import serial_and_parallel
 
 # N-tile width: 1024 floats (4 KiB per X row) won on every shape of the
 # prototype's sweep (perf-baseline.md section 2).
@@ -100,8 +101,8 @@ def _spmm_item(indptr, indices, values, x, y, i, n0, n1, n_cols):
         p += 1
 
 
-@numba.njit(parallel=True, cache=True)
-def _spmm_parallel(indptr, indices, values, x, y, tile):
+@serial_and_parallel
+def _spmm(indptr, indices, values, x, y, tile):
     n_rows, n_cols = y.shape
     n_tiles = -(-n_cols // tile)
     # Tile-major: each thread's contiguous share sweeps all rows of few tiles.
@@ -109,15 +110,6 @@ def _spmm_parallel(indptr, indices, values, x, y, tile):
         t, i = item // n_rows, item % n_rows
         _spmm_item(indptr, indices, values, x.reshape(-1), y.reshape(-1), i, t * tile,
                    min(n_cols, (t + 1) * tile), n_cols)
-
-
-@numba.njit(cache=True)
-def _spmm_serial(indptr, indices, values, x, y, tile):
-    n_rows, n_cols = y.shape
-    for t in range(-(-n_cols // tile)):
-        for i in range(n_rows):
-            _spmm_item(indptr, indices, values, x.reshape(-1), y.reshape(-1), i, t * tile,
-                       min(n_cols, (t + 1) * tile), n_cols)
 
 
 @numba.njit(fastmath=True, cache=True)
@@ -188,7 +180,7 @@ def csr_matmul_trusted(indptr, indices, values, x, out=None):
         else:
             _spmv_rows(indptr, indices, values, x.reshape(-1), vector, 0, n_rows)
         return y
-    run = _spmm_parallel if parallel else _spmm_serial
+    run = _spmm.pick(parallel)
     run(indptr, indices, values, x, y, TILE)
     return y
 
@@ -216,15 +208,9 @@ def _sddmm_row(indptr, indices, dy, x, dw, i, tile, n_cols):
             p += 1
 
 
-@numba.njit(parallel=True, cache=True)
-def _sddmm_parallel(indptr, indices, dy, x, dw, tile):
+@serial_and_parallel
+def _sddmm(indptr, indices, dy, x, dw, tile):
     for i in numba.prange(dy.shape[0]):
-        _sddmm_row(indptr, indices, dy.reshape(-1), x.reshape(-1), dw, i, tile, dy.shape[1])
-
-
-@numba.njit(cache=True)
-def _sddmm_serial(indptr, indices, dy, x, dw, tile):
-    for i in range(dy.shape[0]):
         _sddmm_row(indptr, indices, dy.reshape(-1), x.reshape(-1), dw, i, tile, dy.shape[1])
 
 
@@ -251,7 +237,7 @@ def csr_sddmm_trusted(indptr, indices, dy, x, out=None):
     ``csr_matmul_trusted``)."""
     dw = check_out(out, indices.shape, dy.dtype)
     parallel = indices.shape[0] * dy.shape[1] >= PARALLEL_MIN_FMAS and numba.get_num_threads() > 1
-    run = _sddmm_parallel if parallel else _sddmm_serial
+    run = _sddmm.pick(parallel)
     run(indptr, indices, dy, x, dw, TILE)
     return dw
 
