@@ -159,6 +159,15 @@ def _channel_rows(a, name):
     return a.reshape(a.shape[0], -1)
 
 
+def _rectifier_grad_arrays(dy, y, out):
+    """``dy``, the rectifier output ``y`` (of dy's shape and dtype) and ``dx``."""
+    dy = as_float_array(dy, "dy")
+    y = np.ascontiguousarray(y, dtype=dy.dtype)
+    if y.shape != dy.shape:
+        raise ValueError(f"dy {dy.shape} and y {y.shape} differ in shape")
+    return dy, y, check_out(out, dy.shape, dy.dtype)
+
+
 def relu_forward(x, leak_slope=0.0, clipping=0.0, out=None):
     """N2D2 Rectifier of any-shape ``x``; ``out`` may be ``x`` (in place)."""
     x = as_float_array(x, "x")
@@ -176,11 +185,7 @@ def relu_backward(dy, y, leak_slope=0.0, clipping=0.0, out=None):
     0 where the output sits at the clip, ``leak_slope`` where ``y <= 0``.
     ``out`` may be ``dy`` (in place).
     """
-    dy = as_float_array(dy, "dy")
-    y = np.ascontiguousarray(y, dtype=dy.dtype)
-    if y.shape != dy.shape:
-        raise ValueError(f"dy {dy.shape} and y {y.shape} differ in shape")
-    dx = check_out(out, dy.shape, dy.dtype)
+    dy, y, dx = _rectifier_grad_arrays(dy, y, out)
     leak, cap = _rectifier_scalars(leak_slope, clipping, dy.dtype)
     run = _relu_backward.pick(use_parallel(dy.size))
     run(dy.reshape(-1), y.reshape(-1), leak, cap, dx.reshape(-1))
@@ -224,11 +229,7 @@ def relu_backward_bias_grad(dy, y, leak_slope=0.0, clipping=0.0, out=None):
     ``y`` is the rectifier output (C, [H, W,] N); returns ``(dx, db)``.
     ``out`` may be ``dy`` (in place).
     """
-    dy = as_float_array(dy, "dy")
-    y = np.ascontiguousarray(y, dtype=dy.dtype)
-    if y.shape != dy.shape:
-        raise ValueError(f"dy {dy.shape} and y {y.shape} differ in shape")
-    dx = check_out(out, dy.shape, dy.dtype)
+    dy, y, dx = _rectifier_grad_arrays(dy, y, out)
     db = np.empty(dy.shape[0], dtype=dy.dtype)
     leak, cap = _rectifier_scalars(leak_slope, clipping, dy.dtype)
     run = _bias_grad_parallel if use_parallel(dy.size) else _bias_grad_serial
