@@ -5,11 +5,11 @@ fails the comparison. Each case runs the serial and the parallel driver.
 """
 
 import re
-import sys
 
 import numba
 import numpy as np
 import pytest
+from kernel_modes import DIRECT_FMAS, MODES, force_mode
 
 from n2prune.kernels import direct_rows
 from n2prune.kernels.direct_conv import (
@@ -38,13 +38,9 @@ CASES = [
 SPARSITIES = [0.0, 0.5, 0.9, 1.0]
 
 
-@pytest.fixture(params=["serial", "parallel"])
+@pytest.fixture(params=MODES)
 def mode(request, monkeypatch):
-    """Force the serial or the parallel driver."""
-    threshold = 0 if request.param == "parallel" else 1 << 62
-    monkeypatch.setattr(sys.modules["n2prune.kernels.direct_conv"], "PARALLEL_MIN_FMAS",
-                        threshold)
-    return request.param
+    return force_mode(monkeypatch, request.param, DIRECT_FMAS)
 
 
 def out_size(size, k, s, p, d):

@@ -1,9 +1,9 @@
 """Rectifier and per-channel bias kernels against numpy, by hand and by finite differences."""
 
-import sys
 
 import numpy as np
 import pytest
+from kernel_modes import ELEMENTS, force_mode
 
 from n2prune.kernels.elementwise import (
     add_bias_channels,
@@ -28,9 +28,7 @@ DTYPE_MODES = [(np.float64, "serial"), (np.float32, "serial"), (np.float32, "par
 @pytest.fixture
 def mode(request, monkeypatch):
     """Force the serial or the parallel driver (``request.param``)."""
-    threshold = 0 if request.param == "parallel" else 1 << 62
-    monkeypatch.setattr(sys.modules["n2prune.kernels.im2col"], "PARALLEL_MIN_ELEMENTS", threshold)
-    return request.param
+    return force_mode(monkeypatch, request.param, ELEMENTS)
 
 
 def reference_relu(x, leak, clip):

@@ -147,11 +147,15 @@ def _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp, rows):
 
 @serial_and_parallel
 def _fused(x, kept, geo, bias, pool, y, arg, hp, wp, scratch):
-    # One scratch row block per thread: an allocation per item inside the
-    # parallel loop cost more than the convolution at 90% sparsity.
-    for item in numba.prange(y.shape[0] // (wp * geo[11])):
-        _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp,
-                    scratch[numba.get_thread_id()])
+    # The items in one contiguous chunk per scratch row block, a chunk per
+    # thread: an allocation per item inside the parallel loop cost more than
+    # the convolution at 90% sparsity. (Not numba.get_thread_id(): compiled
+    # serial and read from the cache, it crashes a process whose thread
+    # pool has not started yet.)
+    items, chunks = y.shape[0] // (wp * geo[11]), scratch.shape[0]
+    for chunk in numba.prange(chunks):
+        for item in range(chunk * items // chunks, (chunk + 1) * items // chunks):
+            _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp, scratch[chunk])
 
 
 def pool_geometry(input_hw, pool, stride, padding):
@@ -221,11 +225,10 @@ def conv_relu_max_pool(x, kept, conv, pool, bias=None, out=None):
     geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], conv_hw, n)
     arrays = (kept.ptr, kept.minor, kept.ky, kept.kx, kept.values)
     fmas = kept.values.size * conv_hw[0] * conv_hw[1] * n
-    # Indexed by numba.get_thread_id(), which ranges over the whole pool (and
-    # is 0 in the serial compilation, run by the calling thread).
-    scratch = np.empty((numba.config.NUMBA_NUM_THREADS, max(pool_geo[0], 1) * conv_hw[1] * n),
-                       np.float32)
-    run = _fused.pick(use_parallel_fmas(fmas))
+    parallel = use_parallel_fmas(fmas)
+    chunks = numba.get_num_threads() if parallel else 1
+    scratch = np.empty((chunks, max(pool_geo[0], 1) * conv_hw[1] * n), np.float32)
+    run = _fused.pick(parallel)
     run(x.reshape(-1), arrays, geo, bias, pool_geo, y.reshape(-1), arg.reshape(-1), *out_hw,
         scratch)
     return y, arg
