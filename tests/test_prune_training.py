@@ -8,22 +8,15 @@ import sys
 import numpy as np
 import pytest
 from layout import chwn
+from networks import classifier_tail, mnist_input
+from runs import trained_run
 
 from n2prune import cli
 from n2prune.errors import IniError
 from n2prune.train.model import Model
 
 # 6,000 learn images (Validation=0.9): an epoch is 30 steps of 200.
-GRADUAL = """
-[database]
-Type=MNIST_IDX_Database
-Validation=0.9
-
-[sp]
-SizeX=28
-SizeY=28
-BatchSize=200
-
+GRADUAL = mnist_input(200) + """
 [fc1]
 QWeight=Prune
 Input=sp
@@ -32,22 +25,7 @@ NbOutputs=64
 ActivationFunction=Rectifier
 WeightsFiller=HeFiller
 ConfigSection=common.config,prune.config
-
-[fc2]
-QWeight=Prune
-Input=fc1
-Type=Fc
-NbOutputs=10
-ConfigSection=common.config,prune.config
-
-[softmax]
-Input=fc2
-Type=Softmax
-NbOutputs=10
-WithLoss=1
-
-[softmax.Target]
-
+""" + classifier_tail("fc1", 10, "common.config,prune.config", keys="QWeight=Prune\n") + """
 [prune.config]
 QWeight.PruningMode=Gradual
 QWeight.PruningFiller=IterNonStruct
@@ -64,11 +42,8 @@ Solvers.Momentum=0.9
 
 @pytest.fixture(scope="module")
 def gradual_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gradual")
-    ini = folder / "gradual.ini"
-    ini.write_text(GRADUAL)
-    run = folder / "run"
-    assert cli.main(["train", str(ini), "--epochs", "3", "--out", str(run), "--log-every", "30"]) == 0
+    _, run = trained_run(tmp_path_factory.mktemp("gradual"), "gradual.ini", GRADUAL,
+                         "--epochs", "3", log_every=30)
     return run
 
 
