@@ -15,9 +15,6 @@ from n2prune.kernels import direct_rows
 from n2prune.kernels.direct_conv import (
     compress,
     compress_transposed,
-    conv_forward,
-    conv_input_grad,
-    conv_weight_grad,
     gather_values,
     scatter_values,
     sparse_conv_forward,
@@ -123,11 +120,14 @@ def test_dense_kernels_with_bias_and_relu(case, mode):
     x, w, _, dy = random_case(case, 0.0, seed=hash(case) % 2**32)
     y_ref, dx_ref, dw_ref = reference(case, x, w, dy)
     bias = np.linspace(-1, 1, w.shape[0]).astype(np.float32)
-    y = conv_forward(x, w, **geometry(case), bias=bias, relu=True, out=poisoned(y_ref.shape))
+    kept = compress(w)      # no mask: every weight kept
+    y = sparse_conv_forward(x, kept, **geometry(case), bias=bias, relu=True,
+                            out=poisoned(y_ref.shape))
     close(y, np.maximum(y_ref + bias[:, None, None, None], 0), case[0] * case[4] * case[5])
-    close(conv_input_grad(dy, w, x.shape[1:3], **geometry(case)), dx_ref,
-          case[1] * case[4] * case[5])
-    close(conv_weight_grad(x, dy, w.shape[2:], **geometry(case)), dw_ref, dy[0].size)
+    close(sparse_conv_input_grad(dy, compress_transposed(w), x.shape[1:3], **geometry(case)),
+          dx_ref, case[1] * case[4] * case[5])
+    close(scatter_values(kept, sparse_conv_weight_grad(x, dy, kept, **geometry(case))), dw_ref,
+          dy[0].size)
 
 
 def test_compressed_structure_and_value_refresh():

@@ -19,12 +19,12 @@ kx)``) in gather form, each (channel, row) of ``dX`` owned by one parallel
 item, so there are no write races. The weight gradient is one dot product
 per kept weight, parallel over outputs.
 
-Dense kernels are the same loops over a structure that keeps every weight;
-the dense wrappers build it on each call (40-900 us for LeNet's convs), a
-cell would keep it and refresh only the values (``gather_values``, O(nnz)).
-A kernel that covers its whole unpadded input (LeNet's conv3) leaves one
-output column, rows of only N floats: that is a (K, N) product where BLAS
-and ``sparse.csr_matmul`` win (``tests/test_kernels_direct_fc``).
+A dense convolution is the same loops over a structure that keeps every
+weight (``compress(w)``, 40-900 us for LeNet's convs): a cell keeps it and
+refreshes only the values (``gather_values``, O(nnz)). A kernel that covers
+its whole unpadded input (LeNet's conv3) leaves one output column, rows of
+only N floats: that is a (K, N) product where BLAS and
+``sparse.csr_matmul_trusted`` win (``tests/test_kernels_direct_fc``).
 """
 
 from typing import NamedTuple
@@ -261,11 +261,6 @@ def sparse_conv_forward(x, kept, stride=1, padding=0, dilation=1, bias=None, rel
     return y
 
 
-def conv_forward(x, w, stride=1, padding=0, dilation=1, bias=None, relu=False, out=None):
-    """Dense ``sparse_conv_forward``: every weight of ``w`` (O, C, KH, KW) kept."""
-    return sparse_conv_forward(x, compress(w), stride, padding, dilation, bias, relu, out)
-
-
 def sparse_conv_input_grad(dy, kept_t, input_hw, stride=1, padding=0, dilation=1, out=None):
     """``dX`` (C, H, W, N) of ``sparse_conv_forward`` from ``dy`` (O, Ho, Wo, N).
 
@@ -290,12 +285,6 @@ def sparse_conv_input_grad(dy, kept_t, input_hw, stride=1, padding=0, dilation=1
     return dx
 
 
-def conv_input_grad(dy, w, input_hw, stride=1, padding=0, dilation=1, out=None):
-    """Dense ``sparse_conv_input_grad``: every weight of ``w`` kept."""
-    return sparse_conv_input_grad(dy, compress_transposed(w), input_hw, stride, padding,
-                                  dilation, out)
-
-
 def sparse_conv_weight_grad(x, dy, kept, stride=1, padding=0, dilation=1, out=None):
     """``dW`` at the kept positions only, in ``kept``'s entry order (nnz,).
 
@@ -315,11 +304,3 @@ def sparse_conv_weight_grad(x, dy, kept, stride=1, padding=0, dilation=1, out=No
     run = _weight_grad.pick(use_parallel_fmas(fmas))
     run(x.reshape(-1), dy.reshape(-1), (kept.ptr, kept.minor, kept.ky, kept.kx), geo, dw)
     return dw
-
-
-def conv_weight_grad(x, dy, kernel_hw, stride=1, padding=0, dilation=1):
-    """Dense ``dW`` (O, C, KH, KW) of a convolution from ``x`` and ``dy``."""
-    shape = (dy.shape[0], x.shape[0], *(int(k) for k in kernel_hw))
-    kept = compress(np.zeros(shape, np.float32))
-    return scatter_values(kept, sparse_conv_weight_grad(x, dy, kept, stride, padding,
-                                                        dilation))
