@@ -29,29 +29,29 @@ WithLoss=1
 """
 
 
-def classifier_tail(source="fc1", nb_outputs=4, config="solver", keys=""):
-    """``[fc2]``, an Fc of ``nb_outputs`` on ``source`` (ConfigSection
-    ``config``, then the lines ``keys``), then ``softmax_loss``."""
+def fc(name, source, nb_outputs, config, keys=""):
+    """``[name]``, an Fc of ``nb_outputs`` on ``source`` with ConfigSection
+    ``config``, then the lines ``keys``."""
     return f"""
-[fc2]
+[{name}]
 Input={source}
 Type=Fc
 NbOutputs={nb_outputs}
 ConfigSection={config}
-{keys}""" + softmax_loss("fc2", nb_outputs)
+{keys}"""
+
+
+def classifier_tail(source="fc1", nb_outputs=4, config="solver", keys=""):
+    """``[fc2]`` (``fc`` of ``nb_outputs`` on ``source``), then ``softmax_loss``."""
+    return fc("fc2", source, nb_outputs, config, keys) + softmax_loss("fc2", nb_outputs)
 
 
 # Two Fc layers with dropout between them, a learning rate that decays every
 # epoch; 6,000 learn images (Validation=0.9) make an epoch of 24 steps of 256.
-DROPOUT_MLP = mnist_input(256) + """
-[fc1]
-Input=sp
-Type=Fc
-NbOutputs=32
+DROPOUT_MLP = mnist_input(256) + fc("fc1", "sp", 32, "common.config", """\
 ActivationFunction=Rectifier
 WeightsFiller=HeFiller
-ConfigSection=common.config
-
+""") + """
 [drop]
 Input=fc1
 Type=Dropout

@@ -11,22 +11,17 @@ import zipfile
 
 import numpy as np
 import pytest
-from networks import classifier_tail, mnist_input
+from networks import classifier_tail, fc, mnist_input
 from runs import arrays_of, trained_run
 
 from n2prune import cli
 
-TINY = mnist_input(64) + """
-[fc1]
-Input=sp
-Type=Fc
-NbOutputs=16
+TINY = mnist_input(64) + fc("fc1", "sp", 16, "common.config", """\
 ActivationFunction=Rectifier
 QWeight=Prune
 QWeight.PruningMode=Static
 QWeight.Threshold=0.3
-ConfigSection=common.config
-""" + classifier_tail("fc1", 10, "common.config") + """
+""") + classifier_tail("fc1", 10, "common.config") + """
 [common.config]
 Solvers.LearningRate=0.05
 Solvers.Momentum=0.9

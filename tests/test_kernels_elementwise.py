@@ -68,11 +68,13 @@ def test_relu_backward_is_the_finite_difference_derivative(setting):
     h = 1e-6
     numeric = (np.vdot(kernels.relu_forward(x + h, *setting), dy)
                - np.vdot(kernels.relu_forward(x - h, *setting), dy)) / (2 * h)
-    analytic = np.vdot(kernels.relu_backward(dy, kernels.relu_forward(x, *setting), *setting), np.ones_like(x))
+    analytic = np.vdot(kernels.relu_backward(dy, kernels.relu_forward(x, *setting), *setting),
+                       np.ones_like(x))
     assert abs(numeric - analytic) < 1e-6 * max(1.0, abs(analytic))
     # Elementwise, with a random direction.
     v = rng.standard_normal(x.shape)
-    numeric = (kernels.relu_forward(x + h * v, *setting) - kernels.relu_forward(x - h * v, *setting)) / (2 * h)
+    numeric = (kernels.relu_forward(x + h * v, *setting)
+               - kernels.relu_forward(x - h * v, *setting)) / (2 * h)
     analytic = kernels.relu_backward(v, kernels.relu_forward(x, *setting), *setting)
     np.testing.assert_allclose(analytic, numeric, atol=1e-7)
 
@@ -104,7 +106,8 @@ def test_bias_add_and_grad_match_numpy(shape, dtype, mode):
     assert kernels.add_bias_channels(y, bias) is y
     np.testing.assert_allclose(y, expected, rtol=1e-6)
     axes = tuple(range(1, len(shape)))
-    np.testing.assert_allclose(kernels.bias_grad_channels(y), expected.astype(np.float64).sum(axis=axes),
+    np.testing.assert_allclose(kernels.bias_grad_channels(y),
+                               expected.astype(np.float64).sum(axis=axes),
                                rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4)
 
 
@@ -115,7 +118,8 @@ def test_fused_bias_relu_equals_the_two_steps(setting, dtype, mode):
     z = rng.standard_normal((6, 5, 7, 7)).astype(dtype)
     bias = rng.standard_normal(6).astype(dtype)
     y = kernels.add_bias_relu_channels(z.copy(), bias, *setting)
-    np.testing.assert_array_equal(y, kernels.relu_forward(kernels.add_bias_channels(z.copy(), bias), *setting))
+    np.testing.assert_array_equal(
+        y, kernels.relu_forward(kernels.add_bias_channels(z.copy(), bias), *setting))
     dy = rng.standard_normal(z.shape).astype(dtype)
     dx, db = kernels.relu_backward_bias_grad(dy, y, *setting)
     np.testing.assert_array_equal(dx, kernels.relu_backward(dy, y, *setting))

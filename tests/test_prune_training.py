@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 from layout import chwn
-from networks import classifier_tail, mnist_input
+from networks import classifier_tail, fc, mnist_input
 from runs import trained_run
 
 from n2prune import cli
@@ -16,16 +16,11 @@ from n2prune.errors import IniError
 from n2prune.train.model import Model
 
 # 6,000 learn images (Validation=0.9): an epoch is 30 steps of 200.
-GRADUAL = mnist_input(200) + """
-[fc1]
+GRADUAL = mnist_input(200) + fc("fc1", "sp", 64, "common.config,prune.config", """\
 QWeight=Prune
-Input=sp
-Type=Fc
-NbOutputs=64
 ActivationFunction=Rectifier
 WeightsFiller=HeFiller
-ConfigSection=common.config,prune.config
-""" + classifier_tail("fc1", 10, "common.config,prune.config", keys="QWeight=Prune\n") + """
+""") + classifier_tail("fc1", 10, "common.config,prune.config", keys="QWeight=Prune\n") + """
 [prune.config]
 QWeight.PruningMode=Gradual
 QWeight.PruningFiller=IterNonStruct
