@@ -46,6 +46,19 @@ def classifier_tail(source="fc1", nb_outputs=4, config="solver", keys=""):
     return fc("fc2", source, nb_outputs, config, keys) + softmax_loss("fc2", nb_outputs)
 
 
+def gradual_iter_nonstruct(start, gamma, threshold, step_size):
+    """QWeight keys of N2D2's Gradual pruning by IterNonStruct: the threshold
+    goes from ``start`` up by ``gamma`` every ``step_size`` stimuli, to
+    ``threshold``."""
+    return f"""QWeight.PruningMode=Gradual
+QWeight.PruningFiller=IterNonStruct
+QWeight.StartThreshold={start}
+QWeight.GammaThreshold={gamma}
+QWeight.Threshold={threshold}
+QWeight.StepSizeThreshold={step_size}
+"""
+
+
 # Two Fc layers with dropout between them, a learning rate that decays every
 # epoch; 6,000 learn images (Validation=0.9) make an epoch of 24 steps of 256.
 DROPOUT_MLP = mnist_input(256) + fc("fc1", "sp", 32, "common.config", """\

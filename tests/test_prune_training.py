@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 from layout import chwn
-from networks import classifier_tail, fc, mnist_input
+from networks import classifier_tail, fc, gradual_iter_nonstruct, mnist_input
 from runs import trained_run
 
 from n2prune import cli
@@ -22,13 +22,7 @@ ActivationFunction=Rectifier
 WeightsFiller=HeFiller
 """) + classifier_tail("fc1", 10, "common.config,prune.config", keys="QWeight=Prune\n") + """
 [prune.config]
-QWeight.PruningMode=Gradual
-QWeight.PruningFiller=IterNonStruct
-QWeight.StartThreshold=0.1
-QWeight.GammaThreshold=0.2
-QWeight.Threshold=0.5
-QWeight.StepSizeThreshold=[sp]_EpochSize
-
+""" + gradual_iter_nonstruct(0.1, 0.2, 0.5, "[sp]_EpochSize") + """
 [common.config]
 Solvers.LearningRate=0.1
 Solvers.Momentum=0.9
