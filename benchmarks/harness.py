@@ -25,6 +25,7 @@ A comparison that fails any of these before or after is flagged CONTENDED,
 and the run's summary says it is not fit for the docs.
 """
 
+import argparse
 import contextlib
 import datetime
 import importlib.metadata
@@ -414,6 +415,37 @@ def report(session_or_comparisons, json_path=None, machine=None, compact=False):
         Path(json_path).write_text(json.dumps(record, indent=1))
         print(f"wrote {json_path}")
     return not (contended or few)
+
+
+def start(extra=None):
+    """Print the machine report (with ``extra``); returns it and a new ``Session``."""
+    machine = machine_report(extra)
+    print(machine, flush=True)
+    return machine, Session()
+
+
+def torch_installed():
+    return installed_version("torch") != "not installed"
+
+
+def subprocess_sides(script, jobs):
+    """Per label of ``jobs`` (label -> JSON-able job), a side that measures one
+    sample by ``python script --one JOB`` in a fresh process (``in_subprocess``)."""
+    return {label: (lambda job=job: in_subprocess(script, ["--one", json.dumps(job)]))
+            for label, job in jobs.items()}
+
+
+def parse_or_sample(parser, argv, one_sample, rounds=5):
+    """``parser``'s arguments, with the common ones (``add_common_args``) and the
+    hidden ``--one JOB`` of ``subprocess_sides``; None when this process was
+    such a child, which has then emitted ``one_sample(JOB)``."""
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    add_common_args(parser, rounds)
+    args = parser.parse_args(argv)
+    if args.one:
+        emit(one_sample(json.loads(args.one)))
+        return None
+    return args
 
 
 def add_common_args(parser, rounds=5):

@@ -12,14 +12,12 @@ through the GEMV). One sample = ``--calls`` calls (batch 256:
 ``train_throughput.py``); the sides alternate between quiet checks.
 """
 
-import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import harness
+import lenet_sides
 
 HERE = Path(__file__).resolve()
 
@@ -54,43 +52,9 @@ def one_sample(job):
     return {"s/call": seconds, "samples/s": job["batch"] / seconds}
 
 
-def sides_for(name, batch, args, describe):
-    import n2prune_side
-    base = {"ini": str(n2prune_side.MODELS[name]), "batch": batch, "calls": args.calls,
-            "describe": str(describe)}
-    sides = {f"n2prune s={s:g}": dict(base, side="n2prune", sparsity=s) for s in args.sparsity}
-    if harness.installed_version("torch") != "not installed":
-        sides["torch dense"] = dict(base, side="torch", sparsity=0.0)
-    return {label: (lambda job=job: harness.in_subprocess(HERE, ["--one", json.dumps(job)]))
-            for label, job in sides.items()}
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.9, 0.95])
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 256])
-    parser.add_argument("--model", nargs="+", default=["LeNet-5", "LeNet-300-100"])
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    harness.add_common_args(parser)
-    args = parser.parse_args(argv)
-    if args.one:
-        harness.emit(one_sample(json.loads(args.one)))
-        return 0
-    import n2prune_side
-    machine = harness.machine_report({"torch threads": 2, "sample": f"{args.calls} calls"})
-    print(machine, flush=True)
-    session = harness.Session()
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        for name in args.model:
-            describe = Path(tmp) / f"{name}.json"
-            describe.write_text(json.dumps(n2prune_side.describe(n2prune_side.MODELS[name])))
-            for batch in args.batch:
-                session.compare(f"{name} batch {batch}: inference",
-                                sides_for(name, batch, args, describe), args.rounds,
-                                primary="s/call")
-    harness.report(session, args.json, machine)
-    return 0
+    return lenet_sides.main(argv, __doc__, HERE, one_sample, ("calls", 300), batches=(1, 256),
+                            what="inference", primary="s/call", batch_in_describe=False)
 
 
 if __name__ == "__main__":

@@ -116,9 +116,7 @@ def main():
     harness.add_common_args(parser, rounds=7)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    machine = harness.machine_report()
-    print(machine, flush=True)
-    session = harness.Session()
+    machine, session = harness.start()
     for label, rows, k, n in SHAPES:
         if args.quick and label not in QUICK:
             continue

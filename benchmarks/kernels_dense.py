@@ -146,11 +146,9 @@ def main():
     parser.add_argument("--batch", type=int, nargs="+", default=[64, 256])
     harness.add_common_args(parser, rounds=21)
     args = parser.parse_args()
-    machine = harness.machine_report()
-    print(machine, flush=True)
+    machine, session = harness.start()
     rng = np.random.default_rng(0)
     warm_up()
-    session = harness.Session()
     for n in args.batch:
         with session.group():
             bench_batch(session, rng, n, args.rounds)

@@ -105,13 +105,11 @@ def sides_for(args, files):
     base = dict(files, ini=str(args.model), epochs=args.epochs, seed=args.seed,
                 limit=args.limit)
     names = ["n2prune"]
-    if harness.installed_version("torch") != "not installed":
+    if harness.torch_installed():
         names.append("torch")
         if args.sparsity and importlib.util.find_spec("sparseprop") is not None:
             names.append("sparseprop")
-    jobs = {name: dict(base, side=name) for name in names}
-    return {name: (lambda job=job: harness.in_subprocess(HERE, ["--one", json.dumps(job)]))
-            for name, job in jobs.items()}
+    return harness.subprocess_sides(HERE, {name: dict(base, side=name) for name in names})
 
 
 def profile_epoch(args):
@@ -146,19 +144,14 @@ def main(argv=None):
     parser.add_argument("--sparsity", type=float, default=0.0)
     parser.add_argument("--limit", type=int, help="first N images of each partition (a check)")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    harness.add_common_args(parser, rounds=3)
-    args = parser.parse_args(argv)
-    if args.one:
-        harness.emit(one_sample(json.loads(args.one)))
+    args = harness.parse_or_sample(parser, argv, one_sample, rounds=3)
+    if args is None:
         return 0
-    machine = harness.machine_report({"torch threads": 2, "epochs": args.epochs,
+    machine, session = harness.start({"torch threads": 2, "epochs": args.epochs,
                                       "seed": args.seed, "limit": args.limit})
-    print(machine, flush=True)
     if args.profile:
         profile_epoch(args)
         return 0
-    session = harness.Session()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         files = prepare(args, Path(tmp))
         label = (f"{args.model.name}, {args.epochs} epochs, sparsity {args.sparsity:g}"

@@ -110,10 +110,9 @@ def sides_for(name, ini, overrides, args, tmp):
         jobs[f"n2prune s={s:g}"] = dict(base, side="n2prune", masks=ours)
         if sparseprop and s:
             jobs[f"sparseprop s={s:g}"] = dict(base, side="sparseprop", torch_masks=theirs)
-    if harness.installed_version("torch") != "not installed":
+    if harness.torch_installed():
         jobs["torch dense"] = dict(base, side="torch")
-    return {label: (lambda job=job: harness.in_subprocess(HERE, ["--one", json.dumps(job)]))
-            for label, job in jobs.items()}
+    return harness.subprocess_sides(HERE, jobs)
 
 
 def rows_of(comparison, model):
@@ -160,16 +159,12 @@ def main(argv=None):
     parser.add_argument("--model", nargs="+", help="subset of the models (default all three)")
     parser.add_argument("--out", type=Path,
                         default=harness.ROOT / "docs" / "img" / "cost_vs_sparsity.png")
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    harness.add_common_args(parser)
-    args = parser.parse_args(argv)
-    if args.one:
-        harness.emit(one_sample(json.loads(args.one)))
+    args = harness.parse_or_sample(parser, argv, one_sample)
+    if args is None:
         return 0
-    machine = harness.machine_report({"torch threads": 2, "batch": args.batch,
+    machine, session = harness.start({"torch threads": 2, "batch": args.batch,
                                       "sample": f"{args.steps} steps"})
-    print(machine, flush=True)
-    session, rows = harness.Session(), []
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for name, (ini, overrides) in models().items():
             if args.model and name not in args.model:

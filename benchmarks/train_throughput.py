@@ -17,13 +17,12 @@ busy-waiting threads slow both sides down. The sides alternate
 (``harness.alternate``) and each comparison is framed by quiet checks.
 """
 
-import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import harness
+import lenet_sides
 
 HERE = Path(__file__).resolve()
 BATCHES = (64, 256)
@@ -42,51 +41,11 @@ def one_sample(job):
     return harness.step_rate(step, job["steps"], job["batch"])
 
 
-def sides_for(name, batch, args, describe_file):
-    import n2prune_side
-    base = {"ini": str(n2prune_side.MODELS[name]), "batch": batch, "steps": args.steps,
-            "describe": str(describe_file)}
-    sides = {}
-    for sparsity in args.sparsity:
-        job = dict(base, side="n2prune", sparsity=sparsity)
-        sides[f"n2prune s={sparsity:g}"] = _runner(job)
-    if harness.installed_version("torch") != "not installed":
-        sides["torch dense"] = _runner(dict(base, side="torch", sparsity=0.0))
-    return sides
-
-
-def _runner(job):
-    return lambda: harness.in_subprocess(HERE, ["--one", json.dumps(job)])
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.9, 0.95],
-                        help="n2prune runs pruned to these fractions (PyTorch stays dense)")
-    parser.add_argument("--batch", type=int, nargs="+", default=list(BATCHES))
-    parser.add_argument("--model", nargs="+", default=["LeNet-5", "LeNet-300-100"])
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    harness.add_common_args(parser)
-    args = parser.parse_args(argv)
-    if args.one:
-        harness.emit(one_sample(json.loads(args.one)))
-        return 0
-    import n2prune_side
-    machine = harness.machine_report({"torch threads": 2, "sample": f"{args.steps} steps"})
-    print(machine, flush=True)
-    session = harness.Session()
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        for name in args.model:
-            for batch in args.batch:
-                describe = Path(tmp) / f"{name}-{batch}.json"
-                model = n2prune_side.describe(n2prune_side.MODELS[name], [f"sp.BatchSize={batch}"])
-                describe.write_text(json.dumps(model))
-                session.compare(f"{name} batch {batch}: training step",
-                                sides_for(name, batch, args, describe), args.rounds,
-                                primary="s/step")
-    harness.report(session, args.json, machine)
-    return 0
+    return lenet_sides.main(argv, __doc__, HERE, one_sample, ("steps", 30), batches=BATCHES,
+                            what="training step", primary="s/step", batch_in_describe=True,
+                            sparsity_help="n2prune runs pruned to these fractions "
+                                          "(PyTorch stays dense)")
 
 
 if __name__ == "__main__":

@@ -11,43 +11,17 @@ import zipfile
 
 import numpy as np
 import pytest
+from networks import classifier_tail, fc, mnist_input
+from runs import arrays_of, trained_run
 
 from n2prune import cli
 
-TINY = """
-[database]
-Type=MNIST_IDX_Database
-Validation=0.9
-
-[sp]
-SizeX=28
-SizeY=28
-BatchSize=64
-
-[fc1]
-Input=sp
-Type=Fc
-NbOutputs=16
+TINY = mnist_input(64) + fc("fc1", "sp", 16, "common.config", """\
 ActivationFunction=Rectifier
 QWeight=Prune
 QWeight.PruningMode=Static
 QWeight.Threshold=0.3
-ConfigSection=common.config
-
-[fc2]
-Input=fc1
-Type=Fc
-NbOutputs=10
-ConfigSection=common.config
-
-[softmax]
-Input=fc2
-Type=Softmax
-NbOutputs=10
-WithLoss=1
-
-[softmax.Target]
-
+""") + classifier_tail("fc1", 10, "common.config") + """
 [common.config]
 Solvers.LearningRate=0.05
 Solvers.Momentum=0.9
@@ -58,17 +32,8 @@ FC1 = "param/fc1.weights[0]"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("malformed")
-    ini = root / "tiny.ini"
-    ini.write_text(TINY)
-    run = root / "run"
-    assert cli.main(["train", str(ini), "--out", str(run), "--steps", "2", "--log-every", "1"]) == 0
-    return ini, run
-
-
-def arrays_of(path):
-    with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    return trained_run(tmp_path_factory.mktemp("malformed"), "tiny.ini", TINY, "--steps", "2",
+                       log_every=1)
 
 
 def rewrite(path, **changes):

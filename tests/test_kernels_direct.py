@@ -5,25 +5,13 @@ fails the comparison. Each case runs the serial and the parallel driver.
 """
 
 import re
-import sys
 
 import numba
 import numpy as np
 import pytest
+from kernel_modes import DIRECT_FMAS, MODES, force_mode
 
-from n2prune.kernels import direct_rows
-from n2prune.kernels.direct_conv import (
-    compress,
-    compress_transposed,
-    conv_forward,
-    conv_input_grad,
-    conv_weight_grad,
-    gather_values,
-    scatter_values,
-    sparse_conv_forward,
-    sparse_conv_input_grad,
-    sparse_conv_weight_grad,
-)
+from n2prune.kernels import direct_conv, direct_rows
 
 # (C, O, H, W, KH, KW, N, stride, padding, dilation)
 CASES = [
@@ -38,13 +26,9 @@ CASES = [
 SPARSITIES = [0.0, 0.5, 0.9, 1.0]
 
 
-@pytest.fixture(params=["serial", "parallel"])
+@pytest.fixture(params=MODES)
 def mode(request, monkeypatch):
-    """Force the serial or the parallel driver."""
-    threshold = 0 if request.param == "parallel" else 1 << 62
-    monkeypatch.setattr(sys.modules["n2prune.kernels.direct_conv"], "PARALLEL_MIN_FMAS",
-                        threshold)
-    return request.param
+    return force_mode(monkeypatch, request.param, DIRECT_FMAS)
 
 
 def out_size(size, k, s, p, d):
@@ -111,15 +95,15 @@ def geometry(case):
 def test_sparse_kernels_match_masked_dense_reference(case, sparsity, mode):
     x, w, mask, dy = random_case(case, sparsity, seed=hash((case, sparsity)) % 2**32)
     y_ref, dx_ref, dw_ref = reference(case, x, w * mask, dy)
-    kept, kept_t = compress(w, mask), compress_transposed(w, mask)
-    y = sparse_conv_forward(x, kept, **geometry(case), out=poisoned(y_ref.shape))
+    kept, kept_t = direct_conv.compress(w, mask), direct_conv.compress_transposed(w, mask)
+    y = direct_conv.sparse_conv_forward(x, kept, **geometry(case), out=poisoned(y_ref.shape))
     close(y, y_ref, case[0] * case[4] * case[5])
-    dx = sparse_conv_input_grad(dy, kept_t, x.shape[1:3], **geometry(case),
+    dx = direct_conv.sparse_conv_input_grad(dy, kept_t, x.shape[1:3], **geometry(case),
                                 out=poisoned(x.shape))
     close(dx, dx_ref, case[1] * case[4] * case[5])
-    dw = sparse_conv_weight_grad(x, dy, kept, **geometry(case),
+    dw = direct_conv.sparse_conv_weight_grad(x, dy, kept, **geometry(case),
                                  out=poisoned(kept.values.shape))
-    close(scatter_values(kept, dw), dw_ref * mask, dy[0].size)
+    close(direct_conv.scatter_values(kept, dw), dw_ref * mask, dy[0].size)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -127,44 +111,49 @@ def test_dense_kernels_with_bias_and_relu(case, mode):
     x, w, _, dy = random_case(case, 0.0, seed=hash(case) % 2**32)
     y_ref, dx_ref, dw_ref = reference(case, x, w, dy)
     bias = np.linspace(-1, 1, w.shape[0]).astype(np.float32)
-    y = conv_forward(x, w, **geometry(case), bias=bias, relu=True, out=poisoned(y_ref.shape))
+    kept = direct_conv.compress(w)      # no mask: every weight kept
+    y = direct_conv.sparse_conv_forward(x, kept, **geometry(case), bias=bias, relu=True,
+                            out=poisoned(y_ref.shape))
     close(y, np.maximum(y_ref + bias[:, None, None, None], 0), case[0] * case[4] * case[5])
-    close(conv_input_grad(dy, w, x.shape[1:3], **geometry(case)), dx_ref,
-          case[1] * case[4] * case[5])
-    close(conv_weight_grad(x, dy, w.shape[2:], **geometry(case)), dw_ref, dy[0].size)
+    dx = direct_conv.sparse_conv_input_grad(dy, direct_conv.compress_transposed(w), x.shape[1:3],
+                                            **geometry(case))
+    close(dx, dx_ref, case[1] * case[4] * case[5])
+    dw = direct_conv.sparse_conv_weight_grad(x, dy, kept, **geometry(case))
+    close(direct_conv.scatter_values(kept, dw), dw_ref, dy[0].size)
 
 
 def test_compressed_structure_and_value_refresh():
     rng = np.random.default_rng(3)
     w = rng.standard_normal((4, 3, 2, 5)).astype(np.float32)
     mask = rng.random(w.shape) < 0.5
-    kept, kept_t = compress(w, mask), compress_transposed(w, mask)
+    kept, kept_t = direct_conv.compress(w, mask), direct_conv.compress_transposed(w, mask)
     assert kept.ptr.shape == (4 * 2 + 1,) and kept_t.ptr.shape == (3 * 2 + 1,)
     assert kept.ptr[-1] == kept_t.ptr[-1] == mask.sum()
-    np.testing.assert_array_equal(scatter_values(kept, kept.values), w * mask)
-    np.testing.assert_array_equal(scatter_values(kept_t, kept_t.values), w * mask)
+    np.testing.assert_array_equal(direct_conv.scatter_values(kept, kept.values), w * mask)
+    np.testing.assert_array_equal(direct_conv.scatter_values(kept_t, kept_t.values), w * mask)
     # Entries of (o, ky) sorted by (c, kx): the order the kernels walk.
     o, c, ky, kx = np.unravel_index(kept.flat, w.shape)
     assert np.all(np.diff(((o * 2 + ky) * 3 + c) * 5 + kx) > 0)
     w2 = w + 1
-    np.testing.assert_array_equal(gather_values(kept, w2).values, w2.reshape(-1)[kept.flat])
+    np.testing.assert_array_equal(direct_conv.gather_values(kept, w2).values,
+                                  w2.reshape(-1)[kept.flat])
 
 
 def test_bad_operands_are_refused():
-    kept = compress(np.ones((2, 3, 3, 3), np.float32))
+    kept = direct_conv.compress(np.ones((2, 3, 3, 3), np.float32))
     with pytest.raises(ValueError, match="x has 2 channels"):
-        sparse_conv_forward(np.ones((2, 5, 5, 1), np.float32), kept)
+        direct_conv.sparse_conv_forward(np.ones((2, 5, 5, 1), np.float32), kept)
     with pytest.raises(ValueError, match="float32"):
-        sparse_conv_forward(np.ones((3, 5, 5, 1)), kept)
+        direct_conv.sparse_conv_forward(np.ones((3, 5, 5, 1)), kept)
     with pytest.raises(ValueError, match="does not fit"):
-        sparse_conv_forward(np.ones((3, 2, 5, 1), np.float32), kept)
+        direct_conv.sparse_conv_forward(np.ones((3, 2, 5, 1), np.float32), kept)
     with pytest.raises(ValueError, match="dy has shape"):
-        sparse_conv_input_grad(np.ones((2, 4, 3, 1), np.float32), compress_transposed(
-            np.ones((2, 3, 3, 3), np.float32)), (5, 5))
+        kept_t = direct_conv.compress_transposed(np.ones((2, 3, 3, 3), np.float32))
+        direct_conv.sparse_conv_input_grad(np.ones((2, 4, 3, 1), np.float32), kept_t, (5, 5))
     with pytest.raises(ValueError, match="must be 4-D"):
-        compress(np.ones((2, 3, 3, 3)), np.ones((2, 3, 3)))
+        direct_conv.compress(np.ones((2, 3, 3, 3)), np.ones((2, 3, 3)))
     with pytest.raises(ValueError, match="does not broadcast"):
-        compress(np.ones((2, 3, 3, 3)), np.ones((3, 2, 1, 1)))
+        direct_conv.compress(np.ones((2, 3, 3, 3)), np.ones((3, 2, 1, 1)))
 
 
 @pytest.mark.parametrize("groups", [4, 2])
@@ -174,12 +163,13 @@ def test_grouped_and_depthwise_through_a_mapping_table(groups):
     x, w, _, dy = random_case(case, 0.0, seed=groups)
     table = np.kron(np.eye(groups), np.ones((4 // groups, 4 // groups)))[:, :, None, None]
     y_ref, dx_ref, dw_ref = reference(case, x, w * table, dy)
-    kept, kept_t = compress(w, table), compress_transposed(w, table)
+    kept, kept_t = direct_conv.compress(w, table), direct_conv.compress_transposed(w, table)
     assert kept.values.size == 4 * 4 // groups * 9
-    close(sparse_conv_forward(x, kept, **geometry(case)), y_ref, 4 * 9)
-    close(sparse_conv_input_grad(dy, kept_t, x.shape[1:3], **geometry(case)), dx_ref, 4 * 9)
-    close(scatter_values(kept, sparse_conv_weight_grad(x, dy, kept, **geometry(case))),
-          dw_ref * table, dy[0].size)
+    close(direct_conv.sparse_conv_forward(x, kept, **geometry(case)), y_ref, 4 * 9)
+    close(direct_conv.sparse_conv_input_grad(dy, kept_t, x.shape[1:3], **geometry(case)), dx_ref,
+          4 * 9)
+    dw = direct_conv.sparse_conv_weight_grad(x, dy, kept, **geometry(case))
+    close(direct_conv.scatter_values(kept, dw), dw_ref * table, dy[0].size)
 
 
 def packed_fma_count(kernel, signature):

@@ -12,6 +12,7 @@ beats the direct row kernels (one output column, rows of only N floats).
 import numpy as np
 import pytest
 
+from n2prune.kernels import sparse
 from n2prune.kernels.direct_conv import (
     compress,
     compress_transposed,
@@ -20,14 +21,6 @@ from n2prune.kernels.direct_conv import (
     sparse_conv_weight_grad,
 )
 from n2prune.kernels.gemm import matmul, matmul_nt, matmul_tn
-from n2prune.kernels.sparse import (
-    compress_rows,
-    csr_matmul,
-    csr_sddmm,
-    gather_columns,
-    gather_rows,
-    scatter_rows,
-)
 
 
 def batch_first_fc(x, w):
@@ -47,14 +40,14 @@ def test_fc_on_the_batch_innermost_view(n, sparsity):
     k = x.reshape(60, n)
     assert np.shares_memory(k, x)
     np.testing.assert_allclose(matmul(w, k), batch_first_fc(x, w), rtol=1e-5, atol=1e-5)
-    indptr, indices = compress_rows(mask)
-    t_indptr, t_rows = compress_rows(mask.T)
-    y = csr_matmul(indptr, indices, gather_rows(w, indptr, indices), k)
+    indptr, indices = sparse.compress_rows(mask)
+    t_indptr, t_rows = sparse.compress_rows(mask.T)
+    y = sparse.csr_matmul_trusted(indptr, indices, sparse.gather_rows(w, indptr, indices), k)
     np.testing.assert_allclose(y, batch_first_fc(x, w * mask), rtol=1e-5, atol=1e-5)
-    dx = csr_matmul(t_indptr, t_rows, gather_columns(w, t_indptr, t_rows), dy)
+    dx = sparse.csr_matmul_trusted(t_indptr, t_rows, sparse.gather_columns(w, t_indptr, t_rows), dy)
     np.testing.assert_allclose(dx, matmul_tn(w * mask, dy), rtol=1e-5, atol=1e-5)
     dw = np.zeros(w.shape, np.float32)
-    scatter_rows(indptr, indices, csr_sddmm(indptr, indices, dy, k), dw)
+    sparse.scatter_rows(indptr, indices, sparse.csr_sddmm_trusted(indptr, indices, dy, k), dw)
     np.testing.assert_allclose(dw, matmul_nt(dy, k) * mask, rtol=1e-5, atol=1e-5)
 
 

@@ -1,9 +1,9 @@
 """Max pooling and fused conv+ReLU+pool on (C, H, W, N) against float64 loops."""
 
-import sys
 
 import numpy as np
 import pytest
+from kernel_modes import DIRECT_FMAS, MODES, force_mode
 
 from n2prune.kernels.direct_conv import compress, sparse_conv_forward
 from n2prune.kernels.direct_pool import (
@@ -22,13 +22,10 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=["serial", "parallel"])
+@pytest.fixture(params=MODES)
 def mode(request, monkeypatch):
-    threshold = 0 if request.param == "parallel" else 1 << 62
     # direct_pool decides through direct_conv.use_parallel_fmas.
-    monkeypatch.setattr(sys.modules["n2prune.kernels.direct_conv"], "PARALLEL_MIN_FMAS",
-                        threshold)
-    return request.param
+    return force_mode(monkeypatch, request.param, DIRECT_FMAS)
 
 
 def reference(x, pool, stride, padding, dy=None):

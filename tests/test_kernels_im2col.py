@@ -1,9 +1,9 @@
 """im2col / col2im against a slicing reference, the adjoint identity, and N2D2 sizes."""
 
-import sys
 
 import numpy as np
 import pytest
+from kernel_modes import ELEMENTS, force_mode
 from layout import chwn
 
 from n2prune.kernels.im2col import col2im, conv_out_size, im2col
@@ -31,10 +31,7 @@ DTYPE_MODES = [(np.float64, "serial"), (np.float32, "serial"), (np.float32, "par
 @pytest.fixture
 def mode(request, monkeypatch):
     """Force the serial or the parallel driver (``request.param``)."""
-    module = sys.modules["n2prune.kernels.im2col"]
-    threshold = 0 if request.param == "parallel" else 1 << 62
-    monkeypatch.setattr(module, "PARALLEL_MIN_ELEMENTS", threshold)
-    return request.param
+    return force_mode(monkeypatch, request.param, ELEMENTS)
 
 
 def reference_im2col(x, kernel, stride, padding, dilation):

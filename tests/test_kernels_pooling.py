@@ -6,10 +6,10 @@ Average pooling is ``n2prune.kernels.pooling``; max pooling is
 the window (-1 for a window wholly in the padding).
 """
 
-import sys
 
 import numpy as np
 import pytest
+from kernel_modes import DIRECT_FMAS, ELEMENTS, force_mode
 from layout import chwn
 
 from n2prune.kernels.direct_pool import max_pool_backward, max_pool_forward
@@ -42,11 +42,7 @@ def mode(request, monkeypatch):
     """Force the serial or the parallel driver (``request.param``) of both kernels:
     average pooling decides through im2col.use_parallel, max pooling through
     direct_conv.use_parallel_fmas."""
-    threshold = 0 if request.param == "parallel" else 1 << 62
-    monkeypatch.setattr(sys.modules["n2prune.kernels.im2col"], "PARALLEL_MIN_ELEMENTS", threshold)
-    monkeypatch.setattr(sys.modules["n2prune.kernels.direct_conv"], "PARALLEL_MIN_FMAS",
-                        threshold)
-    return request.param
+    return force_mode(monkeypatch, request.param, ELEMENTS, DIRECT_FMAS)
 
 
 def _x(case, rng, dtype=np.float64):

@@ -9,16 +9,9 @@ import re
 import numba
 import numpy as np
 import pytest
+from kernel_modes import SPARSE_FMAS, force_mode
 
 from n2prune.kernels import sparse
-from n2prune.kernels.sparse import (
-    compress_rows,
-    csr_matmul,
-    csr_sddmm,
-    gather_columns,
-    gather_rows,
-    scatter_rows,
-)
 
 SPARSITIES = [0.0, 0.5, 0.9, 0.99, 1.0]
 # (O, K, N): odd sizes, N = 1 (GEMV), N spanning several tiles, K above uint16.
@@ -46,9 +39,9 @@ def poisoned(shape):
 @pytest.mark.parametrize("sparsity", SPARSITIES)
 def test_forward_matches_masked_dense(shape, sparsity):
     mask, w, x, _ = random_case(shape, sparsity, seed=hash((shape, sparsity)) % 2**32)
-    indptr, indices = compress_rows(mask)
-    values = gather_rows(w, indptr, indices, out=poisoned(indices.shape))
-    y = csr_matmul(indptr, indices, values, x, out=poisoned((shape[0], shape[2])))
+    indptr, indices = sparse.compress_rows(mask)
+    values = sparse.gather_rows(w, indptr, indices, out=poisoned(indices.shape))
+    y = sparse.csr_matmul_trusted(indptr, indices, values, x, out=poisoned((shape[0], shape[2])))
     ref = (w.astype(np.float64) * mask) @ x.astype(np.float64)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.sqrt(shape[1]))
 
@@ -57,9 +50,10 @@ def test_forward_matches_masked_dense(shape, sparsity):
 @pytest.mark.parametrize("sparsity", SPARSITIES)
 def test_input_gradient_through_transposed_structure(shape, sparsity):
     mask, w, _, dy = random_case(shape, sparsity, seed=1 + hash((shape, sparsity)) % 2**31)
-    t_indptr, t_rows = compress_rows(mask.T)
-    t_values = gather_columns(w, t_indptr, t_rows, out=poisoned(t_rows.shape))
-    dx = csr_matmul(t_indptr, t_rows, t_values, dy, out=poisoned((shape[1], shape[2])))
+    t_indptr, t_rows = sparse.compress_rows(mask.T)
+    t_values = sparse.gather_columns(w, t_indptr, t_rows, out=poisoned(t_rows.shape))
+    dx = sparse.csr_matmul_trusted(t_indptr, t_rows, t_values, dy,
+                                   out=poisoned((shape[1], shape[2])))
     ref = (w.astype(np.float64) * mask).T @ dy.astype(np.float64)
     np.testing.assert_allclose(dx, ref, rtol=1e-4, atol=1e-4 * np.sqrt(shape[0]))
 
@@ -68,10 +62,10 @@ def test_input_gradient_through_transposed_structure(shape, sparsity):
 @pytest.mark.parametrize("sparsity", SPARSITIES)
 def test_weight_gradient_only_at_kept_positions(shape, sparsity):
     mask, _, x, dy = random_case(shape, sparsity, seed=2 + hash((shape, sparsity)) % 2**31)
-    indptr, indices = compress_rows(mask)
-    dw_values = csr_sddmm(indptr, indices, dy, x, out=poisoned(indices.shape))
+    indptr, indices = sparse.compress_rows(mask)
+    dw_values = sparse.csr_sddmm_trusted(indptr, indices, dy, x, out=poisoned(indices.shape))
     dense = np.zeros(mask.shape, dtype=np.float32)
-    scatter_rows(indptr, indices, dw_values, dense)
+    sparse.scatter_rows(indptr, indices, dw_values, dense)
     ref = (dy.astype(np.float64) @ x.T.astype(np.float64)) * mask
     np.testing.assert_allclose(dense, ref, rtol=1e-4, atol=1e-4 * np.sqrt(shape[2]))
 
@@ -79,43 +73,32 @@ def test_weight_gradient_only_at_kept_positions(shape, sparsity):
 def test_parallel_paths_agree_with_serial(monkeypatch):
     """Lower the parallel threshold so small cases take the prange kernels."""
     mask, w, x, dy = random_case((40, 300, 2100), 0.8, seed=5)
-    indptr, indices = compress_rows(mask)
-    values = gather_rows(w, indptr, indices)
-    serial = csr_matmul(indptr, indices, values, x), csr_sddmm(indptr, indices, dy, x)
-    gemv = csr_matmul(indptr, indices, values, x[:, :1].copy())
-    monkeypatch.setattr(sparse, "PARALLEL_MIN_FMAS", 1)
-    if numba.get_num_threads() < 2:
-        pytest.skip("one numba thread: the parallel kernels are never chosen")
-    np.testing.assert_allclose(csr_matmul(indptr, indices, values, x), serial[0], rtol=1e-5)
-    np.testing.assert_allclose(csr_sddmm(indptr, indices, dy, x), serial[1], rtol=1e-5)
-    np.testing.assert_allclose(csr_matmul(indptr, indices, values, x[:, :1].copy()), gemv,
-                               rtol=1e-5)
+    indptr, indices = sparse.compress_rows(mask)
+    values = sparse.gather_rows(w, indptr, indices)
+    serial = (sparse.csr_matmul_trusted(indptr, indices, values, x),
+              sparse.csr_sddmm_trusted(indptr, indices, dy, x))
+    gemv = sparse.csr_matmul_trusted(indptr, indices, values, x[:, :1].copy())
+    force_mode(monkeypatch, "parallel", SPARSE_FMAS)
+    # Both compilations run the same per-row code: equal to the bit.
+    np.testing.assert_array_equal(sparse.csr_matmul_trusted(indptr, indices, values, x), serial[0])
+    np.testing.assert_array_equal(sparse.csr_sddmm_trusted(indptr, indices, dy, x), serial[1])
+    np.testing.assert_array_equal(
+        sparse.csr_matmul_trusted(indptr, indices, values, x[:, :1].copy()), gemv)
 
 
 def test_index_width_follows_the_column_count():
-    assert compress_rows(np.ones((2, 65536)))[1].dtype == np.uint16
-    assert compress_rows(np.ones((2, 65537)))[1].dtype == np.int32
+    assert sparse.compress_rows(np.ones((2, 65536)))[1].dtype == np.uint16
+    assert sparse.compress_rows(np.ones((2, 65537)))[1].dtype == np.int32
 
 
 def test_structure_bytes_at_95_percent_sparsity():
     """Forward CSR + transposed indices stay under 15% of the dense float32 bytes."""
     mask = (np.random.default_rng(0).random((256, 2304)) >= 0.95).astype(np.uint8)
-    indptr, indices = compress_rows(mask)
-    t_indptr, t_rows = compress_rows(mask.T)
+    indptr, indices = sparse.compress_rows(mask)
+    t_indptr, t_rows = sparse.compress_rows(mask.T)
     values_bytes = indices.shape[0] * 4
     total = indptr.nbytes + indices.nbytes + values_bytes + t_indptr.nbytes + t_rows.nbytes
     assert total <= 0.15 * mask.size * 4
-
-
-def test_bad_operands_are_refused():
-    indptr, indices = compress_rows(np.ones((2, 3)))
-    values = np.ones(indices.shape, np.float32)
-    with pytest.raises(ValueError, match="X has 2 rows"):
-        csr_matmul(indptr, indices, values, np.ones((2, 4), np.float32))
-    with pytest.raises(ValueError, match="2-D float32"):
-        csr_matmul(indptr, indices, values, np.ones((3, 4), np.float64))
-    with pytest.raises(ValueError, match="same columns"):
-        csr_sddmm(indptr, indices, np.ones((2, 4), np.float32), np.ones((3, 5), np.float32))
 
 
 def packed_fma_count(kernel, signature):

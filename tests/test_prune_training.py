@@ -8,54 +8,21 @@ import sys
 import numpy as np
 import pytest
 from layout import chwn
+from networks import classifier_tail, fc, gradual_iter_nonstruct, mnist_input
+from runs import trained_run
 
 from n2prune import cli
 from n2prune.errors import IniError
 from n2prune.train.model import Model
 
 # 6,000 learn images (Validation=0.9): an epoch is 30 steps of 200.
-GRADUAL = """
-[database]
-Type=MNIST_IDX_Database
-Validation=0.9
-
-[sp]
-SizeX=28
-SizeY=28
-BatchSize=200
-
-[fc1]
+GRADUAL = mnist_input(200) + fc("fc1", "sp", 64, "common.config,prune.config", """\
 QWeight=Prune
-Input=sp
-Type=Fc
-NbOutputs=64
 ActivationFunction=Rectifier
 WeightsFiller=HeFiller
-ConfigSection=common.config,prune.config
-
-[fc2]
-QWeight=Prune
-Input=fc1
-Type=Fc
-NbOutputs=10
-ConfigSection=common.config,prune.config
-
-[softmax]
-Input=fc2
-Type=Softmax
-NbOutputs=10
-WithLoss=1
-
-[softmax.Target]
-
+""") + classifier_tail("fc1", 10, "common.config,prune.config", keys="QWeight=Prune\n") + """
 [prune.config]
-QWeight.PruningMode=Gradual
-QWeight.PruningFiller=IterNonStruct
-QWeight.StartThreshold=0.1
-QWeight.GammaThreshold=0.2
-QWeight.Threshold=0.5
-QWeight.StepSizeThreshold=[sp]_EpochSize
-
+""" + gradual_iter_nonstruct(0.1, 0.2, 0.5, "[sp]_EpochSize") + """
 [common.config]
 Solvers.LearningRate=0.1
 Solvers.Momentum=0.9
@@ -64,34 +31,40 @@ Solvers.Momentum=0.9
 
 @pytest.fixture(scope="module")
 def gradual_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gradual")
-    ini = folder / "gradual.ini"
-    ini.write_text(GRADUAL)
-    run = folder / "run"
-    assert cli.main(["train", str(ini), "--epochs", "3", "--out", str(run), "--log-every", "30"]) == 0
+    _, run = trained_run(tmp_path_factory.mktemp("gradual"), "gradual.ini", GRADUAL,
+                         "--epochs", "3", log_every=30)
     return run
 
 
+def update_events(run):
+    """``(cell, threshold, sparsity)`` of each "Update masks" line of the log."""
+    log = (run / "train.log").read_text()
+    return [(cell, float(t), float(s)) for cell, t, s in
+            re.findall(r"\[(fc\d)\] Update masks: threshold ([0-9.]+), sparsity ([0-9.]+)", log)]
+
+
 def test_gradual_threshold_sequence_in_the_log(gradual_run):
-    log = (gradual_run / "train.log").read_text()
-    events = re.findall(r"\[(fc\d)\] Update masks: threshold ([0-9.]+), sparsity ([0-9.]+)", log)
+    events = update_events(gradual_run)
     # One fire per epoch (StepSizeThreshold = 6000 stimuli = 30 steps of 200):
     # 0.1 at init, 0.3 after epoch 1, 0.5 after epoch 2, then capped: no third update.
-    assert [(c, float(t)) for c, t, _ in events] == [("fc1", 0.3), ("fc2", 0.3), ("fc1", 0.5), ("fc2", 0.5)]
+    assert [(c, t) for c, t, _ in events] == [("fc1", 0.3), ("fc2", 0.3), ("fc1", 0.5), ("fc2", 0.5)]
     for _cell, threshold, sparsity in events:
-        assert float(threshold) <= float(sparsity) < float(threshold) + 0.05  # IterNonStruct overshoot
+        assert threshold <= sparsity < threshold + 0.05  # IterNonStruct overshoot
 
 
-def test_final_sparsity_and_metrics(gradual_run):
+def test_final_masks_are_those_of_the_last_update(gradual_run):
+    """No update after epoch 2: the saved masks, metrics.csv's last row and the
+    log's last update give one sparsity per cell."""
+    last = {cell: sparsity for cell, _, sparsity in update_events(gradual_run)}
+    with open(gradual_run / "metrics.csv") as handle:
+        final_row = list(csv.DictReader(handle))[-1]
     with np.load(gradual_run / "weights.npz") as npz:
         for cell, size in (("fc1", 784 * 64), ("fc2", 64 * 10)):
             mask = npz[f"quant/{cell}/mask0"]
-            assert mask.size == size
-            assert 0.5 <= 1 - mask.mean() < 0.55
-    with open(gradual_run / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert "sparsity_fc1" in rows[0] and "sparsity_fc2" in rows[0]
-    assert float(rows[-1]["sparsity_fc1"]) >= 0.5
+            assert mask.size == size and set(np.unique(mask)) == {0, 1}
+            sparsity = 1 - mask.mean()
+            assert sparsity == pytest.approx(last[cell], abs=5e-5)      # logged with 4 digits
+            assert float(final_row[f"sparsity_{cell}"]) == pytest.approx(sparsity, abs=5e-7)
     summary = json.loads((gradual_run / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.85
 
@@ -117,10 +90,15 @@ def test_inspect_table_and_json(gradual_run, capsys):
     report = json.loads(capsys.readouterr().out)
     cells = {c["cell"]: c for c in report["cells"]}
     assert cells["fc2"]["threshold"] == pytest.approx(0.5)
-    assert cells["fc1"]["sparsity"] >= 0.5
+    with np.load(gradual_run / "weights.npz") as npz:
+        kept = {cell: (npz[f"param/{cell}.weights[0]"] * npz[f"quant/{cell}/mask0"]) != 0
+                for cell in ("fc1", "fc2")}
+    kept = {cell: k.reshape(k.shape[0], -1) for cell, k in kept.items()}   # per output
+    assert cells["fc1"]["sparsity"] == pytest.approx(1 - kept["fc1"].mean())
     assert cli.main(["inspect", str(gradual_run), "--cell", "fc2", "--json"]) == 0
     outputs = json.loads(capsys.readouterr().out)["outputs"]
-    assert len(outputs) == 10 and all(0 <= o["sparsity"] <= 1 for o in outputs)
+    assert [o["output"] for o in outputs] == list(range(10))
+    assert [o["sparsity"] for o in outputs] == pytest.approx(1 - kept["fc2"].mean(axis=1))
 
 
 def test_weights_import_restores_every_mask(gradual_run, tmp_path):

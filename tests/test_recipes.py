@@ -22,8 +22,9 @@ RECIPES = [pytest.param(p.name, marks=[pytest.mark.fashion_mnist] if p.name in F
            for p in sorted(MODELS_INI.glob("*.ini"))]
 
 
-def test_every_recipe_is_listed():
-    assert len(RECIPES) == len(list(MODELS_INI.glob("*.ini"))) >= 10
+def test_the_recipes_are_found():
+    """An empty glob would leave the parametrized tests below nothing to run."""
+    assert len(RECIPES) >= 10
 
 
 def _test_accuracy(capsys, model, weights):

@@ -9,7 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
-from test_train_resume import TINY
+from networks import DROPOUT_MLP
+from runs import train, write_ini
 
 from n2prune import cli
 from n2prune.io.checkpoint import load_snapshot
@@ -18,19 +19,9 @@ from n2prune.train import runfolder
 from n2prune.train.model import Model
 
 
-def write_ini(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 @pytest.fixture
 def tiny_ini(tmp_path):
-    return write_ini(tmp_path, "tiny.ini", TINY)
-
-
-def train(ini, out, *extra):
-    return cli.main(["train", str(ini), "--out", str(out), "--log-every", "10", *extra])
+    return write_ini(tmp_path, "tiny.ini", DROPOUT_MLP)
 
 
 def one_error_line(capsys):
@@ -43,7 +34,7 @@ def one_error_line(capsys):
 # -- NaN and divergence ------------------------------------------------------
 
 def test_nan_stops_with_the_cell_and_no_numpy_warning(tmp_path, capsys):
-    ini = write_ini(tmp_path, "nan.ini", TINY.replace("LearningRate=0.2", "LearningRate=1e6"))
+    ini = write_ini(tmp_path, "nan.ini", DROPOUT_MLP.replace("LearningRate=0.2", "LearningRate=1e6"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an overflow warning would end the test here
         assert train(ini, tmp_path / "run", "--steps", "30", "--snapshot-every", "0") == 2
@@ -54,7 +45,7 @@ def test_nan_stops_with_the_cell_and_no_numpy_warning(tmp_path, capsys):
 
 
 def test_nan_names_the_snapshot_it_keeps(tmp_path, capsys):
-    ini = write_ini(tmp_path, "nan.ini", TINY.replace("LearningRate=0.2", "LearningRate=1e6"))
+    ini = write_ini(tmp_path, "nan.ini", DROPOUT_MLP.replace("LearningRate=0.2", "LearningRate=1e6"))
     assert train(ini, tmp_path / "run", "--steps", "30", "--snapshot-every", "2") == 2
     line = one_error_line(capsys)
     kept = int(line.split("the snapshot of step ")[1].split()[0])
@@ -66,7 +57,7 @@ def test_nan_names_the_snapshot_it_keeps(tmp_path, capsys):
 
 def test_divergence_with_clamped_weights_stops(tmp_path, capsys):
     """Clamping=-1:1 keeps the loss finite at chance level: the window rule stops it."""
-    text = TINY.replace("LearningRate=0.2", "LearningRate=1e6\nSolvers.Clamping=-1:1")
+    text = DROPOUT_MLP.replace("LearningRate=0.2", "LearningRate=1e6\nSolvers.Clamping=-1:1")
     ini = write_ini(tmp_path, "div.ini", text)
     assert train(ini, tmp_path / "run", "--steps", "150") == 2
     line = one_error_line(capsys)

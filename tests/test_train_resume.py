@@ -3,75 +3,18 @@
 import json
 import signal
 
-import numpy as np
 import pytest
+from networks import DROPOUT_MLP
 from paths import N2D2_MODELS
+from runs import assert_same_weights, train, write_ini
 
 from n2prune import cli
 from n2prune.train.loop import Trainer
 
-# 6,000 learn images (Validation=0.9) keep an epoch at 24 steps of 256.
-TINY = """
-[database]
-Type=MNIST_IDX_Database
-Validation=0.9
-
-[sp]
-SizeX=28
-SizeY=28
-BatchSize=256
-
-[fc1]
-Input=sp
-Type=Fc
-NbOutputs=32
-ActivationFunction=Rectifier
-WeightsFiller=HeFiller
-ConfigSection=common.config
-
-[drop]
-Input=fc1
-Type=Dropout
-NbOutputs=32
-
-[fc2]
-Input=drop
-Type=Fc
-NbOutputs=10
-ConfigSection=common.config
-
-[softmax]
-Input=fc2
-Type=Softmax
-NbOutputs=10
-WithLoss=1
-
-[softmax.Target]
-
-[common.config]
-Solvers.LearningRate=0.2
-Solvers.Momentum=0.9
-WeightsSolver.Decay=0.0005
-Solvers.LearningRatePolicy=StepDecay
-Solvers.LearningRateStepSize=[sp]_EpochSize
-Solvers.LearningRateDecay=0.9
-"""
-
 
 @pytest.fixture
 def tiny_ini(tmp_path):
-    path = tmp_path / "tiny.ini"
-    path.write_text(TINY)
-    return path
-
-
-def weights(run):
-    with np.load(run / "weights.npz") as npz:
-        return {k: npz[k] for k in npz.files}
-
-
-def train(ini, out, *extra):
-    return cli.main(["train", str(ini), "--out", str(out), "--log-every", "10", *extra])
+    return write_ini(tmp_path, "tiny.ini", DROPOUT_MLP)
 
 
 def test_tiny_run_learns_and_writes_run_folder(tiny_ini, tmp_path):
@@ -96,10 +39,7 @@ def test_resume_at_epoch_end_gives_identical_weights(tiny_ini, tmp_path):
     train(tiny_ini, tmp_path / "straight", "--epochs", "2")
     train(tiny_ini, tmp_path / "split", "--epochs", "1")
     assert train(tiny_ini, tmp_path / "unused", "--resume", str(tmp_path / "split"), "--epochs", "2") == 0
-    a, b = weights(tmp_path / "straight"), weights(tmp_path / "split")
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+    assert_same_weights(tmp_path / "straight", tmp_path / "split")
 
 
 def test_ctrl_c_saves_snapshot_and_resume_matches(tiny_ini, tmp_path, monkeypatch):
@@ -117,9 +57,7 @@ def test_ctrl_c_saves_snapshot_and_resume_matches(tiny_ini, tmp_path, monkeypatc
     assert not (tmp_path / "cut" / "summary.json").exists()
     monkeypatch.setattr(Trainer, "train_step", original)
     assert cli.main(["train", str(tiny_ini), "--resume", str(tmp_path / "cut")]) == 0
-    a, b = weights(tmp_path / "straight"), weights(tmp_path / "cut")
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+    assert_same_weights(tmp_path / "straight", tmp_path / "cut")
 
 
 def test_existing_run_folder_is_not_overwritten(tiny_ini, tmp_path, capsys):
@@ -157,13 +95,6 @@ def straight_run(ini, tmp_path):
 
 def resume(ini, run):
     return cli.main(["train", str(ini), "--resume", str(run), "--log-every", "10", *STEPS])
-
-
-def assert_same_weights(a, b):
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)
 
 
 def step_rows(run):

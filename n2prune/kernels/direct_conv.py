@@ -19,12 +19,12 @@ kx)``) in gather form, each (channel, row) of ``dX`` owned by one parallel
 item, so there are no write races. The weight gradient is one dot product
 per kept weight, parallel over outputs.
 
-Dense kernels are the same loops over a structure that keeps every weight;
-the dense wrappers build it on each call (40-900 us for LeNet's convs), a
-cell would keep it and refresh only the values (``gather_values``, O(nnz)).
-A kernel that covers its whole unpadded input (LeNet's conv3) leaves one
-output column, rows of only N floats: that is a (K, N) product where BLAS
-and ``sparse.csr_matmul`` win (``tests/test_kernels_direct_fc``).
+A dense convolution is the same loops over a structure that keeps every
+weight (``compress(w)``, 40-900 us for LeNet's convs): a cell keeps it and
+refreshes only the values (``gather_values``, O(nnz)). A kernel that covers
+its whole unpadded input (LeNet's conv3) leaves one output column, rows of
+only N floats: that is a (K, N) product where BLAS and
+``sparse.csr_matmul_trusted`` win (``tests/test_kernels_direct_fc``).
 """
 
 from typing import NamedTuple
@@ -35,6 +35,7 @@ import numpy as np
 from n2prune.kernels.direct_rows import dot_run, gather_run, scatter1
 from n2prune.kernels.im2col import _valid_span, check_out, conv_out_size, pair
 from n2prune.kernels.sparse import PARALLEL_MIN_FMAS
+from n2prune.kernels.twins import serial_and_parallel
 
 
 class KeptWeights(NamedTuple):
@@ -139,17 +140,10 @@ def conv_row(x, kept, geo, bias, relu, out, ob, o, oy):
             row[q] = v * row.dtype.type(v > zero)
 
 
-@numba.njit(parallel=True, cache=True)
-def _forward_parallel(x, kept, geo, bias, relu, y):
+@serial_and_parallel
+def _forward(x, kept, geo, bias, relu, y):
     o_count, ho, row = (kept[0].shape[0] - 1) // geo[0], geo[9], geo[10] * geo[11]
     for item in numba.prange(o_count * ho):
-        conv_row(x, kept, geo, bias, relu, y, item * row, item // ho, item % ho)
-
-
-@numba.njit(cache=True)
-def _forward_serial(x, kept, geo, bias, relu, y):
-    o_count, ho, row = (kept[0].shape[0] - 1) // geo[0], geo[9], geo[10] * geo[11]
-    for item in range(o_count * ho):
         conv_row(x, kept, geo, bias, relu, y, item * row, item // ho, item % ho)
 
 
@@ -188,15 +182,9 @@ def _input_grad_item(dy, kept_t, geo, dx, item):
                      sx, n)
 
 
-@numba.njit(parallel=True, cache=True)
-def _input_grad_parallel(dy, kept_t, geo, dx):
+@serial_and_parallel
+def _input_grad(dy, kept_t, geo, dx):
     for item in numba.prange(dx.shape[0] // (geo[8] * geo[11])):
-        _input_grad_item(dy, kept_t, geo, dx, item)
-
-
-@numba.njit(cache=True)
-def _input_grad_serial(dy, kept_t, geo, dx):
-    for item in range(dx.shape[0] // (geo[8] * geo[11])):
         _input_grad_item(dy, kept_t, geo, dx, item)
 
 
@@ -214,15 +202,9 @@ def _weight_grad_item(x, dy, kept, geo, dw, o):
         dot_run(dy, (o * ho + oy) * wo * n, x, minor, ky, kx, dw, p0, p1, g)
 
 
-@numba.njit(parallel=True, cache=True)
-def _weight_grad_parallel(x, dy, kept, geo, dw):
+@serial_and_parallel
+def _weight_grad(x, dy, kept, geo, dw):
     for o in numba.prange((kept[0].shape[0] - 1) // geo[0]):
-        _weight_grad_item(x, dy, kept, geo, dw, o)
-
-
-@numba.njit(cache=True)
-def _weight_grad_serial(x, dy, kept, geo, dw):
-    for o in range((kept[0].shape[0] - 1) // geo[0]):
         _weight_grad_item(x, dy, kept, geo, dw, o)
 
 
@@ -274,14 +256,9 @@ def sparse_conv_forward(x, kept, stride=1, padding=0, dilation=1, bias=None, rel
     geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], (ho, wo), n)
     arrays = (kept.ptr, kept.minor, kept.ky, kept.kx, kept.values)
     fmas = kept.values.size * ho * wo * n
-    run = _forward_parallel if use_parallel_fmas(fmas) else _forward_serial
+    run = _forward.pick(use_parallel_fmas(fmas))
     run(x.reshape(-1), arrays, geo, bias, bool(relu), y.reshape(-1))
     return y
-
-
-def conv_forward(x, w, stride=1, padding=0, dilation=1, bias=None, relu=False, out=None):
-    """Dense ``sparse_conv_forward``: every weight of ``w`` (O, C, KH, KW) kept."""
-    return sparse_conv_forward(x, compress(w), stride, padding, dilation, bias, relu, out)
 
 
 def sparse_conv_input_grad(dy, kept_t, input_hw, stride=1, padding=0, dilation=1, out=None):
@@ -303,15 +280,9 @@ def sparse_conv_input_grad(dy, kept_t, input_hw, stride=1, padding=0, dilation=1
     geo = geometry_tuple(kh, stride, padding, dilation, input_hw, out_hw, n)
     arrays = (kept_t.ptr, kept_t.minor, kept_t.ky, kept_t.kx, kept_t.values)
     fmas = kept_t.values.size * out_hw[0] * out_hw[1] * n
-    run = _input_grad_parallel if use_parallel_fmas(fmas) else _input_grad_serial
+    run = _input_grad.pick(use_parallel_fmas(fmas))
     run(dy.reshape(-1), arrays, geo, dx.reshape(-1))
     return dx
-
-
-def conv_input_grad(dy, w, input_hw, stride=1, padding=0, dilation=1, out=None):
-    """Dense ``sparse_conv_input_grad``: every weight of ``w`` kept."""
-    return sparse_conv_input_grad(dy, compress_transposed(w), input_hw, stride, padding,
-                                  dilation, out)
 
 
 def sparse_conv_weight_grad(x, dy, kept, stride=1, padding=0, dilation=1, out=None):
@@ -330,14 +301,6 @@ def sparse_conv_weight_grad(x, dy, kept, stride=1, padding=0, dilation=1, out=No
     dw = check_out(out, kept.values.shape, np.float32)
     geo = geometry_tuple(kh, stride, padding, dilation, x.shape[1:3], out_hw, n)
     fmas = kept.values.size * out_hw[0] * out_hw[1] * n
-    run = _weight_grad_parallel if use_parallel_fmas(fmas) else _weight_grad_serial
+    run = _weight_grad.pick(use_parallel_fmas(fmas))
     run(x.reshape(-1), dy.reshape(-1), (kept.ptr, kept.minor, kept.ky, kept.kx), geo, dw)
     return dw
-
-
-def conv_weight_grad(x, dy, kernel_hw, stride=1, padding=0, dilation=1):
-    """Dense ``dW`` (O, C, KH, KW) of a convolution from ``x`` and ``dy``."""
-    shape = (dy.shape[0], x.shape[0], *(int(k) for k in kernel_hw))
-    kept = compress(np.zeros(shape, np.float32))
-    return scatter_values(kept, sparse_conv_weight_grad(x, dy, kept, stride, padding,
-                                                        dilation))

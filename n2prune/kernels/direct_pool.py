@@ -30,6 +30,7 @@ from n2prune.kernels.direct_conv import (
 )
 from n2prune.kernels.direct_rows import u64
 from n2prune.kernels.im2col import _valid_span, as_float_array, check_out
+from n2prune.kernels.twins import serial_and_parallel
 
 
 @numba.njit(fastmath=True, cache=True, inline="always")
@@ -89,17 +90,9 @@ def _pool_row(x, xb, row0, height, pool, y, arg, yb, oy, wo, n):
                           ky == k0 and kx == j0, n)
 
 
-@numba.njit(parallel=True, cache=True)
-def _forward_parallel(x, pool, y, arg, height, ho, wo, n):
+@serial_and_parallel
+def _forward(x, pool, y, arg, height, ho, wo, n):
     for item in numba.prange(y.shape[0] // (wo * n)):
-        c, oy = item // ho, item % ho
-        _pool_row(x, c * height * pool[6] * n, 0, height, pool, y, arg, item * wo * n, oy,
-                  wo, n)
-
-
-@numba.njit(cache=True)
-def _forward_serial(x, pool, y, arg, height, ho, wo, n):
-    for item in range(y.shape[0] // (wo * n)):
         c, oy = item // ho, item % ho
         _pool_row(x, c * height * pool[6] * n, 0, height, pool, y, arg, item * wo * n, oy,
                   wo, n)
@@ -132,15 +125,9 @@ def _backward_item(dy, arg, pool, dx, item, height, ho, wo, n):
                 _route(dx, xb + (ox * sx - px + kx) * n, dy, yb, arg, ky * pw + kx, n)
 
 
-@numba.njit(parallel=True, cache=True)
-def _backward_parallel(dy, arg, pool, dx, height, ho, wo, n):
+@serial_and_parallel
+def _backward(dy, arg, pool, dx, height, ho, wo, n):
     for item in numba.prange(dx.shape[0] // (pool[6] * n)):
-        _backward_item(dy, arg, pool, dx, item, height, ho, wo, n)
-
-
-@numba.njit(cache=True)
-def _backward_serial(dy, arg, pool, dx, height, ho, wo, n):
-    for item in range(dx.shape[0] // (pool[6] * n)):
         _backward_item(dy, arg, pool, dx, item, height, ho, wo, n)
 
 
@@ -158,19 +145,19 @@ def _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp, rows):
     _pool_row(rows, 0, row0, conv_h, pool, y, arg, item * wp * n, oy, wp, n)
 
 
-@numba.njit(parallel=True, cache=True)
-def _fused_parallel(x, kept, geo, bias, pool, y, arg, hp, wp, scratch):
-    # One scratch row block per thread: an allocation per item inside the
-    # parallel loop cost more than the convolution at 90% sparsity.
-    for item in numba.prange(y.shape[0] // (wp * geo[11])):
-        _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp,
-                    scratch[numba.get_thread_id()])
+@serial_and_parallel
+def _fused(x, kept, geo, bias, pool, y, arg, hp, wp, scratch):
+    # The items in one contiguous chunk per scratch row block, a chunk per
+    # thread: an allocation per item inside the parallel loop cost more than
+    # the convolution at 90% sparsity. (Not numba.get_thread_id(): compiled
+    # serial and read from the cache, it crashes a process whose thread
+    # pool has not started yet.)
+    items, chunks = y.shape[0] // (wp * geo[11]), scratch.shape[0]
+    for chunk in numba.prange(chunks):
+        for item in range(chunk * items // chunks, (chunk + 1) * items // chunks):
+            _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp, scratch[chunk])
 
 
-@numba.njit(cache=True)
-def _fused_serial(x, kept, geo, bias, pool, y, arg, hp, wp, scratch):
-    for item in range(y.shape[0] // (wp * geo[11])):
-        _fused_item(x, kept, geo, bias, pool, y, arg, item, hp, wp, scratch[0])
 def pool_geometry(input_hw, pool, stride, padding):
     """``(ph, pw, sy, sx, py, px, W)`` and the pooled ``(Hp, Wp)``, N2D2's size."""
     pool = tuple(int(k) for k in np.broadcast_to(pool, 2))
@@ -192,7 +179,7 @@ def max_pool_forward(x, pool, stride, padding=0, out=None):
     y_out, arg_out = (None, None) if out is None else out
     y = check_out(y_out, (c, *out_hw, n), x.dtype)
     arg = check_out(arg_out, y.shape, np.int32)
-    run = _forward_parallel if use_parallel_fmas(x.size) else _forward_serial
+    run = _forward.pick(use_parallel_fmas(x.size))
     run(x.reshape(-1), geo, y.reshape(-1), arg.reshape(-1), x.shape[1], *out_hw, n)
     return y, arg
 
@@ -209,7 +196,7 @@ def max_pool_backward(dy, argmax, input_hw, pool, stride, padding=0, out=None):
         raise ValueError(f"dy {dy.shape} and argmax {argmax.shape} must be "
                          f"(C, {out_hw[0]}, {out_hw[1]}, N)")
     dx = check_out(out, (c, *input_hw, n), dy.dtype)
-    run = _backward_parallel if use_parallel_fmas(dx.size) else _backward_serial
+    run = _backward.pick(use_parallel_fmas(dx.size))
     run(dy.reshape(-1), argmax.reshape(-1), geo, dx.reshape(-1), input_hw[0], *out_hw, n)
     return dx
 
@@ -239,10 +226,9 @@ def conv_relu_max_pool(x, kept, conv, pool, bias=None, out=None):
     arrays = (kept.ptr, kept.minor, kept.ky, kept.kx, kept.values)
     fmas = kept.values.size * conv_hw[0] * conv_hw[1] * n
     parallel = use_parallel_fmas(fmas)
-    # Indexed by numba.get_thread_id(), which ranges over the whole pool.
-    threads = numba.config.NUMBA_NUM_THREADS if parallel else 1
-    scratch = np.empty((threads, max(pool_geo[0], 1) * conv_hw[1] * n), np.float32)
-    run = _fused_parallel if parallel else _fused_serial
+    chunks = numba.get_num_threads() if parallel else 1
+    scratch = np.empty((chunks, max(pool_geo[0], 1) * conv_hw[1] * n), np.float32)
+    run = _fused.pick(parallel)
     run(x.reshape(-1), arrays, geo, bias, pool_geo, y.reshape(-1), arg.reshape(-1), *out_hw,
         scratch)
     return y, arg

@@ -150,6 +150,22 @@ def tap(rows, taps, keys, p, g):
     return rows[p] * plane + (row0 + row_step * taps[p]) * size * n, off, lo, hi
 
 
+@numba.njit(cache=True, inline="always")
+def tap4(rows, taps, keys, p, g):
+    """Entries ``p .. p+3`` as ``tap`` gives them (their bases, offsets, ``lo``
+    and ``hi`` as four 4-tuples), then the span ``[lo, hi)`` all four cover:
+    when they share no column, an empty span at the end of all four, so that
+    each one's columns lie before it."""
+    b0, o0, lo0, hi0 = tap(rows, taps, keys, p, g)
+    b1, o1, lo1, hi1 = tap(rows, taps, keys, p + 1, g)
+    b2, o2, lo2, hi2 = tap(rows, taps, keys, p + 2, g)
+    b3, o3, lo3, hi3 = tap(rows, taps, keys, p + 3, g)
+    lo, hi = max(max(lo0, lo1), max(lo2, lo3)), min(min(hi0, hi1), min(hi2, hi3))
+    if lo >= hi:
+        lo = hi = max(max(hi0, hi1), max(hi2, hi3))
+    return (b0, b1, b2, b3), (o0, o1, o2, o3), (lo0, lo1, lo2, lo3), (hi0, hi1, hi2, hi3), lo, hi
+
+
 @numba.njit(fastmath=True, cache=True, _nrt=False)
 def gather_run(out, ob, x, rows, taps, keys, vals, p0, p1, g):
     """The output row at ``out[ob:]`` (``out_size*n``) += the taps of entries
@@ -164,16 +180,11 @@ def gather_run(out, ob, x, rows, taps, keys, vals, p0, p1, g):
     s, n = g[4], g[7]
     p = p0
     while p + 4 <= p1:
-        b0, o0, lo0, hi0 = tap(rows, taps, keys, p, g)
-        b1, o1, lo1, hi1 = tap(rows, taps, keys, p + 1, g)
-        b2, o2, lo2, hi2 = tap(rows, taps, keys, p + 2, g)
-        b3, o3, lo3, hi3 = tap(rows, taps, keys, p + 3, g)
+        ((b0, b1, b2, b3), (o0, o1, o2, o3), (lo0, lo1, lo2, lo3), (hi0, hi1, hi2, hi3),
+         lo, hi) = tap4(rows, taps, keys, p, g)
         w0, w1, w2, w3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-        lo, hi = max(max(lo0, lo1), max(lo2, lo3)), min(min(hi0, hi1), min(hi2, hi3))
         if lo < hi:
             gather4(out, ob, x, b0, b1, b2, b3, o0, o1, o2, o3, w0, w1, w2, w3, lo, hi, s, n)
-        else:
-            lo = hi = max(max(hi0, hi1), max(hi2, hi3))
         # Columns outside the shared span (only near padded borders).
         gather1(out, ob, x, b0, o0, w0, lo0, min(lo, hi0), s, n)
         gather1(out, ob, x, b0, o0, w0, max(hi, lo0), hi0, s, n)
@@ -197,19 +208,14 @@ def dot_run(dy, gb, x, rows, taps, keys, dw, p0, p1, g):
     s, n = g[4], g[7]
     p = p0
     while p + 4 <= p1:
-        b0, o0, lo0, hi0 = tap(rows, taps, keys, p, g)
-        b1, o1, lo1, hi1 = tap(rows, taps, keys, p + 1, g)
-        b2, o2, lo2, hi2 = tap(rows, taps, keys, p + 2, g)
-        b3, o3, lo3, hi3 = tap(rows, taps, keys, p + 3, g)
-        lo, hi = max(max(lo0, lo1), max(lo2, lo3)), min(min(hi0, hi1), min(hi2, hi3))
+        ((b0, b1, b2, b3), (o0, o1, o2, o3), (lo0, lo1, lo2, lo3), (hi0, hi1, hi2, hi3),
+         lo, hi) = tap4(rows, taps, keys, p, g)
         if lo < hi:
             s0, s1, s2, s3 = dot4(dy, gb, x, b0, b1, b2, b3, o0, o1, o2, o3, lo, hi, s, n)
             dw[p] += s0
             dw[p + 1] += s1
             dw[p + 2] += s2
             dw[p + 3] += s3
-        else:
-            lo = hi = max(max(hi0, hi1), max(hi2, hi3))
         dw[p] += (dot1(dy, gb, x, b0, o0, lo0, min(lo, hi0), s, n)
                   + dot1(dy, gb, x, b0, o0, max(hi, lo0), hi0, s, n))
         dw[p + 1] += (dot1(dy, gb, x, b1, o1, lo1, min(lo, hi1), s, n)

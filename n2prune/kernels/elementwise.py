@@ -6,14 +6,17 @@ The rectifier follows N2D2's ``RectifierActivation_Frame``: ``y = x`` for
 the output tells the branch, which the backward pass relies on).
 
 Each kernel is a serial function on 1-D slices (looping from 0, so that LLVM
-vectorises) run either directly or over ``_BLOCK``-element blocks in
-parallel, when the array is large enough (``use_parallel``).
+vectorises), run over ``_BLOCK``-element blocks by a loop compiled serial and
+parallel (``twins``); the parallel one when the array is large enough
+(``use_parallel``). The bias gradient keeps a serial loop of its own (see
+``_bias_grad_serial``).
 """
 
 import numba
 import numpy as np
 
 from n2prune.kernels.im2col import as_float_array, check_out, use_parallel
+from n2prune.kernels.twins import serial_and_parallel
 
 _BLOCK = 16384
 _SUM_RUN = 512
@@ -40,15 +43,15 @@ def _relu_backward_block(dy, y, leak, cap, dx):
         dx[i] = _rectifier_grad(dy[i], y[i], leak, cap, zero)
 
 
-@numba.njit(parallel=True, cache=True)
-def _relu_forward_parallel(x, leak, cap, y):
+@serial_and_parallel
+def _relu_forward(x, leak, cap, y):
     for b in numba.prange(-(-x.shape[0] // _BLOCK)):
         block = slice(b * _BLOCK, (b + 1) * _BLOCK)
         _relu_forward_block(x[block], leak, cap, y[block])
 
 
-@numba.njit(parallel=True, cache=True)
-def _relu_backward_parallel(dy, y, leak, cap, dx):
+@serial_and_parallel
+def _relu_backward(dy, y, leak, cap, dx):
     for b in numba.prange(-(-dy.shape[0] // _BLOCK)):
         block = slice(b * _BLOCK, (b + 1) * _BLOCK)
         _relu_backward_block(dy[block], y[block], leak, cap, dx[block])
@@ -66,19 +69,13 @@ def _bias_relu_row(row, shift, leak, cap, apply_relu):
             row[i] += shift
 
 
-@numba.njit(parallel=True, cache=True)
-def _bias_relu_parallel(y, bias, leak, cap, apply_relu):
+@serial_and_parallel
+def _bias_relu(y, bias, leak, cap, apply_relu):
     """``y`` (C, M) in place; items are (channel, block)."""
     n_blocks = -(-y.shape[1] // _BLOCK)
     for item in numba.prange(y.shape[0] * n_blocks):
         c, b = item // n_blocks, item % n_blocks
         _bias_relu_row(y[c, b * _BLOCK:(b + 1) * _BLOCK], bias[c], leak, cap, apply_relu)
-
-
-@numba.njit(cache=True)
-def _bias_relu_serial(y, bias, leak, cap, apply_relu):
-    for c in range(y.shape[0]):
-        _bias_relu_row(y[c], bias[c], leak, cap, apply_relu)
 
 
 @numba.njit(fastmath=True, cache=True)
@@ -131,6 +128,9 @@ def _bias_grad_parallel(dy, y, leak, cap, apply_relu, dx, db):
         db[c] = total
 
 
+# Not a compilation of the loop above: summing a channel in one run, as
+# this does, rounds differently from adding per-block partial sums, and
+# one-thread results are kept as they were.
 @numba.njit(cache=True)
 def _bias_grad_serial(dy, y, leak, cap, apply_relu, dx, db):
     for c in range(dy.shape[0]):
@@ -159,12 +159,21 @@ def _channel_rows(a, name):
     return a.reshape(a.shape[0], -1)
 
 
+def _rectifier_grad_arrays(dy, y, out):
+    """``dy``, the rectifier output ``y`` (of dy's shape and dtype) and ``dx``."""
+    dy = as_float_array(dy, "dy")
+    y = np.ascontiguousarray(y, dtype=dy.dtype)
+    if y.shape != dy.shape:
+        raise ValueError(f"dy {dy.shape} and y {y.shape} differ in shape")
+    return dy, y, check_out(out, dy.shape, dy.dtype)
+
+
 def relu_forward(x, leak_slope=0.0, clipping=0.0, out=None):
     """N2D2 Rectifier of any-shape ``x``; ``out`` may be ``x`` (in place)."""
     x = as_float_array(x, "x")
     y = check_out(out, x.shape, x.dtype)
     leak, cap = _rectifier_scalars(leak_slope, clipping, x.dtype)
-    run = _relu_forward_parallel if use_parallel(x.size) else _relu_forward_block
+    run = _relu_forward.pick(use_parallel(x.size))
     run(x.reshape(-1), leak, cap, y.reshape(-1))
     return y
 
@@ -176,39 +185,31 @@ def relu_backward(dy, y, leak_slope=0.0, clipping=0.0, out=None):
     0 where the output sits at the clip, ``leak_slope`` where ``y <= 0``.
     ``out`` may be ``dy`` (in place).
     """
-    dy = as_float_array(dy, "dy")
-    y = np.ascontiguousarray(y, dtype=dy.dtype)
-    if y.shape != dy.shape:
-        raise ValueError(f"dy {dy.shape} and y {y.shape} differ in shape")
-    dx = check_out(out, dy.shape, dy.dtype)
+    dy, y, dx = _rectifier_grad_arrays(dy, y, out)
     leak, cap = _rectifier_scalars(leak_slope, clipping, dy.dtype)
-    run = _relu_backward_parallel if use_parallel(dy.size) else _relu_backward_block
+    run = _relu_backward.pick(use_parallel(dy.size))
     run(dy.reshape(-1), y.reshape(-1), leak, cap, dx.reshape(-1))
     return dx
 
 
-def add_bias_channels(y, bias):
-    """In place: ``y[c] += bias[c]`` for C-contiguous ``y`` (C, H, W, N) or (C, N)."""
-    rows = _channel_rows(y, "y")
-    bias = np.ascontiguousarray(bias, dtype=y.dtype).reshape(-1)
-    if bias.shape[0] != y.shape[0]:
-        raise ValueError(f"bias has {bias.shape[0]} values for {y.shape[0]} channels")
-    leak, cap = _rectifier_scalars(0.0, 0.0, y.dtype)
-    run = _bias_relu_parallel if use_parallel(y.size) else _bias_relu_serial
-    run(rows, bias, leak, cap, False)
-    return y
-
-
-def add_bias_relu_channels(y, bias, leak_slope=0.0, clipping=0.0):
-    """In place, one pass: ``y = relu_forward(y + bias[c])`` (conv/fc epilogue)."""
+def _add_bias(y, bias, leak_slope, clipping, apply_relu):
     rows = _channel_rows(y, "y")
     bias = np.ascontiguousarray(bias, dtype=y.dtype).reshape(-1)
     if bias.shape[0] != y.shape[0]:
         raise ValueError(f"bias has {bias.shape[0]} values for {y.shape[0]} channels")
     leak, cap = _rectifier_scalars(leak_slope, clipping, y.dtype)
-    run = _bias_relu_parallel if use_parallel(y.size) else _bias_relu_serial
-    run(rows, bias, leak, cap, True)
+    _bias_relu.pick(use_parallel(y.size))(rows, bias, leak, cap, apply_relu)
     return y
+
+
+def add_bias_channels(y, bias):
+    """In place: ``y[c] += bias[c]`` for C-contiguous ``y`` (C, H, W, N) or (C, N)."""
+    return _add_bias(y, bias, 0.0, 0.0, False)
+
+
+def add_bias_relu_channels(y, bias, leak_slope=0.0, clipping=0.0):
+    """In place, one pass: ``y = relu_forward(y + bias[c])`` (conv/fc epilogue)."""
+    return _add_bias(y, bias, leak_slope, clipping, True)
 
 
 def bias_grad_channels(dy):
@@ -228,11 +229,7 @@ def relu_backward_bias_grad(dy, y, leak_slope=0.0, clipping=0.0, out=None):
     ``y`` is the rectifier output (C, [H, W,] N); returns ``(dx, db)``.
     ``out`` may be ``dy`` (in place).
     """
-    dy = as_float_array(dy, "dy")
-    y = np.ascontiguousarray(y, dtype=dy.dtype)
-    if y.shape != dy.shape:
-        raise ValueError(f"dy {dy.shape} and y {y.shape} differ in shape")
-    dx = check_out(out, dy.shape, dy.dtype)
+    dy, y, dx = _rectifier_grad_arrays(dy, y, out)
     db = np.empty(dy.shape[0], dtype=dy.dtype)
     leak, cap = _rectifier_scalars(leak_slope, clipping, dy.dtype)
     run = _bias_grad_parallel if use_parallel(dy.size) else _bias_grad_serial

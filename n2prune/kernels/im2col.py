@@ -12,6 +12,8 @@ kernel covering its whole unpadded input needs no copy at all.
 import numba
 import numpy as np
 
+from n2prune.kernels.twins import serial_and_parallel
+
 # Argument checks shared by the kernel modules.
 
 
@@ -120,15 +122,9 @@ def _im2col_row(x, geometry, cols, r):
                 row[ox * n:(ox + 1) * n] = src[base + ix * n:base + (ix + 1) * n]
 
 
-@numba.njit(parallel=True, cache=True)
-def _im2col_parallel(x, geometry, cols):
+@serial_and_parallel
+def _im2col(x, geometry, cols):
     for r in numba.prange(cols.shape[0]):
-        _im2col_row(x, geometry, cols, r)
-
-
-@numba.njit(cache=True)
-def _im2col_serial(x, geometry, cols):
-    for r in range(cols.shape[0]):
         _im2col_row(x, geometry, cols, r)
 
 
@@ -157,15 +153,9 @@ def _col2im_channel(cols, geometry, dx_out, c):
                     d[i] += s[i]
 
 
-@numba.njit(parallel=True, cache=True)
-def _col2im_parallel(cols, geometry, dx_out):
+@serial_and_parallel
+def _col2im(cols, geometry, dx_out):
     for c in numba.prange(dx_out.shape[0]):
-        _col2im_channel(cols, geometry, dx_out, c)
-
-
-@numba.njit(cache=True)
-def _col2im_serial(cols, geometry, dx_out):
-    for c in range(dx_out.shape[0]):
         _col2im_channel(cols, geometry, dx_out, c)
 
 
@@ -211,7 +201,7 @@ def im2col(x, kernel, stride, padding, dilation, out=None):
         return x.reshape(shape)
     cols = check_out(out, shape, x.dtype)
     geometry = _geometry_tuple(kernel, stride, padding, dilation, (oh, ow))
-    run = _im2col_parallel if use_parallel(cols.size) else _im2col_serial
+    run = _im2col.pick(use_parallel(cols.size))
     run(x, geometry, cols)
     return cols
 
@@ -234,6 +224,6 @@ def col2im(cols, input_shape, kernel, stride, padding, dilation, out=None):
         raise ValueError(f"cols has shape {cols.shape}, expected {expected}")
     dx = check_out(out, input_shape, cols.dtype)
     geometry = _geometry_tuple(kernel, stride, padding, dilation, (oh, ow))
-    run = _col2im_parallel if use_parallel(cols.size) and c_count > 1 else _col2im_serial
+    run = _col2im.pick(use_parallel(cols.size) and c_count > 1)
     run(cols, geometry, dx)
     return dx

@@ -16,6 +16,7 @@ from n2prune.kernels.im2col import (
     conv_geometry,
     use_parallel,
 )
+from n2prune.kernels.twins import serial_and_parallel
 
 
 def _pool_geometry(input_shape, pool, stride, padding):
@@ -82,27 +83,15 @@ def _avg_backward_channel(dy, geometry, dx, c):
                         run[i] += grad[i] * scale
 
 
-@numba.njit(parallel=True, cache=True)
-def _avg_forward_parallel(x, geometry, y):
+@serial_and_parallel
+def _avg_forward(x, geometry, y):
     for c in numba.prange(x.shape[0]):
         _avg_forward_channel(x, geometry, y, c)
 
 
-@numba.njit(cache=True)
-def _avg_forward_serial(x, geometry, y):
-    for c in range(x.shape[0]):
-        _avg_forward_channel(x, geometry, y, c)
-
-
-@numba.njit(parallel=True, cache=True)
-def _avg_backward_parallel(dy, geometry, dx):
+@serial_and_parallel
+def _avg_backward(dy, geometry, dx):
     for c in numba.prange(dx.shape[0]):
-        _avg_backward_channel(dy, geometry, dx, c)
-
-
-@numba.njit(cache=True)
-def _avg_backward_serial(dy, geometry, dx):
-    for c in range(dx.shape[0]):
         _avg_backward_channel(dy, geometry, dx, c)
 
 
@@ -116,7 +105,7 @@ def avg_pool_forward(x, pool, stride, padding, out=None):
     x = as_float_array(x, "x")
     geometry = _pool_geometry(x.shape, pool, stride, padding)
     y = check_out(out, _output_shape(x.shape, geometry), x.dtype)
-    run = _avg_forward_parallel if use_parallel(x.size) else _avg_forward_serial
+    run = _avg_forward.pick(use_parallel(x.size))
     run(x, geometry, y)
     return y
 
@@ -131,6 +120,6 @@ def avg_pool_backward(dy, input_shape, pool, stride, padding, out=None):
         raise ValueError(f"dy has shape {dy.shape}, expected "
                          f"{_output_shape(input_shape, geometry)}")
     dx = check_out(out, input_shape, dy.dtype)
-    run = _avg_backward_parallel if use_parallel(dx.size) else _avg_backward_serial
+    run = _avg_backward.pick(use_parallel(dx.size))
     run(dy, geometry, dx)
     return dx

@@ -6,14 +6,14 @@ else int32) and ``values`` (float32). ``compress_rows`` builds the index
 part from a 0/1 mask (once per mask version); ``gather_rows`` refreshes the
 values from the dense weights (once per step, O(nnz)).
 
-- ``csr_matmul``: ``Y = W_csr @ X`` for ``X`` (K, N). Work items are
+- ``csr_matmul_trusted``: ``Y = W_csr @ X`` for ``X`` (K, N). Work items are
   (N-tile, row) pairs in tile-major order, so one ``X`` tile stays in cache
   across all rows; four kept weights share each load/store of the ``Y``
   tile. ``N == 1`` (batch-1 inference) takes a dot-product GEMV instead.
-- The input gradient ``dX = W_csrᵀ @ dY`` is ``csr_matmul`` on the
+- The input gradient ``dX = W_csrᵀ @ dY`` is ``csr_matmul_trusted`` on the
   transposed structure (``compress_rows(mask.T)``), whose values
   ``gather_columns`` reads from the dense weights.
-- ``csr_sddmm``: the weight gradient only where the mask keeps a weight,
+- ``csr_sddmm_trusted``: the weight gradient only where the mask keeps a weight,
   ``dW[p] = sum_n dY[i, n] * X[j, n]``, written in CSR order.
 
 Inner loops index flat arrays with unsigned offsets (the row helpers of
@@ -28,6 +28,7 @@ import numpy as np
 
 from n2prune.kernels.direct_rows import _axpy1, _axpy4, _dot1, _dot4
 from n2prune.kernels.im2col import check_out
+from n2prune.kernels.twins import serial_and_parallel
 
 # N-tile width: 1024 floats (4 KiB per X row) won on every shape of the
 # prototype's sweep (perf-baseline.md section 2).
@@ -100,8 +101,8 @@ def _spmm_item(indptr, indices, values, x, y, i, n0, n1, n_cols):
         p += 1
 
 
-@numba.njit(parallel=True, cache=True)
-def _spmm_parallel(indptr, indices, values, x, y, tile):
+@serial_and_parallel
+def _spmm(indptr, indices, values, x, y, tile):
     n_rows, n_cols = y.shape
     n_tiles = -(-n_cols // tile)
     # Tile-major: each thread's contiguous share sweeps all rows of few tiles.
@@ -109,15 +110,6 @@ def _spmm_parallel(indptr, indices, values, x, y, tile):
         t, i = item // n_rows, item % n_rows
         _spmm_item(indptr, indices, values, x.reshape(-1), y.reshape(-1), i, t * tile,
                    min(n_cols, (t + 1) * tile), n_cols)
-
-
-@numba.njit(cache=True)
-def _spmm_serial(indptr, indices, values, x, y, tile):
-    n_rows, n_cols = y.shape
-    for t in range(-(-n_cols // tile)):
-        for i in range(n_rows):
-            _spmm_item(indptr, indices, values, x.reshape(-1), y.reshape(-1), i, t * tile,
-                       min(n_cols, (t + 1) * tile), n_cols)
 
 
 @numba.njit(fastmath=True, cache=True)
@@ -147,36 +139,15 @@ def _spmv_parallel(indptr, indices, values, x, y, block):
         _spmv_rows(indptr, indices, values, x, y, b * block, min(n_rows, (b + 1) * block))
 
 
-def _check_csr(indptr, indices, values, n_rows, n_cols_in):
-    if indptr.shape != (n_rows + 1,):
-        raise ValueError(f"indptr has shape {indptr.shape}, expected ({n_rows + 1},)")
-    if indices.shape != values.shape or indices.shape[0] != indptr[-1]:
-        raise ValueError(f"{indices.shape[0]} indices and {values.shape[0]} values for "
-                         f"{indptr[-1]} nonzeros")
-    if indices.shape[0] and int(indices.max()) >= n_cols_in:
-        raise ValueError(f"a column index reaches {int(indices.max())}, X has {n_cols_in} rows")
-
-
-def csr_matmul(indptr, indices, values, x, out=None):
-    """``W @ x`` for CSR ``W`` (O rows) and C-contiguous ``x`` (K, N); returns (O, N).
-
-    ``out``, if given, is fully overwritten (rows without nonzeros become 0).
-    The structure is checked against ``x`` (O(nnz)); ``csr_matmul_trusted``
-    skips that for a structure already known to fit.
-    """
-    x = np.ascontiguousarray(x)
-    if x.ndim != 2 or x.dtype != values.dtype:
-        raise ValueError(f"x must be 2-D {values.dtype}, got {x.ndim}-D {x.dtype}")
-    _check_csr(indptr, indices, values, indptr.shape[0] - 1, x.shape[0])
-    return csr_matmul_trusted(indptr, indices, values, x, out)
-
-
 def csr_matmul_trusted(indptr, indices, values, x, out=None):
-    """``csr_matmul`` without the O(nnz) structure check (per-step callers).
+    """``W @ x`` for CSR ``W`` (O rows) and C-contiguous ``x`` (K, N) of the
+    values' dtype; returns (O, N). ``out``, if given, is fully overwritten
+    (rows without nonzeros become 0).
 
-    The caller guarantees what ``compress_rows`` does: ``indptr`` of O+1
-    nondecreasing entries and every index below ``x.shape[0]``; numba does
-    not bounds-check, so a wrong structure would read stray memory.
+    Trusted: the structure is not checked (O(nnz), once per step). The caller
+    guarantees what ``compress_rows`` does: ``indptr`` of O+1 nondecreasing
+    entries and every index below ``x.shape[0]``; numba does not
+    bounds-check, so a wrong structure would read stray memory.
     """
     n_rows = indptr.shape[0] - 1
     y = check_out(out, (n_rows, x.shape[1]), x.dtype)
@@ -188,7 +159,7 @@ def csr_matmul_trusted(indptr, indices, values, x, out=None):
         else:
             _spmv_rows(indptr, indices, values, x.reshape(-1), vector, 0, n_rows)
         return y
-    run = _spmm_parallel if parallel else _spmm_serial
+    run = _spmm.pick(parallel)
     run(indptr, indices, values, x, y, TILE)
     return y
 
@@ -216,42 +187,22 @@ def _sddmm_row(indptr, indices, dy, x, dw, i, tile, n_cols):
             p += 1
 
 
-@numba.njit(parallel=True, cache=True)
-def _sddmm_parallel(indptr, indices, dy, x, dw, tile):
+@serial_and_parallel
+def _sddmm(indptr, indices, dy, x, dw, tile):
     for i in numba.prange(dy.shape[0]):
         _sddmm_row(indptr, indices, dy.reshape(-1), x.reshape(-1), dw, i, tile, dy.shape[1])
 
 
-@numba.njit(cache=True)
-def _sddmm_serial(indptr, indices, dy, x, dw, tile):
-    for i in range(dy.shape[0]):
-        _sddmm_row(indptr, indices, dy.reshape(-1), x.reshape(-1), dw, i, tile, dy.shape[1])
-
-
-def csr_sddmm(indptr, indices, dy, x, out=None):
+def csr_sddmm_trusted(indptr, indices, dy, x, out=None):
     """Masked ``dy @ x.T``: for each kept ``(i, j)``, ``sum_n dy[i, n] * x[j, n]``.
 
     ``dy`` (O, N) and ``x`` (K, N) are C-contiguous of one dtype; returns the
-    values in CSR order (``indices.shape``).
+    values in CSR order (``indices.shape``). Trusted as ``csr_matmul_trusted``:
+    the structure must fit ``dy`` and ``x``.
     """
-    dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
-    if dy.ndim != 2 or x.ndim != 2 or dy.shape[1] != x.shape[1] or dy.dtype != x.dtype:
-        raise ValueError(f"dy {dy.shape} {dy.dtype} and x {x.shape} {x.dtype} must be 2-D "
-                         "with the same columns and dtype")
-    if indptr.shape != (dy.shape[0] + 1,) or indices.shape[0] != indptr[-1]:
-        raise ValueError(f"indptr has shape {indptr.shape} for {indices.shape[0]} indices, "
-                         f"dy has {dy.shape[0]} rows")
-    if indices.shape[0] and int(indices.max()) >= x.shape[0]:
-        raise ValueError(f"a column index reaches {int(indices.max())}, x has {x.shape[0]} rows")
-    return csr_sddmm_trusted(indptr, indices, dy, x, out)
-
-
-def csr_sddmm_trusted(indptr, indices, dy, x, out=None):
-    """``csr_sddmm`` without the checks, for a structure known to fit (see
-    ``csr_matmul_trusted``)."""
     dw = check_out(out, indices.shape, dy.dtype)
     parallel = indices.shape[0] * dy.shape[1] >= PARALLEL_MIN_FMAS and numba.get_num_threads() > 1
-    run = _sddmm_parallel if parallel else _sddmm_serial
+    run = _sddmm.pick(parallel)
     run(indptr, indices, dy, x, dw, TILE)
     return dw
 
