@@ -46,7 +46,7 @@ def test_gradual_fires_every_stepsize_stimuli_with_the_remainder_carried():
     assert pruned == [4, 6, 7]
     v = versions[0]
     assert versions == [v, v, v, v + 1, v + 1, v + 2, v + 2, v + 2, v + 3, v + 3, v + 3]
-    assert q.counter == 0 and q.next_update_in is None
+    assert q.clock.counter == 0 and q.next_update_in is None
 
 
 def test_gradual_recomputes_from_the_current_weights():
@@ -159,7 +159,7 @@ def test_state_round_trip():
     for k in range(2):
         np.testing.assert_array_equal(other.get_pruned_masks(k), q.get_pruned_masks(k))
     assert other.get_current_threshold() == q.get_current_threshold() == pytest.approx(0.4)
-    assert other.counter == 5 and other.version > q.version
+    assert other.clock.counter == 5 and other.version > q.version
     assert other.update(5) and other.get_current_threshold() == pytest.approx(0.6)
 
 

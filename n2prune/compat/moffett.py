@@ -111,9 +111,9 @@ class Prune:
         report = {}
         for name, q in self.quantizers.items():
             lines = []
-            for k, mask in enumerate(q.masks):
+            for k in range(len(q.masks)):
                 prefix = f"weights[{k}]: " if len(q.masks) > 1 else ""
-                lines += [prefix + line for line in q.rule.check(mask)]
+                lines += [prefix + line for line in q.violations(k)]
             report[name] = lines
         return report
 
