@@ -90,12 +90,13 @@ QWeight.MaxSparsity=0.9
 QWeight.RestoreSparsity=1
 """
     _, network = build(tmp_path, conv2=keys)
-    options = network.cell("conv2").quantizer.options
-    assert (options.pattern, options.bank_size, options.bank_interleave) == ("Bank", 2, 2)
+    quantizer = network.cell("conv2").quantizer
+    options, params = quantizer.options, quantizer.params
+    assert (options.pattern, params.bank_size, params.bank_interleave) == ("Bank", 2, 2)
     assert (options.criterion, options.schedule) == ("L2", "Exp")
     assert (options.schedule_delay, options.schedule_length) == (300, 1200)
     assert (options.min_sparsity, options.max_sparsity, options.restore_sparsity) == (0.1, 0.9, True)
-    assert network.cell("conv2").quantizer.total_fires == 6
+    assert quantizer.schedule.total == 6
 
 
 @pytest.mark.parametrize("keys, blamed, message", [
@@ -152,7 +153,8 @@ def test_pruning_section_errors(tmp_path):
         build(tmp_path, extra=PRUNING + "Cells=fc3\n")
     with pytest.raises(IniError, match=r"\[softmax\] is a Softmax cell"):
         build(tmp_path, extra=PRUNING + "Cells=softmax\n")
-    with pytest.raises(IniError, match="unknown Prune parameter"):
+    with pytest.raises(IniError, match="unknown Prune parameter QWeight.Patern; did you mean "
+                                       "QWeight.Pattern"):
         build(tmp_path, extra=PRUNING + "QWeight.Patern=NM\n")
 
 

@@ -9,12 +9,16 @@ the line of the key it blames.
 
 import logging
 
+from n2prune.errors import IniError
 from n2prune.graph.keys import construct, read_keys
 from n2prune.ini import values
 from n2prune.prune.prune_cell import PruneCell
 from n2prune.prune.prune_keys import PRUNE_KEYS
+from n2prune.registry import unknown_message
 
 log = logging.getLogger("n2prune")
+
+QWEIGHT = "QWeight."
 
 # Inherited by N2D2's PruneCell from its quantizer base class; they do nothing there.
 IGNORED_PRUNE_KEYS = {
@@ -31,12 +35,18 @@ def attach_prune_quantizer(ini, cell, refs, batchnorm=None):
     ``batchnorm``: the BatchNorm cell ``cell`` feeds, for the BN criteria.
     """
     refs = dict(refs)
-    for name in [n for n in refs if n in IGNORED_PRUNE_KEYS]:
-        section, key = refs.pop(name)
-        ini.read(section, key, IGNORED_PRUNE_KEYS[name])
-        log.info("notice: %s is accepted and ignored (N2D2's Prune quantizer does not use it)",
-                 ini.where(section, key))
-    kwargs, located = read_keys(ini, refs, PRUNE_KEYS, "Prune parameter")
+    for name in list(refs):
+        section, key = refs[name]
+        if name in IGNORED_PRUNE_KEYS:
+            del refs[name]
+            ini.read(section, key, IGNORED_PRUNE_KEYS[name])
+            log.info("notice: %s is accepted and ignored (N2D2's Prune quantizer does not use "
+                     "it)", ini.where(section, key))
+        elif name not in PRUNE_KEYS:  # named as written, QWeight. included
+            known = [f"{QWEIGHT}{n}" for n in PRUNE_KEYS.names()]
+            message = unknown_message(f"Prune parameter {QWEIGHT}{name}", QWEIGHT + name, known)
+            raise IniError(message, ini.where(section, key))
+    kwargs, located = read_keys(ini, refs, PRUNE_KEYS)
 
     def build(**kwargs):
         quantizer = PruneCell(**kwargs)

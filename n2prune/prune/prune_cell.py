@@ -242,6 +242,7 @@ class PruneCell:
     # -- what cells call ---------------------------------------------------
     def mask(self, k):
         """The 0/1 uint8 mask of tensor ``k`` (the weights' shape)."""
+        self._require_masks()
         return self.masks[k]
 
     @property
@@ -287,7 +288,14 @@ class PruneCell:
         return np.multiply(grad, self._mask_values(k), out=grad)
 
     def _mask_values(self, k):
+        """The values weights are multiplied by: the mask, or the soft mask."""
+        self._require_masks()
         return self.masks[k] if self.soft is None else self.soft[k]
+
+    def _require_masks(self):
+        if not self.masks:
+            raise RuntimeError("the masks are not computed yet: initialize(weights, rng) first "
+                               "(prune.pruned_cells.initialize_masks for a network)")
 
     def after_update(self, weights):
         """With ``hard_zero``, set masked entries of ``weights`` (list of arrays) to 0 in place.
