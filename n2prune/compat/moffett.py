@@ -2,7 +2,7 @@
 
 Moffett counts ``prune()`` calls, one per optimizer step, and prunes each
 listed tensor along Zhu & Gupta's cubic ramp, bank-balanced (``balance='fix'``)
-or not (seed 004; spec/pruning-methods.md 1(c)). Here the same arguments
+or not (pruningTools2's ``pytorch_pruning``). Here the same arguments
 configure ``PruneCell`` quantizers, and ``prune()`` steps them. No pruning
 logic lives here.
 """
