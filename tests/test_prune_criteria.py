@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from n2prune.prune import criteria
-from n2prune.registry import Registry
 from n2prune.prune.criteria import (
     CRITERIA,
     ScoreContext,
@@ -15,6 +14,7 @@ from n2prune.prune.criteria import (
     register_criterion,
     score,
 )
+from n2prune.registry import Registry
 
 # A 3x2 Fc weight (outputs x inputs).
 FC = np.array([[0.5, -1.0], [-0.25, 2.0], [0.0, -0.75]], dtype=np.float32)

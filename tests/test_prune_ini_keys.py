@@ -149,7 +149,8 @@ def test_pruning_section_cells_exclusions_and_overrides(tmp_path):
 
 
 def test_pruning_section_errors(tmp_path):
-    with pytest.raises(IniError, match=r"net\.ini:\d+ \[Pruning\] Cells: unknown cell 'fc3'"):
+    with pytest.raises(IniError, match=r"net\.ini:\d+ \[Pruning\] Cells: unknown cell fc3; "
+                                       "did you mean fc2\\? known: conv1, conv2, fc1, fc2"):
         build(tmp_path, extra=PRUNING + "Cells=fc3\n")
     with pytest.raises(IniError, match=r"\[softmax\] is a Softmax cell"):
         build(tmp_path, extra=PRUNING + "Cells=softmax\n")

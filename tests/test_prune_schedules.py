@@ -222,20 +222,6 @@ def test_frozen_never_fires_and_takes_loaded_masks_as_its_target():
     assert frozen.restarted(0.6, 0)[0].target(0) == 0.6
 
 
-def test_clock_fires_every_period_after_the_delay_with_the_remainder_carried():
-    clock = sch.StimuliClock(250)
-    # counter: 100 200 300-250=50 150 250-250=0
-    assert [clock.tick(100) for _ in range(5)] == [False, False, True, False, True]
-    assert clock.counter == 0 and clock.stimuli_to_fire() == 250
-    moffett = sch.StimuliClock(10, delay=100)  # pretrain_step 100, frequency 10
-    fired = [t for t in range(1, 131) if moffett.tick(1)]
-    assert fired == [110, 120, 130]
-    every = sch.StimuliClock(0)  # no period: every batch, as N2D2's Python API
-    assert all(every.tick(16) for _ in range(3))
-    late = sch.StimuliClock(10, delay=25)
-    assert not late.tick(30) and late.stimuli_to_fire() == 5
-
-
 def test_restored_start_and_locked_mask():
     from n2prune.prune.mask_methods import LockedMask
     a = np.array([[0.0, 1.0], [-0.0, 2.0]], dtype=np.float32)

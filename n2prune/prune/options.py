@@ -78,11 +78,6 @@ class PruneOptions:
             raise SettingError("fix_sparsity", "fix_sparsity locks each cell's own zeros: it "
                                                "cannot share a Global scope's target")
 
-    @property
-    def is_ramp(self):
-        """A closed-form schedule (everything but N2D2's Gamma)."""
-        return self.schedule != "Gamma"
-
 
 def checked_params(params):
     """``params`` (a ``PatternParams``) with whole-number sizes, else SettingError."""

@@ -25,6 +25,7 @@ import numpy as np
 
 from n2prune.errors import SettingError
 from n2prune.prune import criteria, patterns
+from n2prune.prune.clock import StimuliClock
 from n2prune.prune.mask_methods import PRUNING_FILLERS, LockedMask, PatternMask
 from n2prune.prune.options import (
     PruneOptions,
@@ -35,7 +36,7 @@ from n2prune.prune.options import (
     whole,
 )
 from n2prune.prune.pattern_base import PatternParams
-from n2prune.prune.schedules import SCHEDULES, Frozen, StimuliClock, restored_start
+from n2prune.prune.schedules import SCHEDULES, Frozen, restored_start
 
 PRUNING_MODES = ("Identity", "Static", "Gradual")
 KERNELS = ("Auto", "Dense", "Sparse")
@@ -272,10 +273,10 @@ class PruneCell:
 
         The returned array is overwritten by the next call for the same ``k``.
         """
-        buffer = self._buffers[k]
+        values, buffer = self._mask_values(k), self._buffers[k]
         if buffer is None or buffer.shape != w.shape or buffer.dtype != w.dtype:
             buffer = self._buffers[k] = np.empty_like(w)
-        return np.multiply(w, self._mask_values(k), out=buffer)
+        return np.multiply(w, values, out=buffer)
 
     def mask_gradient(self, k, grad):
         """``grad *= mask_k`` in place (masked weights get no update); returns ``grad``.
