@@ -1,6 +1,6 @@
 """Network-wide views of the cells' quantizers: initialise, step, measure.
 
-Also what spans cells: the global scope (one threshold across the cells
+Also what spans cells: the global scope (one score cut-off across the cells
 with ``Scope=Global``), the BatchNorm each pruned cell feeds (BN criteria,
 slimming penalty).
 """
@@ -55,7 +55,7 @@ def global_members(network):
 
 
 def resolve_global(network):
-    """One threshold across the global-scope cells (at initialisation and when one fired).
+    """One score cut-off across the global-scope cells (at initialisation and when one fired).
 
     Asks every member for its tensors' scores (per-channel scores z-scored
     for the Channel pattern, as TI), finds each tensor's target with

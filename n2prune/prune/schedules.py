@@ -57,7 +57,7 @@ class Gamma:
         return float(value)
 
     def fires_after(self, k):
-        """N2D2 raises the threshold while it is below ``final`` (float32)."""
+        """N2D2 raises its threshold (the target) while it is below ``final`` (float32)."""
         return np.float32(self.target(k)) < np.float32(self.final)
 
     def restarted(self, target, k):
@@ -264,33 +264,33 @@ def blend_alpha(k, total):
     return (1.0 - k / total) ** 2
 
 
-def sigmoid_soft_mask(scores, threshold, k, total):
+def sigmoid_soft_mask(scores, cutoff, k, total):
     """TI's sigmoid soft mask, cleaned up: a float32 array of values in [0, 1], shaped as ``scores``.
 
     ``scores`` are importances (e.g. |w|, any real values); entries with
-    ``score >= threshold`` are kept and get 1 at every k. For an entry below
-    the threshold, with progress p = clip(k/total, 0, 1) and its distance
-    below the threshold normalised by the lowest score,
-    d = (threshold - score)/(threshold - min(scores)) in (0, 1],
+    ``score >= cutoff`` are kept and get 1 at every k. For an entry below
+    the cutoff, with progress p = clip(k/total, 0, 1) and its distance
+    below the cutoff normalised by the lowest score,
+    d = (cutoff - score)/(cutoff - min(scores)) in (0, 1],
 
         mask = hardsigmoid(3 - 6·p·(1 + d)) = clip(1 - p·(1 + d), 0, 1),
 
     with hardsigmoid(x) = clip((x + 3)/6, 0, 1). So the mask is 1 at k = 0,
     does not increase with k, is smaller for smaller scores (once p > 0),
     and is exactly 0 for every pruned entry by the knee: the lowest score
-    reaches 0 at p = 1/2, scores just below the threshold at p = 1.
+    reaches 0 at p = 1/2, scores just below the cutoff at p = 1.
     TI's own form, x = (|s| - t)·σ_e/max|s| + 3 ± 8·σ_e with
     σ_e = (e - e0)/E, reaches 0 near 3/4 of the epochs, not at its knee, and
     references an undefined tensor with n2m.
     """
     _check_total(total)
     scores = np.asarray(scores, dtype=np.float64)
-    below = scores < threshold
+    below = scores < cutoff
     mask = np.ones(scores.shape, dtype=np.float32)
     if not below.any():
         return mask
     p = min(max(k / total, 0.0), 1.0)
-    d = (threshold - scores[below]) / (threshold - scores.min())
+    d = (cutoff - scores[below]) / (cutoff - scores.min())
     x = 3.0 - 6.0 * p * (1.0 + d)
     mask[below] = np.clip((x + 3.0) / 6.0, 0.0, 1.0)
     return mask
@@ -335,9 +335,9 @@ class Sigmoid(Blend):
         values = scores()
         if mask.all():
             return np.ones(mask.shape, dtype=np.float32)
-        # Every pruned entry strictly below the threshold, every kept one at 1.
-        threshold = np.nextafter(values[mask == 0].max(), np.inf)
-        soft = sigmoid_soft_mask(values, threshold, k, self.total)
+        # Every pruned entry strictly below the score cut-off, every kept one at 1.
+        cutoff = np.nextafter(values[mask == 0].max(), np.inf)
+        soft = sigmoid_soft_mask(values, cutoff, k, self.total)
         return np.where(mask == 1, np.float32(1), soft).astype(np.float32)
 
 
