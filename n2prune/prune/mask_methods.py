@@ -11,7 +11,8 @@ its inputs.
 N2D2's pruning fillers (``PRUNING_FILLERS``, the ``QWeight.PruningFiller``
 names, built as ``cls(delta, rng)``) follow ``PruneQuantizer_Frame_Kernels.cpp``:
 ``iter_nonstruct`` (scores |W|) and ``random_fill``. ``PatternMask`` serves
-every ``QWeight.Pattern``; ``LockedMask`` is ``QWeight.FixSparsity``.
+every ``QWeight.Pattern``; ``LockedMask`` is ``QWeight.FixSparsity``;
+``GivenMask`` installs masks read from files or checkpoints.
 """
 
 import math
@@ -216,6 +217,17 @@ class PatternMask(MaskMethod):
 
     def check(self, mask):
         return patterns.check_mask(self.name, mask, self.params)
+
+
+class GivenMask(MaskMethod):
+    """A mask read from files or a checkpoint, as torch's ``custom_from_mask``; it
+    replaces the default mask (N2D2's import does not combine them)."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def compute_mask(self, scores, default_mask, target):
+        return self.mask
 
 
 class LockedMask(MaskMethod):

@@ -10,13 +10,12 @@ as ``torch.nn.utils.prune`` (style.md points 5 and 6):
 - a criterion (``criteria``): scores of a tensor's weights;
 - a mask method (``mask_methods``): ``compute_mask(scores, default_mask, target)``.
 
-``refresh_masks`` is the one place masks are computed: at ``initialize``,
-at each fire, at the per-tensor targets a global scope hands back, and for
-FixSparsity (``LockedMask``). Loaded masks (``set_masks``, ``load_state``)
-replace the state it computes from. Cells use ``effective_weights``,
-``mask_gradient``, ``mask(k)``, ``kernel_choice``, ``solver_positions`` and
-``version``; the trainer calls ``after_update`` then ``update`` after each
-solver step.
+Every mask comes from a ``compute_mask``: at ``initialize``, at each fire,
+at the per-tensor targets a global scope hands back (``refresh_masks``),
+FixSparsity's (``LockedMask``) and loaded ones (``GivenMask``). Cells use
+``effective_weights``, ``mask_gradient``, ``mask(k)``, ``kernel_choice``,
+``solver_positions`` and ``version``; the trainer calls ``after_update``
+then ``update`` after each solver step.
 """
 
 import dataclasses
@@ -24,9 +23,8 @@ import dataclasses
 import numpy as np
 
 from n2prune.errors import SettingError
-from n2prune.prune import criteria, patterns
+from n2prune.prune import criteria, mask_methods, patterns
 from n2prune.prune.clock import StimuliClock
-from n2prune.prune.mask_methods import PRUNING_FILLERS, LockedMask, PatternMask
 from n2prune.prune.options import (
     PruneOptions,
     check_choice,
@@ -69,7 +67,7 @@ class PruneCell:
                  start=0.1, stepsize=0, gamma=0.05, hard_zero=False, kernel="Auto", **options):
         self.prune_mode = check_choice("prune_mode", "QWeight.PruningMode", prune_mode,
                                        PRUNING_MODES)
-        member("prune_filler", PRUNING_FILLERS, prune_filler)
+        member("prune_filler", mask_methods.PRUNING_FILLERS, prune_filler)
         for name, value in (("threshold", threshold), ("start", start)):
             check_fraction(name, value)
         for name, value in (("delta", delta), ("gamma", gamma)):
@@ -161,10 +159,10 @@ class PruneCell:
 
     def _mask_method(self, rng):
         if self.options.fix_sparsity:
-            return LockedMask()
+            return mask_methods.LockedMask()
         if self.options.pattern is not None:
-            return PatternMask(self.options.pattern, self.params)
-        return PRUNING_FILLERS[self.prune_filler](self.delta, rng)
+            return mask_methods.PatternMask(self.options.pattern, self.params)
+        return mask_methods.PRUNING_FILLERS[self.prune_filler](self.delta, rng)
 
     def update(self, batch_size):
         """After a solver step; True when a fire changed the target ("Update masks").
@@ -232,11 +230,8 @@ class PruneCell:
         self.soft = soft
 
     def finalize(self):
-        """Bake the masks into the weights (``w *= mask``, as torch's ``prune.remove``).
-
-        The weights keep their shape; the masks stay as they are, so
-        ``effective_weights`` gives the same products before and after.
-        """
+        """Bake the masks into the weights (``w *= mask``, as torch's ``prune.remove``); the
+        masks stay, so ``W * M`` and whatever cells derived from it are unchanged."""
         for w, mask in zip(self.weights, self.masks):
             w *= mask
 
@@ -356,12 +351,11 @@ class PruneCell:
         (float32); N2D2 reads only tensor 0, n2prune all of them. Gamma goes
         on from there, a ramp from its own start.
         """
-        self.masks = self._checked_masks(masks)
+        self._load_masks(masks)
         zeros = sum(m.size - np.count_nonzero(m) for m in self.masks)
         total = sum(m.size for m in self.masks)
         self.target = float(np.float32(zeros) / np.float32(total)) if total else 0.0
         self.schedule, self.fire_index = self.schedule.restarted(self.target, self.fire_index)
-        self.version += 1
 
     def state(self):
         """Arrays and scalars to checkpoint: masks (and soft masks), target, schedule, clock."""
@@ -375,7 +369,7 @@ class PruneCell:
 
     def load_state(self, state):
         """Restore ``state()`` output (after ``initialize`` attached the weights)."""
-        self.masks = self._checked_masks([state[f"mask{k}"] for k in range(len(self.weights))])
+        self._load_masks([state[f"mask{k}"] for k in range(len(self.weights))])
         self.target = float(state["target"])
         self.fire_index = int(state["fire_index"])
         self.schedule = self._schedule(float(state["schedule_start"]))
@@ -384,7 +378,13 @@ class PruneCell:
             self.clock.delay_left = int(state["delay_left"])
         soft = [state[f"soft{k}"] for k in range(len(self.weights)) if f"soft{k}" in state]
         self.soft = [np.asarray(m, dtype=np.float32) for m in soft] or None
-        # Whatever was built from the old masks is rebuilt.
+
+    def _load_masks(self, masks):
+        """Given masks through the seam (``GivenMask``); whatever was built from the
+        old masks is rebuilt (``version``)."""
+        given = self._checked_masks(masks)
+        self.masks = [mask_methods.GivenMask(mask).compute_mask(None, default, self.target)
+                      for mask, default in zip(given, self.masks)]
         self.version += 1
 
     def _checked_masks(self, masks):
