@@ -173,3 +173,20 @@ def test_inspect_check_passes_a_trained_run_and_flags_a_broken_mask(tmp_path, ca
     mask[0, np.flatnonzero(mask[0] == 0)[0]] = 1  # row 0 now keeps one more
     report = check_report(network)
     assert report["conv2"] == [] and len(report["fc1"]) == 1
+
+
+def test_the_key_table_takes_defaults_from_the_constructors_and_names_from_the_registries():
+    import inspect
+
+    from n2prune.prune.options import PruneOptions
+    from n2prune.prune.pattern_base import PatternParams
+    from n2prune.prune.prune_cell import PruneCell
+    from n2prune.prune.prune_keys import PRUNE_KEYS
+    from n2prune.prune.schedules import SCHEDULES
+    assert PRUNE_KEYS["Threshold"].default == inspect.signature(PruneCell).parameters[
+        "threshold"].default == 0.2
+    assert PRUNE_KEYS["Schedule"].default == PruneOptions().schedule == "Gamma"
+    assert PRUNE_KEYS["BankInterleave"].default == PatternParams().bank_interleave == 1
+    quantizer = PruneCell(**PRUNE_KEYS.defaults())
+    assert quantizer.options == PruneOptions() and quantizer.params == PatternParams()
+    assert PRUNE_KEYS["Schedule"].kind.names() == tuple(SCHEDULES)

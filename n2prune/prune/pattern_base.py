@@ -50,10 +50,12 @@ class Pattern:
     """One registered pattern: ``make(scores, sparsity, params) -> mask``,
     ``check(mask, params) -> lines``, ``fits(shape, params) -> (field, why)``
     when params cannot work on shape, else None. ``fixed_ratio``: the
-    params, not the sparsity, fix the kept count (N:M)."""
+    params, not the sparsity, fix the kept count (N:M). Its ``__doc__`` is
+    the pattern function's (what the docs list)."""
 
     def __init__(self, make, check, fits, fixed_ratio):
         self.make, self.check, self.fits, self.fixed_ratio = make, check, fits, fixed_ratio
+        self.__doc__ = make.__doc__
 
 
 def register_pattern(name, check, fits=None, fixed_ratio=False):
