@@ -140,7 +140,8 @@ class _NextKept:
 
 
 class MaskMethod:
-    """The seam's defaults: no shape constraint, nothing to check, no composition.
+    """What every mask method shares: ``compute_mask(scores, default_mask, target)``
+    (each subclass's) and ``composes``.
 
     ``composes``: under a monotone schedule (the ramps) the quantizer scores
     pruned weights 0, so the new mask stays within the default mask. N2D2's
@@ -149,16 +150,6 @@ class MaskMethod:
     """
 
     composes = False
-
-    def compute_mask(self, scores, default_mask, target):
-        raise NotImplementedError
-
-    def check_shape(self, shape):
-        """Raises a ValueError when the method cannot apply to weights of ``shape``."""
-
-    def check(self, mask):
-        """Violations of the method's pattern in ``mask`` (empty when it follows it)."""
-        return []
 
 
 @PRUNING_FILLERS.register("None")
@@ -205,18 +196,11 @@ class PatternMask(MaskMethod):
 
     def __init__(self, pattern, params):
         self.pattern, self.params = patterns.PATTERNS.lookup(pattern), params
-        self.name = pattern
 
     def compute_mask(self, scores, default_mask, target):
         if self.pattern.fixed_ratio and not target > 0:
             return np.ones(scores.shape, dtype=np.uint8)
         return self.pattern.make(scores, float(target), self.params)
-
-    def check_shape(self, shape):
-        patterns.validate(self.name, shape, self.params)
-
-    def check(self, mask):
-        return patterns.check_mask(self.name, mask, self.params)
 
 
 class GivenMask(MaskMethod):
