@@ -58,9 +58,10 @@ def rule_name(quantizer):
     options = quantizer.options
     if options.pattern is None:
         return quantizer.prune_filler
-    sizes = {"NM": f" {options.n}:{options.m}", "NMFlat": f" {options.n}:{options.m}",
-             "Bank": f" {options.bank_size}x{options.bank_interleave}",
-             "Block": f" {options.block_outputs}x{options.block_inputs}"}
+    params = quantizer.params
+    sizes = {"NM": f" {params.n}:{params.m}", "NMFlat": f" {params.n}:{params.m}",
+             "Bank": f" {params.bank_size}x{params.bank_interleave}",
+             "Block": f" {params.block_outputs}x{params.block_inputs}"}
     return f"{options.pattern}{sizes.get(options.pattern, '')}/{options.criterion}"
 
 
@@ -72,10 +73,10 @@ def check_report(network):
     report = {}
     for cell in network.cells:
         q = getattr(cell, "quantizer", None)
-        if q is None or q.rule is None:
+        if q is None or q.options.pattern is None:
             continue
-        report[cell.name] = [f"weights[{k}]: {line}" for k, mask in enumerate(q.masks)
-                             for line in q.rule.check(mask)]
+        report[cell.name] = [f"weights[{k}]: {line}" for k in range(len(q.masks))
+                             for line in q.violations(k)]
     return report
 
 

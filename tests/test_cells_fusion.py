@@ -16,6 +16,7 @@ def pair(sparsity, pool_stride=2, relu=True):
     if sparsity:
         conv.quantizer = PruneCell(prune_mode="Static", prune_filler="IterNonStruct",
                                    threshold=sparsity, delta=1e-4, hard_zero=True)
+        conv.quantizer.initialize(conv.weight_arrays(), np.random.default_rng(0))
     pool = Pool("pool", [conv.output_shape], 8, (2, 2), (pool_stride, pool_stride),
                 mappings=[np.eye(8, dtype=np.int8)], pooling="Max")
     return conv, pool

@@ -32,6 +32,12 @@ def pruned(kernel, threshold=0.85, hard_zero=False):
                      kernel=kernel, hard_zero=hard_zero)
 
 
+def attach(cell, quantizer):
+    """``cell.quantizer = quantizer`` with its masks computed (as ``initialize_masks``)."""
+    cell.quantizer = quantizer
+    quantizer.initialize(cell.weight_arrays(), np.random.default_rng(0))
+
+
 def make_cell(kind, seed):
     rng = np.random.default_rng(seed)
     if kind == "fc":
@@ -56,7 +62,7 @@ def test_derived_weights_are_kept_until_the_weights_change(kernel, monkeypatch):
     monkeypatch.setattr(sparse_weights, "gather_rows", lambda *a, **k: calls.append(1)
                         or real_gather(*a, **k))
     cell = make_cell("fc", 5)
-    cell.quantizer = pruned(kernel)
+    attach(cell, pruned(kernel))
     x = chwn(np.random.default_rng(6).standard_normal((3, 4, 5, 5), dtype=np.float32))
     first = cell.forward([x], train=False).copy()
     np.testing.assert_array_equal(cell.forward([x], train=False), first)
@@ -78,7 +84,8 @@ def test_auto_keeps_batch_one_on_blas_below_the_gemv_crossover(threshold, batch,
     monkeypatch.setattr(sparse_weights, "gather_rows", lambda *a, **k: calls.append(1)
                         or real_gather(*a, **k))
     cell, reference = make_cell("fc", 7), make_cell("fc", 7)
-    cell.quantizer, reference.quantizer = pruned("Auto", threshold), pruned("Dense", threshold)
+    attach(cell, pruned("Auto", threshold))
+    attach(reference, pruned("Dense", threshold))
     x = chwn(np.random.default_rng(8).standard_normal((3, batch, 5, 5), dtype=np.float32))
     np.testing.assert_allclose(cell.forward([x], train=False),
                                reference.forward([x], train=False), rtol=1e-4, atol=1e-5)
@@ -89,7 +96,8 @@ def test_auto_keeps_batch_one_on_blas_below_the_gemv_crossover(threshold, batch,
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.85, 1.0])
 def test_cell_passes_match_the_dense_masked_path(kind, threshold):
     dense, sparse = make_cell(kind, 3), make_cell(kind, 3)
-    dense.quantizer, sparse.quantizer = pruned("Dense", threshold), pruned("Sparse", threshold)
+    attach(dense, pruned("Dense", threshold))
+    attach(sparse, pruned("Sparse", threshold))
     rng = np.random.default_rng(4)
     x = chwn(rng.standard_normal((dense.input_shapes[0][0], 5, *dense.input_shapes[0][1:]),
                                  dtype=np.float32))

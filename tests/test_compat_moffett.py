@@ -44,7 +44,7 @@ def test_facade_trains_as_its_ini_keys(balance, steps):
         np.testing.assert_array_equal(pa.value, pb.value)
     for name, q in prune.quantizers.items():
         other = ini_net.cell(name).quantizer
-        assert q.current_threshold == other.current_threshold
+        assert q.target == other.target
         assert all(np.array_equal(a, b) for a, b in zip(q.masks, other.masks, strict=True))
     assert prune.check() == {name: [] for name in prune.pruned_cells}
 

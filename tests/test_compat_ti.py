@@ -35,7 +35,7 @@ def assert_same_training(a, b):
         qa, qb = getattr(ca, "quantizer", None), getattr(cb, "quantizer", None)
         assert (qa is None) == (qb is None), ca.name
         if qa is not None:
-            assert qa.current_threshold == qb.current_threshold
+            assert qa.target == qb.target
             for ma, mb in zip(qa.masks, qb.masks, strict=True):
                 assert np.array_equal(ma, mb)
 

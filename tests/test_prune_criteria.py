@@ -14,6 +14,7 @@ from n2prune.prune.criteria import (
     register_criterion,
     score,
 )
+from n2prune.registry import Registry
 
 # A 3x2 Fc weight (outputs x inputs).
 FC = np.array([[0.5, -1.0], [-0.25, 2.0], [0.0, -0.75]], dtype=np.float32)
@@ -123,12 +124,15 @@ def test_channel_only_criteria():
 
 
 def test_register_criterion(monkeypatch):
-    monkeypatch.setattr(criteria, "CRITERIA", dict(CRITERIA))
-    monkeypatch.setattr(criteria, "_CHANNEL_ONLY", set(criteria._CHANNEL_ONLY))
+    copy = Registry(CRITERIA.what)
+    copy.update(CRITERIA)
+    monkeypatch.setattr(criteria, "CRITERIA", copy)
     register_criterion("Ones", channel_only=True)(lambda w, context: np.ones(w.shape))
     np.testing.assert_array_equal(score("Ones", FC), np.ones((3, 2)))
     assert is_channel_only("Ones")
     assert "Ones" not in CRITERIA  # the module's registry was the patched copy
+    with pytest.raises(ValueError, match="registered twice"):
+        register_criterion("Ones")(lambda w, context: np.ones(w.shape))
 
 
 def test_slimming_subgradient_adds_lambda_sign_gamma():

@@ -10,7 +10,6 @@ from n2prune.prune.mask_methods import (
     PRUNING_FILLERS,
     iter_nonstruct,
     random_fill,
-    register_filler,
 )
 
 # |W| <= 0.1: 0.05, 0.0, 0.09 (3 of 10); <= 0.2: also 0.12, 0.18, 0.15 (6 of 10).
@@ -160,19 +159,17 @@ def test_random_draws_in_closed_range_walks_forward_and_retries_past_the_end():
     assert rng.ranges == [(0, 7)] * 3 and not rng.draws
 
 
-def test_registry_holds_n2d2s_fillers_with_one_signature():
-    assert set(PRUNING_FILLERS) >= {"None", "Random", "IterNonStruct"}
+def test_registry_holds_n2d2s_fillers_as_mask_methods():
+    assert list(PRUNING_FILLERS) == ["None", "Random", "IterNonStruct"]
     rng = np.random.default_rng(0)
-    np.testing.assert_array_equal(PRUNING_FILLERS["IterNonStruct"](W, ONES, 0.3, 0.1, rng),
+    scores = np.abs(W).astype(np.float64)  # the Magnitude criterion's
+    iter_method = PRUNING_FILLERS["IterNonStruct"](0.1, rng)
+    np.testing.assert_array_equal(iter_method.compute_mask(scores, ONES, 0.3),
                                   iter_nonstruct(W, 0.3, 0.1))
-    np.testing.assert_array_equal(PRUNING_FILLERS["None"](W, ONES, 0.9, 0.1, rng), ONES)
-    assert zeros(PRUNING_FILLERS["Random"](W, ONES, 0.3, 0.1, rng)) == 3
-
-    @register_filler("TestLargest")
-    def largest(weights, mask, threshold, delta, rng):
-        return (np.abs(weights) >= np.abs(weights).max()).astype(np.uint8)
-
-    try:
-        assert PRUNING_FILLERS["TestLargest"] is largest
-    finally:
-        del PRUNING_FILLERS["TestLargest"]
+    assert PRUNING_FILLERS["None"](0.1, rng).compute_mask(scores, ONES, 0.9) is ONES
+    half = np.array([0, 1] * (W.size // 2), dtype=np.uint8)
+    grown = PRUNING_FILLERS["Random"](0.1, rng).compute_mask(scores, half, 0.7)
+    assert zeros(grown) == 7 and not grown[half == 0].any()  # cumulative on the default mask
+    with pytest.raises(ValueError, match="unknown QWeight.PruningFiller=IterNonstruct; did you "
+                                         "mean IterNonStruct"):
+        PRUNING_FILLERS.lookup("IterNonstruct")

@@ -90,12 +90,13 @@ QWeight.MaxSparsity=0.9
 QWeight.RestoreSparsity=1
 """
     _, network = build(tmp_path, conv2=keys)
-    options = network.cell("conv2").quantizer.options
-    assert (options.pattern, options.bank_size, options.bank_interleave) == ("Bank", 2, 2)
+    quantizer = network.cell("conv2").quantizer
+    options, params = quantizer.options, quantizer.params
+    assert (options.pattern, params.bank_size, params.bank_interleave) == ("Bank", 2, 2)
     assert (options.criterion, options.schedule) == ("L2", "Exp")
     assert (options.schedule_delay, options.schedule_length) == (300, 1200)
     assert (options.min_sparsity, options.max_sparsity, options.restore_sparsity) == (0.1, 0.9, True)
-    assert network.cell("conv2").quantizer.total_fires == 6
+    assert quantizer.schedule.total == 6
 
 
 @pytest.mark.parametrize("keys, blamed, message", [
@@ -148,11 +149,13 @@ def test_pruning_section_cells_exclusions_and_overrides(tmp_path):
 
 
 def test_pruning_section_errors(tmp_path):
-    with pytest.raises(IniError, match=r"net\.ini:\d+ \[Pruning\] Cells: unknown cell 'fc3'"):
+    with pytest.raises(IniError, match=r"net\.ini:\d+ \[Pruning\] Cells: unknown cell fc3; "
+                                       "did you mean fc2\\? known: conv1, conv2, fc1, fc2"):
         build(tmp_path, extra=PRUNING + "Cells=fc3\n")
     with pytest.raises(IniError, match=r"\[softmax\] is a Softmax cell"):
         build(tmp_path, extra=PRUNING + "Cells=softmax\n")
-    with pytest.raises(IniError, match="unknown Prune parameter"):
+    with pytest.raises(IniError, match="unknown Prune parameter QWeight.Patern; did you mean "
+                                       "QWeight.Pattern"):
         build(tmp_path, extra=PRUNING + "QWeight.Patern=NM\n")
 
 
@@ -170,3 +173,20 @@ def test_inspect_check_passes_a_trained_run_and_flags_a_broken_mask(tmp_path, ca
     mask[0, np.flatnonzero(mask[0] == 0)[0]] = 1  # row 0 now keeps one more
     report = check_report(network)
     assert report["conv2"] == [] and len(report["fc1"]) == 1
+
+
+def test_the_key_table_takes_defaults_from_the_constructors_and_names_from_the_registries():
+    import inspect
+
+    from n2prune.prune.options import PruneOptions
+    from n2prune.prune.pattern_base import PatternParams
+    from n2prune.prune.prune_cell import PruneCell
+    from n2prune.prune.prune_keys import PRUNE_KEYS
+    from n2prune.prune.schedules import SCHEDULES
+    assert PRUNE_KEYS["Threshold"].default == inspect.signature(PruneCell).parameters[
+        "threshold"].default == 0.2
+    assert PRUNE_KEYS["Schedule"].default == PruneOptions().schedule == "Gamma"
+    assert PRUNE_KEYS["BankInterleave"].default == PatternParams().bank_interleave == 1
+    quantizer = PruneCell(**PRUNE_KEYS.defaults())
+    assert quantizer.options == PruneOptions() and quantizer.params == PatternParams()
+    assert PRUNE_KEYS["Schedule"].kind.names() == tuple(SCHEDULES)

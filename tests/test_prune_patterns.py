@@ -22,7 +22,7 @@ SHAPES = [(7, 12), (5, 9), (4, 8), (5, 6, 3, 3), (4, 8, 1, 1), (3, 12, 2, 3)]
 SEEDS = [0, 1, 2]
 SPARSITIES = [0.0, 0.3, 0.5, 0.77, 0.9, 1.0]
 NM_PARAMS = [PatternParams(n=2, m=4), PatternParams(n=1, m=3), PatternParams(n=5, m=8)]
-BANK_PARAMS = [PatternParams(bank_size=b, interleave=v) for b, v in [(2, 2), (4, 1), (3, 1), (3, 2), (1, 4)]]
+BANK_PARAMS = [PatternParams(bank_size=b, bank_interleave=v) for b, v in [(2, 2), (4, 1), (3, 1), (3, 2), (1, 4)]]
 BLOCK_PARAMS = [PatternParams(block_outputs=2, block_inputs=3), PatternParams(block_outputs=4, block_inputs=1)]
 
 
@@ -31,7 +31,7 @@ def params_for(name, shape):
     if name in ("NM", "NMFlat"):
         return NM_PARAMS
     if name == "Bank":
-        return [p for p in BANK_PARAMS if shape[1] % (p.bank_size * p.interleave) == 0]
+        return [p for p in BANK_PARAMS if shape[1] % (p.bank_size * p.bank_interleave) == 0]
     return BLOCK_PARAMS if name == "Block" else [PatternParams()]
 
 
@@ -90,9 +90,9 @@ def best_first(flat, indices):
 @functools.cache
 def banks(shape, p):
     """Each bank as its list of rows, each row a list of flat indices (input order)."""
-    rows, width = input_rows(shape), p.bank_size * p.interleave
-    return [[[row[start + t * p.interleave + j] for t in range(p.bank_size)] for row in rows]
-            for start in range(0, shape[1], width) for j in range(p.interleave)]
+    rows, width = input_rows(shape), p.bank_size * p.bank_interleave
+    return [[[row[start + t * p.bank_interleave + j] for t in range(p.bank_size)] for row in rows]
+            for start in range(0, shape[1], width) for j in range(p.bank_interleave)]
 
 
 def bank_reference(scores, sparsity, p):
@@ -295,7 +295,7 @@ def test_check_mask_lines_are_capped_and_name_the_place():
     assert nm[0] == "output 0 at kernel (0, 0), inputs 0..3 keep 4 > N=2"
     assert check_mask("NM", np.array([[1, 1, 0, 0, 1, 1]])) == []  # the partial group keeps min(N, L)
     assert check_mask("Bank", np.ones((2, 6))) == [
-        "bank_size 64 x interleave 1 = 64 does not divide the input axis I = 6"]
+        "bank_size 64 x bank_interleave 1 = 64 does not divide the input axis I = 6"]
 
 
 def test_nm_on_a_conv_whose_inputs_are_not_a_multiple_of_m():
@@ -329,7 +329,7 @@ def test_bank_with_two_interleaved_sub_banks_by_hand():
     scores = np.array([[9, 1, 2, 8, 5, 6, 4, 3],
                        [7, 2, 6, 1, 1, 9, 2, 8],
                        [3, 4, 5, 7, 6, 2, 0, 1]], dtype=np.float64)
-    mask = make_mask("Bank", scores, 1 / 3, PatternParams(bank_size=2, interleave=2))
+    mask = make_mask("Bank", scores, 1 / 3, PatternParams(bank_size=2, bank_interleave=2))
     np.testing.assert_array_equal(mask, [[1, 0, 0, 1, 1, 1, 1, 0],
                                          [1, 1, 1, 0, 0, 1, 1, 1],
                                          [0, 1, 1, 1, 1, 1, 0, 0]])
@@ -349,7 +349,7 @@ def test_validate_rejects_params_that_cannot_work():
         validate("NMFlat", (4, 8), PatternParams(n=0, m=0))
     with pytest.raises(ValueError, match="n must be an integer >= 0"):
         validate("NM", (4, 8), PatternParams(n=-1))
-    with pytest.raises(ValueError, match="bank_size 64 x interleave 1 = 64 .* I = 6"):
+    with pytest.raises(ValueError, match="bank_size 64 x bank_interleave 1 = 64 .* I = 6"):
         validate("Bank", (16, 6, 5, 5), PatternParams())
     with pytest.raises(ValueError, match="block_inputs"):
         validate("Block", (4, 8), PatternParams(block_inputs=0))
@@ -367,7 +367,7 @@ def test_validate_rejects_params_that_cannot_work():
     lambda: check_mask("Banks", np.ones((4, 8))),
 ])
 def test_unknown_pattern_lists_the_known_names(call):
-    with pytest.raises(ValueError, match="unknown pattern") as error:
+    with pytest.raises(ValueError, match=r"unknown QWeight\.Pattern=\w+; (did you mean \w+\? )?known: ") as error:
         call()
     assert all(name in str(error.value) for name in NAMES)
 

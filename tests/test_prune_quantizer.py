@@ -1,9 +1,12 @@
 """PruneCell: modes, the Gradual schedule, masks in the passes, state, and N2D2's Python API."""
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
-from n2prune.errors import UserError
+from n2prune.errors import SettingError, UserError
+from n2prune.prune.mask_methods import PRUNING_FILLERS, random_fill
 from n2prune.quantizer import PruneCell
 
 W = np.array([0.05, -0.12, 0.0, 0.31, -0.18, 0.26, 0.09, -0.4, 0.15, 0.22], dtype=np.float32)
@@ -46,7 +49,7 @@ def test_gradual_fires_every_stepsize_stimuli_with_the_remainder_carried():
     assert pruned == [4, 6, 7]
     v = versions[0]
     assert versions == [v, v, v, v + 1, v + 1, v + 2, v + 2, v + 2, v + 3, v + 3, v + 3]
-    assert q.counter == 0 and q.next_update_in is None
+    assert q.clock.counter == 0 and q.next_update_in is None
 
 
 def test_gradual_recomputes_from_the_current_weights():
@@ -159,7 +162,7 @@ def test_state_round_trip():
     for k in range(2):
         np.testing.assert_array_equal(other.get_pruned_masks(k), q.get_pruned_masks(k))
     assert other.get_current_threshold() == q.get_current_threshold() == pytest.approx(0.4)
-    assert other.counter == 5 and other.version > q.version
+    assert other.clock.counter == 5
     assert other.update(5) and other.get_current_threshold() == pytest.approx(0.6)
 
 
@@ -183,8 +186,11 @@ def test_unreachable_iter_nonstruct_threshold_is_a_user_error():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"prune_mode": "gradual"}, "prune_mode must be one of Identity, Static, Gradual"),
-    ({"prune_filler": "Magic"}, "prune_filler must be one of None, Random, IterNonStruct"),
+    ({"prune_mode": "gradual"}, ("unknown QWeight.PruningMode=gradual; did you mean Gradual\\? "
+                                 "known: Identity, Static, Gradual")),
+    ({"prune_filler": "Magic"}, ("unknown QWeight.PruningFiller=Magic; known: None, Random, "
+                                 "IterNonStruct")),
+    ({"kernel": "Skip"}, "unknown QWeight.Kernel=Skip; known: Auto, Dense, Sparse"),
     ({"threshold": 1.2}, "threshold must be a fraction"),
     ({"threshold": float("nan")}, "threshold must be a fraction"),
     ({"start": -0.1}, "start must be a fraction"),
@@ -192,7 +198,99 @@ def test_unreachable_iter_nonstruct_threshold_is_a_user_error():
     ({"gamma": -0.05}, "gamma must be >= 0"),
     ({"stepsize": -1}, "stepsize must be"),
     ({"stepsize": 2.5}, "stepsize must be"),
+    ({"fix_sparsity": True, "scope": "Global", "pattern": "NM"}, "cannot share a Global"),
+    ({"bank_size": 0}, "bank_size must be a whole number >= 1"),
+    ({"n": 5, "pattern": "NM"}, "N=5 > M=4"),
 ])
 def test_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SettingError, match=message) as error:
         PruneCell(**kwargs)
+    assert error.value.setting == next(iter(kwargs))  # the keyword, for the INI key's line
+
+
+class RecordingHalf:
+    """A mask method: keeps the highest-scored half of the default mask's kept entries."""
+
+    composes = False
+    calls: ClassVar[list] = []  # (scores, default_mask, target) of every call
+
+    def __init__(self, delta, rng):
+        self.delta = delta
+
+    def compute_mask(self, scores, default_mask, target):
+        RecordingHalf.calls.append((scores.copy(), default_mask.copy(), target))
+        kept = np.flatnonzero(default_mask)
+        best = kept[np.argsort(-scores[kept], kind="stable")[:(kept.size + 1) // 2]]
+        mask = np.zeros_like(default_mask)
+        mask[best] = 1
+        return mask
+
+
+def test_a_registered_mask_method_is_the_one_seam():
+    PRUNING_FILLERS.add("TestHalf", RecordingHalf)
+    RecordingHalf.calls.clear()
+    try:
+        q = started("Gradual", "TestHalf", threshold=0.6, start=0.2, gamma=0.2, delta=0.5,
+                    stepsize=1)
+        assert q.method.delta == 0.5
+        scores, default, target = RecordingHalf.calls[0]
+        np.testing.assert_array_equal(scores, np.abs(W).astype(np.float64))  # Magnitude
+        assert default.all() and target == 0.2
+        np.testing.assert_array_equal(q.mask(0), [0, 0, 0, 1, 1, 1, 0, 1, 0, 1])  # top 5 |W|
+        first = q.mask(0).copy()
+        assert q.update(1)
+        scores, default, target = RecordingHalf.calls[-1]
+        np.testing.assert_array_equal(default, first)  # the current mask is the default mask
+        assert target == q.target == float(np.float32(0.2) + np.float32(0.2))
+        assert q.sparsity() == pytest.approx(0.7)  # half of the 5 kept, rounded up, stay
+    finally:
+        del PRUNING_FILLERS["TestHalf"]
+
+
+def test_finalize_bakes_the_masks_into_the_weights():
+    w = W.copy()
+    q = started("Static", "IterNonStruct", weights=[w], threshold=0.3, delta=0.1)
+    mask, before = q.mask(0).copy(), q.effective_weights(0, w).copy()
+    q.finalize()
+    np.testing.assert_array_equal(w, W * mask)
+    assert np.count_nonzero(w) == 7 and np.array_equal(q.mask(0), mask)
+    np.testing.assert_array_equal(q.effective_weights(0, w), before)
+
+
+def test_a_global_cell_fires_but_takes_its_targets_from_its_group():
+    ramp = {"pattern": "Unstructured", "schedule": "OneShot", "scope": "Global", "start": 0.0,
+            "threshold": 0.8, "stepsize": 10}
+    q = started("Gradual", weights=[RAMP.reshape(4, 5).copy(), W.reshape(2, 5).copy()], **ramp)
+    assert q.sparsity() == 0.0 and q.get_current_threshold() == 0.0
+    assert q.update(10) and q.target == 0.8
+    assert q.sparsity() == 0.0  # nothing recomputed: the group decides
+    scores = [q.scores(k) for k in range(2)]  # what the group pools
+    np.testing.assert_array_equal(scores[1], np.abs(W).reshape(2, 5))
+    q.refresh_masks([0.5, 0.9])  # the targets the group hands back
+    assert (q.sparsity(0), q.sparsity(1)) == (0.5, 0.9)
+    assert q.mask(0).ravel()[np.argsort(np.abs(RAMP))[:10]].sum() == 0  # the 10 smallest went
+
+
+def test_masks_are_computed_once_with_the_generator_passed_down():
+    from n2prune.cells import Fc
+    cell = Fc("fc", [(4, 1, 1)], 5, rng=np.random.default_rng(1))
+    cell.quantizer = q = PruneCell(prune_mode="Static", prune_filler="Random", threshold=0.5)
+    with pytest.raises(RuntimeError, match="not computed yet"):
+        cell.effective_weights(0)  # attaching computes nothing
+    q.initialize(cell.weight_arrays(), np.random.default_rng(7))
+    expected = random_fill(np.ones((5, 4), np.uint8), 0.5, np.random.default_rng(7))
+    np.testing.assert_array_equal(q.mask(0), expected)
+    np.testing.assert_array_equal(cell.effective_weights(0), cell.weights[0].value * expected)
+
+
+def test_kernel_choice_and_solver_positions():
+    class Operator:
+        def flat_positions(self):
+            return np.array([1, 3])
+    q = started("Static", "IterNonStruct", threshold=0.3, delta=0.1, kernel="Sparse")
+    assert q.kernel_choice == "Sparse" and q.solver_positions(Operator()) is None  # N2D2
+    q.soft = [np.ones(10, np.float32)]  # TI's soft masks need every product
+    assert q.kernel_choice == "Dense"
+    hard = started("Static", "IterNonStruct", threshold=0.3, delta=0.1, hard_zero=True)
+    assert hard.solver_positions(Operator()).tolist() == [1, 3]
+    assert hard.solver_positions(None) is None

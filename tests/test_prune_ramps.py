@@ -25,14 +25,21 @@ def ramp(**kwargs):
     return PruneCell(**{**options, **kwargs})
 
 
+def attach(cell, quantizer):
+    """``cell.quantizer = quantizer`` with its masks computed; returns the quantizer."""
+    cell.quantizer = quantizer
+    quantizer.initialize(cell.weight_arrays(), np.random.default_rng(0))
+    return quantizer
+
+
 def test_ramp_fires_after_the_delay_at_each_period_with_the_formula():
     cell = fc(0)
-    cell.quantizer = q = ramp(schedule_delay=20)
+    q = attach(cell, ramp(schedule_delay=20))
     seen, targets = 0, []
     for _ in range(16):
         q.update(5)
         seen += 5
-        targets.append((seen, float(q.current_threshold)))
+        targets.append((seen, q.get_current_threshold()))
     # Fires at 20 + 10 k stimuli (k = 1..5), i.e. after 30, 40, ..., 70 stimuli.
     expected = {20 + 10 * k: schedules.cubic(k, 5, 0.0, 0.8) for k in range(1, 6)}
     for seen, target in targets:
@@ -44,7 +51,7 @@ def test_ramp_fires_after_the_delay_at_each_period_with_the_formula():
 
 def test_ramp_masks_are_monotone():
     cell = fc(1)
-    cell.quantizer = q = ramp(schedule="Linear")
+    q = attach(cell, ramp(schedule="Linear"))
     previous = q.masks[0].copy()
     rng = np.random.default_rng(2)
     for _ in range(5):
@@ -57,7 +64,7 @@ def test_ramp_masks_are_monotone():
 
 def test_blend_scales_pruned_weights_by_alpha_until_the_knee():
     cell = fc(3)
-    cell.quantizer = q = ramp(schedule="Blend", threshold=0.5, schedule_length=30)
+    q = attach(cell, ramp(schedule="Blend", threshold=0.5, schedule_length=30))
     assert q.soft is None and q.sparsity() == 0.0  # warm-up: nothing pruned
     w = cell.weights[0].value
     for k in (1, 2):
@@ -73,7 +80,7 @@ def test_blend_scales_pruned_weights_by_alpha_until_the_knee():
 
 def test_sigmoid_soft_masks_fall_to_zero_at_the_knee():
     cell = fc(4)
-    cell.quantizer = q = ramp(schedule="Sigmoid", threshold=0.5, schedule_length=20)
+    q = attach(cell, ramp(schedule="Sigmoid", threshold=0.5, schedule_length=20))
     q.update(10)
     soft, mask = q.soft[0], q.masks[0]
     assert (soft[mask == 1] == 1).all() and (soft[mask == 0] <= 1).all()
@@ -86,17 +93,17 @@ def test_fix_sparsity_locks_the_zeros_and_restore_starts_from_them():
     cell = fc(5)
     w = cell.weights[0].value
     w[:, :4] = 0
-    cell.quantizer = q = ramp(fix_sparsity=True)
+    q = attach(cell, ramp(fix_sparsity=True))
     np.testing.assert_array_equal(q.masks[0], (w != 0).astype(np.uint8))
     assert not any(q.update(10) for _ in range(10))
-    cell.quantizer = r = ramp(restore_sparsity=True, schedule="Linear")
-    assert r.ramp_start == pytest.approx(4 / 16)
+    r = attach(cell, ramp(restore_sparsity=True, schedule="Linear"))
+    assert r.schedule.start == pytest.approx(4 / 16)
     assert r.sparsity() == pytest.approx(4 / 16)
 
 
 def test_taylor_sums_w_times_g_and_keeps_the_largest():
     cell = fc(6)
-    cell.quantizer = q = ramp(criterion="Taylor", schedule="OneShot", threshold=0.5)
+    q = attach(cell, ramp(criterion="Taylor", schedule="OneShot", threshold=0.5))
     grad = np.random.default_rng(7).standard_normal(cell.weights[0].value.shape)
     grad = grad.astype(np.float32)
     q.mask_gradient(0, grad.copy())
@@ -182,12 +189,12 @@ def test_global_caps_hold_and_the_other_cell_absorbs():
 
 def test_state_round_trip_keeps_fires_and_soft_masks():
     cell = fc(11)
-    cell.quantizer = q = ramp(schedule="Blend", threshold=0.5, schedule_delay=10)
+    q = attach(cell, ramp(schedule="Blend", threshold=0.5, schedule_delay=10))
     for _ in range(3):
         q.update(10)
     state = {k: np.asarray(v) for k, v in q.state().items()}
     other = fc(11)
-    other.quantizer = r = ramp(schedule="Blend", threshold=0.5, schedule_delay=10)
+    r = attach(other, ramp(schedule="Blend", threshold=0.5, schedule_delay=10))
     r.load_state(state)
-    assert (r.fires, r.delay_left) == (q.fires, q.delay_left)
+    assert (r.fire_index, r.clock.delay_left) == (q.fire_index, q.clock.delay_left)
     np.testing.assert_array_equal(r.soft[0], q.soft[0])

@@ -32,17 +32,28 @@ REFERENCES = {
 }
 
 
+def ramp(name):
+    """The closed form of ramp ``name``: formula(k, total, start, final)."""
+    return sch.SCHEDULES[name].formula
+
+
 def _sequence(name, total, start, final):
-    return [sch.SCHEDULES[name](k, total, start, final) for k in range(total + 4)]
+    return [ramp(name)(k, total, start, final) for k in range(total + 4)]
 
 
 def test_registry_names():
-    assert set(sch.SCHEDULES) == set(REFERENCES)
-    assert sch.schedule_names()[0] == "Gamma"
-    assert set(sch.schedule_names()) == set(REFERENCES) | {"Gamma", "Blend", "Sigmoid"}
-    assert sch.get_schedule("Cubic") is sch.SCHEDULES["Cubic"]
-    with pytest.raises(ValueError, match="unknown Schedule=Cubc.*Cubic"):
-        sch.get_schedule("Cubc")
+    assert list(sch.SCHEDULES) == ["Gamma", *REFERENCES, "Blend", "Sigmoid"]
+    assert all(issubclass(sch.SCHEDULES[name], sch.Ramp) for name in REFERENCES)
+    with pytest.raises(ValueError, match="unknown QWeight.Schedule=Cubc; did you mean Cubic"):
+        sch.SCHEDULES.lookup("Cubc")
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_ramp_object_targets_its_formula_and_stops_firing_at_total(name):
+    schedule = sch.SCHEDULES[name](0.1, 0.8, 4, gamma=0.05)
+    assert [schedule.target(k) for k in range(6)] == [ramp(name)(k, 4, 0.1, 0.8) for k in range(6)]
+    assert [schedule.fires_after(k) for k in range(6)] == [True] * 4 + [False] * 2
+    assert schedule.monotone and schedule.restarted(0.5, 2) == (schedule, 2)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
@@ -53,7 +64,7 @@ def test_schedule_matches_formula(name, total, start, final):
     np.testing.assert_allclose(values, expected, rtol=0, atol=1e-12)
     assert values[0] == start and all(v == final for v in values[total:])
     assert all(isinstance(v, float) for v in values)
-    assert sch.SCHEDULES[name](-3, total, start, final) == start
+    assert ramp(name)(-3, total, start, final) == start
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
@@ -73,8 +84,8 @@ def test_cubic_is_fast_early_and_cube_slow_early():
     cubic, cube = _increments("Cubic"), _increments("Cube")
     assert np.all(np.diff(cubic) < 0)  # Zhu & Gupta: the increments shrink
     assert np.all(np.diff(cube) > 0)  # INC's cube: they grow
-    assert sch.SCHEDULES["Cubic"](1, 8, 0.0, 0.9) > sch.SCHEDULES["Linear"](1, 8, 0.0, 0.9)
-    assert sch.SCHEDULES["Cube"](1, 8, 0.0, 0.9) < sch.SCHEDULES["Linear"](1, 8, 0.0, 0.9)
+    assert ramp("Cubic")(1, 8, 0.0, 0.9) > ramp("Linear")(1, 8, 0.0, 0.9)
+    assert ramp("Cube")(1, 8, 0.0, 0.9) < ramp("Linear")(1, 8, 0.0, 0.9)
 
 
 @pytest.mark.parametrize("total,start,final", [(5, 0.0, 0.9), (10, 0.2, 0.95), (3, 0.5, 0.75)])
@@ -85,22 +96,22 @@ def test_exp_density_ratio_constant(total, start, final):
 
 
 def test_exp_edges():
-    assert sch.SCHEDULES["Exp"](2, 4, 1.0, 0.5) == 1.0  # nothing left to shrink
-    assert sch.SCHEDULES["Exp"](4, 4, 1.0, 0.5) == 0.5
-    assert sch.SCHEDULES["Exp"](1, 4, 0.0, 1.0) == 1.0  # density 0 after the first fire
+    assert ramp("Exp")(2, 4, 1.0, 0.5) == 1.0  # nothing left to shrink
+    assert ramp("Exp")(4, 4, 1.0, 0.5) == 0.5
+    assert ramp("Exp")(1, 4, 0.0, 1.0) == 1.0  # density 0 after the first fire
 
 
 def test_incremental_stops_at_final_unlike_ti():
     total_epochs, e0, r = 30, 5, 0.6
-    knee = sch.ti_knee_original(total_epochs, e0)
+    knee = (2 * (total_epochs - e0)) // 3  # TI's own knee: e0 not added back
     ti = [r * (e - e0) / (knee - e0) for e in range(e0, total_epochs + 1)]
-    ours = [sch.SCHEDULES["Incremental"](e - e0, knee - e0, 0.0, r) for e in range(e0, total_epochs + 1)]
+    ours = [ramp("Incremental")(e - e0, knee - e0, 0.0, r) for e in range(e0, total_epochs + 1)]
     assert max(ti) > 2 * r  # TI's unclamped ramp: 25/11·r at epoch 30
     assert max(ours) == r and ours[-1] == r
 
 
 def test_cubic_table_k5():
-    values = [sch.SCHEDULES["Cubic"](k, 5, 0.0, 0.9) for k in range(6)]
+    values = [ramp("Cubic")(k, 5, 0.0, 0.9) for k in range(6)]
     np.testing.assert_allclose(values, [0.0, 0.4392, 0.7056, 0.8424, 0.8928, 0.9], atol=1e-12)
 
 
@@ -132,11 +143,9 @@ def test_gamma_steps_is_float32_not_closed_form():
     assert sch.gamma_steps(10**9, 0.25, 1e-9, 0.5) == np.float32(0.25)  # below resolution: no hang
 
 
-def test_ti_knee_fixed_and_original():
-    assert sch.ti_knee(30, 5) == 21 and sch.ti_knee_original(30, 5) == 16
-    assert sch.ti_knee(10, 2) == 7 and sch.ti_knee_original(10, 2) == 5
+def test_ti_knee_adds_the_warm_up_back():
+    assert sch.ti_knee(30, 5) == 21 and sch.ti_knee(10, 2) == 7
     assert sch.ti_knee(7, 5) == 6
-    assert sch.ti_knee_original(10, 5) == 3  # before the warm-up ends, as TI computes it
     for args in [(6, 5), (5, 5), (3, 5)]:
         with pytest.raises(ValueError, match="init_train_ep"):
             sch.ti_knee(*args)
@@ -183,36 +192,52 @@ def test_sigmoid_soft_mask_formula():
     assert np.all(sch.sigmoid_soft_mask(scores, 0.0, 3, 4) == 1)  # nothing below the threshold
 
 
-def test_binary_from_soft():
-    got = sch.binary_from_soft(np.array([0.0, 0.49, 0.5, 1.0], dtype=np.float32))
-    assert got.dtype == np.uint8 and got.tolist() == [0, 0, 1, 1]
+def test_gamma_object_steps_in_float32_and_fires_while_below_final():
+    gamma = sch.SCHEDULES["Gamma"](0.1, 0.35, 1, gamma=0.1)
+    assert gamma.target(0) == 0.1  # fire 0 is the start as written
+    assert [gamma.target(k) for k in (1, 2, 3, 4)] == [float(sch.gamma_steps(k, 0.1, 0.1, 0.35))
+                                                        for k in (1, 2, 3, 4)]
+    assert gamma.target(3) == float(np.float32(0.35))
+    assert [gamma.fires_after(k) for k in range(4)] == [True, True, True, False]
+    assert gamma.target(1) == float(sch.gamma_steps(1, 0.1, 0.1, 0.35))  # back to an earlier k
+    again, k = gamma.restarted(0.3, 2)  # loaded masks: N2D2 adds gamma to what it imported
+    assert k == 0 and again.target(1) == float(np.float32(0.35)) and not again.monotone
 
 
-def test_fire_count_moffett_example():
-    assert [sch.fire_count(t, 100, 10) for t in (0, 99, 100, 101, 109, 110, 119, 120)] == [0, 0, 0, 0, 0, 1, 1, 2]
-    assert sch.fire_count(5, 0, 1) == 5
-    for bad in (0, -1, 2.5):
-        with pytest.raises(ValueError, match="period"):
-            sch.fire_count(10, 0, bad)
-    with pytest.raises(ValueError, match="delay"):
-        sch.fire_count(10, -1, 1)
+def test_soft_schedules_prune_final_from_the_first_fire_with_soft_values_to_the_knee():
+    blend = sch.SCHEDULES["Blend"](0.1, 0.5, 3, gamma=0.05)
+    assert [blend.target(k) for k in range(4)] == [0.0, 0.5, 0.5, 0.5]
+    mask = np.array([1, 0, 1, 0], dtype=np.uint8)
+    soft = blend.soft_mask(1, mask, scores=None)
+    np.testing.assert_array_equal(soft, np.float32([1, (2 / 3) ** 2, 1, (2 / 3) ** 2]))
+    assert soft.dtype == np.float32 and blend.soft_mask(3, mask, None) is None
+    sigmoid = sch.SCHEDULES["Sigmoid"](0.1, 0.5, 3, gamma=0.05)
+    soft = sigmoid.soft_mask(1, mask, lambda: np.array([4.0, 1.0, 3.0, 2.0]))
+    assert soft[0] == soft[2] == 1 and 0 < soft[1] < soft[3] < 1
+
+
+def test_frozen_never_fires_and_takes_loaded_masks_as_its_target():
+    frozen = sch.Frozen(0.3)
+    assert frozen.target(0) == frozen.target(5) == 0.3 and not frozen.fires_after(0)
+    assert frozen.restarted(0.6, 0)[0].target(0) == 0.6
 
 
 def test_restored_start_and_locked_mask():
+    from n2prune.prune.mask_methods import LockedMask
     a = np.array([[0.0, 1.0], [-0.0, 2.0]], dtype=np.float32)
     b = np.array([0.0, 3.0, 1e-30, 0.0, 0.0, 4.0])
     assert sch.restored_start([a]) == 0.5
     assert sch.restored_start([a, b]) == pytest.approx(5 / 10)
     assert sch.restored_start([]) == 0.0
-    mask = sch.locked_mask(b)
+    mask = LockedMask().compute_mask(np.abs(b), np.ones(6, np.uint8), 0.5)
     assert mask.dtype == np.uint8 and mask.tolist() == [0, 1, 1, 0, 0, 1]
-    assert sch.locked_mask(a).shape == a.shape
+    assert LockedMask().compute_mask(np.abs(a), None, 0).shape == a.shape
 
 
 @pytest.mark.parametrize("args,name", [((1, 5, -0.1, 0.5), "start"), ((1, 5, 0.1, 1.5), "final"),
                                        ((1, 0, 0.1, 0.5), "total"), ((1, 2.5, 0.1, 0.5), "total")])
 def test_schedule_errors(args, name):
-    for fn in sch.SCHEDULES.values():
+    for fn in (ramp(n) for n in REFERENCES):
         with pytest.raises(ValueError, match=f"^{name} must"):
             fn(*args)
 

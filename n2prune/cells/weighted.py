@@ -4,6 +4,8 @@ The quantizer (``QWeight=``, e.g. ``n2prune.quantizer.PruneCell``) is the one
 seam through which pruning reaches a cell: the forward and backward passes use
 ``effective_weights(k)`` (``W_k * M_k``), the solver sees the gradient through
 ``mask_weight_grad(k, grad)`` (``dW_k * M_k``), as N2D2's ConvCell_Frame does.
+A cell asks it only through its public interface: ``mask(k)``,
+``kernel_choice``, ``version``, ``solver_positions``.
 
 A pruned tensor sparse enough (or ``QWeight.Kernel=Sparse``) is served by
 the skip kernels instead: ``sparse_weights(k)`` returns its compressed form,
@@ -25,24 +27,22 @@ from n2prune.kernels import add_bias_channels, bias_grad_channels
 
 
 class WeightCell(Cell):
-    """A cell with ``self.weights`` (list of Param) and ``self.bias`` (Param or None)."""
+    """A cell with ``self.weights`` (list of Param) and ``self.bias`` (Param or None).
 
-    _quantizer = None
+    ``quantizer``: None, or a quantizer attached by the graph (or by hand);
+    its masks are computed by ``quantizer.initialize`` (``prune.pruned_cells
+    .initialize_masks``) with the run's generator, not on attachment.
+    """
 
-    @property
-    def quantizer(self):
-        return self._quantizer
-
-    @quantizer.setter
-    def quantizer(self, quantizer):
-        """Attach a quantizer; its masks are computed at once from the current weights.
-
-        (A training run recomputes them with the run's generator and epoch
-        length before the first step.)
-        """
-        self._quantizer = quantizer
-        if quantizer is not None:
-            quantizer.initialize(self.weight_arrays(), np.random.default_rng(0))
+    def __init__(self, name, input_shapes):
+        super().__init__(name, input_shapes)
+        self.quantizer = None
+        # Per tensor k: (weights_key, W_k * M_k), kept until the weights or mask change.
+        self._effective = {}
+        # Per label ("skip kernels", "direct kernels"): {k: (mask key, operator or None)}.
+        self._operators = {"skip kernels": {}, "direct kernels": {}}
+        # "dense BLAS / skip kernels" choices made since the last ``drain_kernel_notes``.
+        self._kernel_notes = []
 
     def effective_weights(self, k):
         """The weights the forward pass uses: ``W_k``, or ``W_k * M_k`` when pruned.
@@ -53,11 +53,10 @@ class WeightCell(Cell):
         param = self.weights[k]
         if self.quantizer is None:
             return param.value
-        cache = self.__dict__.setdefault("_effective", {})
         key = self.weights_key(k)
-        if k not in cache or cache[k][0] != key:
-            cache[k] = (key, self.quantizer.effective_weights(k, param.value))
-        return cache[k][1]
+        if k not in self._effective or self._effective[k][0] != key:
+            self._effective[k] = (key, self.quantizer.effective_weights(k, param.value))
+        return self._effective[k][1]
 
     def weights_key(self, k):
         """Changes whenever ``weights[k]`` or its mask may have changed."""
@@ -73,60 +72,64 @@ class WeightCell(Cell):
         """The skip-kernel operator of ``weights[k]``, or None for dense BLAS.
 
         ``connection_mask`` (broadcastable to the weights, e.g. a Conv
-        mapping) is combined with the prune mask. The choice is recorded in
-        ``kernel_notes`` when it changes, for the training log.
+        mapping) is combined with the prune mask. The choice is noted when
+        it changes, for the training log (``drain_kernel_notes``). The
+        operator reads the raw weights at the kept positions, where they
+        equal ``W * M`` (mask 1).
         """
         quantizer = self.quantizer
         if quantizer is None:
             return None
 
         def build():
-            mask = quantizer.masks[k]
+            mask = quantizer.mask(k)
             if connection_mask is not None:
                 mask = mask * connection_mask
             mask2d = mask.reshape(mask.shape[0], -1)
             sparsity = 1.0 - np.count_nonzero(mask2d) / mask2d.size
-            use = {"Dense": False, "Sparse": True}.get(quantizer.kernel)
+            use = {"Dense": False, "Sparse": True}.get(quantizer.kernel_choice)
             if use is None:
                 use = prefers_sparse(sparsity, mask2d.shape[0])
-            use = use and not quantizer.needs_dense
             return (SparseWeights(mask2d) if use else None), sparsity
-        return self._operator(k, "_sparse_cache", build, "skip kernels", final=True)
+        return self._operator(k, "skip kernels", build, final=True)
 
     def direct_weights(self, k, connection_mask, geometry):
         """The direct-convolution operator of ``weights[k]``, or None for im2col.
 
-        Kept: the prune mask (unless ``QWeight.Kernel=Dense`` or soft masks,
-        which run im2col + BLAS on ``W * M``) times ``connection_mask``.
-        ``geometry`` is the convolution's (stride, padding, dilation).
+        Kept: the prune mask (unless the kernel choice is Dense: ``Kernel=Dense``,
+        soft masks or Taylor, which run im2col + BLAS on ``W * M``) times
+        ``connection_mask``. ``geometry`` is the convolution's (stride,
+        padding, dilation). Conv hands the operator ``effective_weights``; at
+        the kept positions those equal the raw weights the skip kernels read,
+        so the two paths gather the same values.
         """
         quantizer = self.quantizer
 
         def build():
             shape, mask = self.weights[k].value.shape, connection_mask
             if quantizer is not None:
-                if quantizer.kernel == "Dense" or quantizer.needs_dense:
+                if quantizer.kernel_choice == "Dense":
                     return None, None
-                mask = quantizer.masks[k] if mask is None else quantizer.masks[k] * mask
+                mask = quantizer.mask(k) if mask is None else quantizer.mask(k) * mask
             size = int(np.prod(shape))
             kept = size if mask is None else np.count_nonzero(np.broadcast_to(mask, shape))
             sparsity = 1.0 - kept / size
-            forced = quantizer is not None and quantizer.kernel == "Sparse"
+            forced = quantizer is not None and quantizer.kernel_choice == "Sparse"
             use = forced or prefers_direct(shape[0], sparsity)
             return (DirectWeights(shape, mask, geometry) if use else None), sparsity
-        return self._operator(k, "_direct_cache", build, "direct kernels", final=False)
+        return self._operator(k, "direct kernels", build, final=False)
 
-    def _operator(self, k, cache_name, build, label, final):
+    def _operator(self, k, label, build, final):
         """``build()``'s ``(operator or None, sparsity)``, kept per mask version.
 
         When the operator serves the tensor, or when ``final`` (None then
         means dense BLAS), the choice is noted on change and the solver's
-        active positions follow it; a declined direct operator leaves both
-        to the skip-kernel choice that runs next.
+        positions follow the quantizer's ``solver_positions``; a declined
+        direct operator leaves both to the skip-kernel choice that runs next.
         """
-        quantizer = self.quantizer
-        cache = self.__dict__.setdefault(cache_name, {})
-        key = None if quantizer is None else (id(quantizer), quantizer.version, quantizer.kernel)
+        quantizer, cache = self.quantizer, self._operators[label]
+        key = None if quantizer is None else (id(quantizer), quantizer.version,
+                                              quantizer.kernel_choice)
         previous = cache.get(k)
         if previous is not None and previous[0] == key:
             return previous[1]
@@ -135,23 +138,26 @@ class WeightCell(Cell):
         if quantizer is not None and (op is not None or final):
             if previous is None or (previous[1] is None) != (op is None):
                 self._note_kernel(k, op, sparsity, label)
-            if quantizer.hard_zero:
-                self.weights[k].active = None if op is None else op.flat_positions()
+            self.weights[k].active = quantizer.solver_positions(op)
         return op
 
     def sparse_weights_for(self, k, n_columns):
         """``sparse_weights(k)``, except dense BLAS for a batch-1 GEMV under Auto
         when the skip GEMV would be slower (``prefers_sparse_gemv``)."""
         op = self.sparse_weights(k)
-        if (op is not None and n_columns == 1 and self.quantizer.kernel == "Auto"
+        if (op is not None and n_columns == 1 and self.quantizer.kernel_choice == "Auto"
                 and not prefers_sparse_gemv(op.sparsity)):
             return None
         return op
 
-    def _note_kernel(self, k, op, sparsity, name="skip kernels"):
-        notes = self.__dict__.setdefault("kernel_notes", [])
+    def _note_kernel(self, k, op, sparsity, name):
         kind = name if op is not None else "dense BLAS"
-        notes.append(f"[{self.name}] weights[{k}]: {kind} at sparsity {sparsity:.3f}")
+        self._kernel_notes.append(f"[{self.name}] weights[{k}]: {kind} at sparsity {sparsity:.3f}")
+
+    def drain_kernel_notes(self):
+        """The kernel choices noted since the last call (strings for the training log)."""
+        notes, self._kernel_notes = self._kernel_notes, []
+        return notes
 
     def activate(self, y):
         """Bias then activation on the fresh product ``y`` (in place where it can:

@@ -15,8 +15,8 @@ import importlib
 
 import numpy as np
 
-from n2prune.graph.qweight import PRUNE_KEYS
 from n2prune.prune.prune_cell import PruneCell
+from n2prune.prune.prune_keys import PRUNE_KEYS
 from n2prune.prune.pruned_cells import initialize_masks
 
 __all__ = ["Prune", "PrunerModule", "attach_quantizers", "ini_values", "masks_sparsity"]
@@ -25,7 +25,7 @@ __all__ = ["Prune", "PrunerModule", "attach_quantizers", "ini_values", "masks_sp
 # ``compat.moffett`` can import the helpers below without an import cycle.
 _FACADES = {"PrunerModule": "n2prune.compat.ti", "Prune": "n2prune.compat.moffett"}
 # Python keyword of PruneCell -> its INI key (``QWeight.X``), from the one table.
-_INI_NAMES = {py_name: ini_name for ini_name, (py_name, _reader, _default) in PRUNE_KEYS.items()}
+_INI_NAMES = {key.attr: key.name for key in PRUNE_KEYS}
 
 
 def __getattr__(name):
@@ -40,7 +40,7 @@ def as_rng(seed):
 
 
 def attach_quantizers(network, kwargs_by_cell, rng, log_period):
-    """``cell.quantizer = PruneCell(**kwargs)`` for each cell name, then their masks.
+    """``cell.quantizer = PruneCell(**kwargs)`` for each cell name, then their masks (once).
 
     ``kwargs_by_cell``: ``{cell name: PruneCell keyword arguments}``. The
     masks are computed by ``initialize_masks`` with ``rng`` and

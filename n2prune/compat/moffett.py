@@ -2,7 +2,7 @@
 
 Moffett counts ``prune()`` calls, one per optimizer step, and prunes each
 listed tensor along Zhu & Gupta's cubic ramp, bank-balanced (``balance='fix'``)
-or not (seed 004; spec/pruning-methods.md 1(c)). Here the same arguments
+or not (pruningTools2's ``pytorch_pruning``). Here the same arguments
 configure ``PruneCell`` quantizers, and ``prune()`` steps them. No pruning
 logic lives here.
 """
@@ -111,9 +111,9 @@ class Prune:
         report = {}
         for name, q in self.quantizers.items():
             lines = []
-            for k, mask in enumerate(q.masks):
+            for k in range(len(q.masks)):
                 prefix = f"weights[{k}]: " if len(q.masks) > 1 else ""
-                lines += [prefix + line for line in q.rule.check(mask)]
+                lines += [prefix + line for line in q.violations(k)]
             report[name] = lines
         return report
 

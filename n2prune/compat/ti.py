@@ -1,7 +1,7 @@
 """TI's ``PrunerModule`` (edgeai-torchmodelopt ``xmodelopt.pruning``) over an n2prune Network.
 
 TI wraps a torch module and re-parametrises its Conv weights at every
-``model.train()`` (seed 000; spec/pruning-methods.md 1(a)). Here the same
+``model.train()`` (edgeai-torchmodelopt's ``xmodelopt/pruning``). Here the same
 arguments configure ``PruneCell`` quantizers on the network's Conv cells,
 which count stimuli themselves: step them with ``step_quantizers`` after
 each solver step, as any n2prune network. No pruning logic lives here.

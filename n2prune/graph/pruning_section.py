@@ -14,8 +14,9 @@ the first conv and the classifier by default follows TinyNN's
 """
 
 from n2prune.errors import IniError
-from n2prune.ini import known_hint, values
+from n2prune.ini import values
 from n2prune.prune.scope import default_exclusions
+from n2prune.registry import unknown_message
 
 SECTION = "Pruning"
 PRUNABLE_TYPES = ("Conv", "Fc")
@@ -47,8 +48,7 @@ def _selected(ini, reader, cells):
         return [n for n in prunable if n not in excluded]
     for name in chosen:
         if name not in types:
-            raise IniError(f"{reader.where('Cells')}: unknown cell {name!r} "
-                           f"{known_hint(name, prunable, 'prunable')}")
+            raise IniError(unknown_message(f"cell {name}", name, prunable), reader.where("Cells"))
         if types[name] not in PRUNABLE_TYPES:
             raise IniError(f"{reader.where('Cells')}: [{name}] is a {types[name]} cell; only "
                            f"{' and '.join(PRUNABLE_TYPES)} cells have weights to prune")

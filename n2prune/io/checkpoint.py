@@ -29,8 +29,8 @@ from n2prune.io.snapshot_meta import check_epoch_order, read_meta
 WEIGHTS_HINT = "export the weights again, or point --weights at another file"
 SNAPSHOT_HINT = "the run cannot continue from it: start a new run (or restore the file from a copy)"
 SOLVER_FIELDS = ("iteration_pass", "nb_iterations", "velocity", "accumulated")
-QUANT_COUNTERS = ("counter", "version", "fires", "delay_left")
-QUANT_REQUIRED = ("threshold", "counter", "version")
+QUANT_COUNTERS = ("counter", "delay_left", "fire_index")
+QUANT_REQUIRED = ("target", "schedule_start", *QUANT_COUNTERS)
 
 
 def network_arrays(network):
@@ -114,7 +114,7 @@ def _check_quantizer_state(cell, state, source):
     quantizer = getattr(cell, "quantizer", None)
     if quantizer is None:
         raise UserError(f"{source}: holds {owner}, but [{cell.name}] is not pruned in this model")
-    shapes = [np.shape(m) for m in quantizer.masks]
+    shapes = [np.shape(quantizer.mask(k)) for k in range(len(cell.weights))]
     masks = {f"{kind}{k}": s for kind in ("mask", "soft") for k, s in enumerate(shapes)}
     known = {*masks, *quantizer.state()}
     for key, value in state.items():

@@ -10,8 +10,8 @@ the squared L2 norm, which ranks as the norm does), and a criterion defined
 per channel returns its channel score broadcast over that channel's slice.
 
 Names are the values of ``QWeight.Criterion=`` and are filled into
-``CRITERIA`` by ``@register_criterion``, as Torch-Pruning keeps its
-importances apart from its pruners.
+``CRITERIA`` (a ``Registry``) by ``@register_criterion``, as Torch-Pruning
+keeps its importances apart from its pruners.
 """
 
 from dataclasses import dataclass
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from n2prune.errors import UserError
+from n2prune.registry import Registry
 
-CRITERIA = {}
-_CHANNEL_ONLY = set()
+CRITERIA = Registry("QWeight.Criterion")
 
 # FPGM compares every pair of filters directly up to this many O*O*K values;
 # above it the Gram matrix saves the (O, O, K) temporary.
@@ -29,7 +29,7 @@ _DIRECT_PAIRS_LIMIT = 1 << 20
 
 
 class CriterionError(UserError, ValueError):
-    """An unknown criterion, or one whose inputs (BatchNorm, gradients, seed) are missing."""
+    """A criterion whose inputs (BatchNorm, gradients, seed) are missing."""
 
 
 @dataclass
@@ -52,33 +52,26 @@ def register_criterion(name, channel_only=False):
     """Decorator: make ``fn(w, context) -> scores`` the criterion ``name``.
 
     ``channel_only`` marks criteria that score whole output channels and so
-    only make sense with a channel pattern (``QWeight.Pattern=Channel``).
+    only make sense with a channel pattern (``QWeight.Pattern=Channel``);
+    it is kept as ``fn.channel_only``.
     """
     def decorate(fn):
-        CRITERIA[name] = fn
-        if channel_only:
-            _CHANNEL_ONLY.add(name)
-        return fn
+        fn.channel_only = channel_only
+        return CRITERIA.add(name, fn)
     return decorate
-
-
-def _known(name):
-    if name not in CRITERIA:
-        raise CriterionError(f"unknown QWeight.Criterion={name}; known: {', '.join(CRITERIA)}")
 
 
 def score(name, w, context=None):
     """Scores of ``w`` by criterion ``name``: float64, ``w``'s shape, >= 0, higher = keep."""
-    _known(name)
+    criterion = CRITERIA.lookup(name)
     w = np.asarray(w, dtype=np.float64)
-    scores = CRITERIA[name](w, context if context is not None else ScoreContext())
+    scores = criterion(w, context if context is not None else ScoreContext())
     return np.asarray(scores, dtype=np.float64)
 
 
 def is_channel_only(name):
     """Whether criterion ``name`` scores whole output channels (needs a channel pattern)."""
-    _known(name)
-    return name in _CHANNEL_ONLY
+    return CRITERIA.lookup(name).channel_only
 
 
 def _needs(name, what):

@@ -1,12 +1,18 @@
-"""Mask algorithms of N2D2's Prune quantizer ("pruning fillers"), as pure functions.
+"""Mask methods: scores and the default mask -> the new mask, the one seam of pruning.
 
-A mask is a uint8 array of 0 (pruned) and 1 (kept) with the weights' shape,
-read in flat (C) order. ``iter_nonstruct`` and ``random_fill`` follow
-N2D2's ``PruneQuantizer_Frame_Kernels.cpp``. ``PRUNING_FILLERS`` maps the
-``QWeight.PruningFiller`` names to one common signature
-``fill(weights, mask, threshold, delta, rng) -> new mask`` so that the
-quantizer calls every method the same way and later ones (N:M, bank,
-channel) plug in with ``@register_filler``.
+As ``torch.nn.utils.prune``'s ``compute_mask``, every method is an object
+with ``compute_mask(scores, default_mask, target) -> new mask``: ``scores``
+(float64, the weights' shape, higher = keep) come from the criterion,
+``default_mask`` is the tensor's current mask and ``target`` the fraction
+the schedule asks for. A mask is a uint8 array of 0 (pruned) and 1 (kept)
+with the weights' shape, read in flat (C) order; a method never modifies
+its inputs.
+
+N2D2's pruning fillers (``PRUNING_FILLERS``, the ``QWeight.PruningFiller``
+names, built as ``cls(delta, rng)``) follow ``PruneQuantizer_Frame_Kernels.cpp``:
+``iter_nonstruct`` (scores |W|) and ``random_fill``. ``PatternMask`` serves
+every ``QWeight.Pattern``; ``LockedMask`` is ``QWeight.FixSparsity``;
+``GivenMask`` installs masks read from files or checkpoints.
 """
 
 import math
@@ -14,27 +20,23 @@ import math
 import numpy as np
 
 from n2prune.errors import UserError
+from n2prune.prune import patterns
+from n2prune.registry import Registry
 
 # N2D2 counts Delta steps in an ``unsigned int``: past this the loop wraps around forever.
 MAX_STEP = 2**32 - 1
 
-PRUNING_FILLERS = {}
+PRUNING_FILLERS = Registry("QWeight.PruningFiller")
 
 
 class UnreachableThreshold(UserError, ValueError):
     """A pruning target N2D2's loop would never reach (it would hang)."""
 
 
-def register_filler(name):
-    """Decorator: make ``fn(weights, mask, threshold, delta, rng)`` the filler ``name``."""
-    def decorate(fn):
-        PRUNING_FILLERS[name] = fn
-        return fn
-    return decorate
-
-
 def iter_nonstruct(weights, threshold, delta):
     """N2D2's IterNonStruct: mask 0 where ``|W| <= j * delta`` for the smallest j reaching ``threshold``.
+
+    ``threshold`` is the fraction to prune (the quantizer's current target).
 
     ``delta`` is an absolute magnitude step; the pruned fraction is at least
     ``threshold`` and overshoots to the next multiple of ``delta``. Exact
@@ -137,16 +139,87 @@ class _NextKept:
         self.parent[i] = i + 1
 
 
-@register_filler("None")
-def _keep(weights, mask, threshold, delta, rng):
-    return mask
+class MaskMethod:
+    """What every mask method shares: ``compute_mask(scores, default_mask, target)``
+    (each subclass's) and ``composes``.
+
+    ``composes``: under a monotone schedule (the ramps) the quantizer scores
+    pruned weights 0, so the new mask stays within the default mask. N2D2's
+    fillers keep their own rule (IterNonStruct rescoring the dense weights,
+    Random cumulative through ``default_mask``).
+    """
+
+    composes = False
 
 
-@register_filler("Random")
-def _random(weights, mask, threshold, delta, rng):
-    return random_fill(mask, threshold, rng)
+@PRUNING_FILLERS.register("None")
+class KeepMask(MaskMethod):
+    """N2D2's None: the default mask as it is."""
+
+    def __init__(self, delta, rng):
+        pass
+
+    def compute_mask(self, scores, default_mask, target):
+        return default_mask
 
 
-@register_filler("IterNonStruct")
-def _iter_nonstruct(weights, mask, threshold, delta, rng):
-    return iter_nonstruct(weights, threshold, delta)
+@PRUNING_FILLERS.register("Random")
+class RandomFill(MaskMethod):
+    """N2D2's Random (``random_fill``), cumulative on the default mask; ``rng`` draws."""
+
+    def __init__(self, delta, rng):
+        self.rng = rng
+
+    def compute_mask(self, scores, default_mask, target):
+        return random_fill(default_mask, target, self.rng)
+
+
+@PRUNING_FILLERS.register("IterNonStruct")
+class IterNonStruct(MaskMethod):
+    """N2D2's IterNonStruct (``iter_nonstruct``) on scores |W|, in magnitude steps ``delta``."""
+
+    def __init__(self, delta, rng):
+        self.delta = delta
+
+    def compute_mask(self, scores, default_mask, target):
+        return iter_nonstruct(scores, target, self.delta)
+
+
+class PatternMask(MaskMethod):
+    """``QWeight.Pattern``: ``patterns.make_mask(pattern, scores, target, params)``.
+
+    A fixed-ratio pattern (N:M: N and M fix the density) applies once the
+    target is above 0, so a ramp's start keeps every weight.
+    """
+
+    composes = True
+
+    def __init__(self, pattern, params):
+        self.pattern, self.params = patterns.PATTERNS.lookup(pattern), params
+
+    def compute_mask(self, scores, default_mask, target):
+        if self.pattern.fixed_ratio and not target > 0:
+            return np.ones(scores.shape, dtype=np.uint8)
+        return self.pattern.make(scores, float(target), self.params)
+
+
+class GivenMask(MaskMethod):
+    """A mask read from files or a checkpoint, as torch's ``custom_from_mask``; it
+    replaces the default mask (N2D2's import does not combine them)."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def compute_mask(self, scores, default_mask, target):
+        return self.mask
+
+
+class LockedMask(MaskMethod):
+    """``QWeight.FixSparsity``: keep the weights that are not exactly 0 (scores |W|).
+
+    Moffett's ``fix_sparsity`` and INC's ``pattern_lock`` freeze the zeros
+    of the loaded weights; the quantizer computes this mask once.
+    """
+
+    def compute_mask(self, scores, default_mask, target):
+        return (np.asarray(scores) != 0).astype(np.uint8)

@@ -1,42 +1,38 @@
 """n2prune's additions to N2D2's prune quantizer, validated once.
 
-N2D2's ``QWeight.*`` keys keep their meaning (``quantizer.PruneCell``); these
-add *what* is kept (``pattern`` with its sizes, ``criterion``), *when*
-(``schedule``, ``schedule_delay``, ``schedule_length``, ``restore_sparsity``,
-``fix_sparsity``), *across which cells* (``scope`` with its caps) and the
-slimming penalty. ``MaskRule`` is the seam from scores to a mask of a pattern.
+N2D2's ``QWeight.*`` keys keep their meaning (``prune_cell.PruneCell``);
+these add *what* is kept (``pattern``, its sizes in ``PatternParams``, and
+``criterion``), *when* (``schedule``, ``schedule_delay``,
+``schedule_length``, ``restore_sparsity``, ``fix_sparsity``), *across which
+cells* (``scope`` with its caps) and the slimming penalty. A refused value
+raises ``SettingError`` naming its keyword, so the INI reader can point at
+the key's line.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
-
-from n2prune.prune import criteria, patterns, schedules
+from n2prune.errors import SettingError
+from n2prune.prune import criteria, patterns
+from n2prune.prune.schedules import SCHEDULES
+from n2prune.registry import UnknownName, unknown_message
 
 SCOPES = ("Layer", "Global")
-# Patterns whose kept count is fixed by N and M, not by the scheduled sparsity.
-FIXED_RATIO_PATTERNS = ("NM", "NMFlat")
 
 
 @dataclass
 class PruneOptions:
-    """Keyword arguments of ``PruneCell`` beyond N2D2's (INI names in docs/ini-reference.rst).
+    """Keyword arguments of ``PruneCell`` beyond N2D2's and the pattern sizes.
 
     ``pattern`` None keeps N2D2's pruning filler; otherwise the mask is
-    ``patterns.make_mask(pattern, criteria.score(criterion, W), sparsity)``.
+    ``patterns.make_mask(pattern, criteria.score(criterion, W), target)``.
     ``schedule_delay`` and ``schedule_length`` count stimuli, like N2D2's
     ``StepSizeThreshold`` (the period between fires).
     """
 
     pattern: str = None
     criterion: str = "Magnitude"
-    n: int = 2
-    m: int = 4
-    bank_size: int = 64
-    bank_interleave: int = 1
-    block_outputs: int = 4
-    block_inputs: int = 1
-    schedule: str = schedules.GAMMA
+    schedule: str = "Gamma"
     schedule_delay: int = 0
     schedule_length: int = 0
     restore_sparsity: bool = False
@@ -47,84 +43,76 @@ class PruneOptions:
     gamma_penalty: float = 0.0
 
     def __post_init__(self):
-        if self.pattern is not None and self.pattern not in patterns.PATTERNS:
-            raise ValueError(f"pattern must be one of {', '.join(patterns.PATTERNS)}, "
-                             f"got {self.pattern!r}")
-        _choice("criterion", self.criterion, tuple(criteria.CRITERIA))
-        _choice("schedule", self.schedule, schedules.schedule_names())
-        _choice("scope", self.scope, SCOPES)
+        if self.pattern is not None:
+            member("pattern", patterns.PATTERNS, self.pattern)
+        member("criterion", criteria.CRITERIA, self.criterion)
+        member("schedule", SCHEDULES, self.schedule)
+        check_choice("scope", "QWeight.Scope", self.scope, SCOPES)
         self._check_numbers()
         self._check_combinations()
 
     def _check_numbers(self):
-        for name in ("n", "m", "bank_size", "bank_interleave", "block_outputs", "block_inputs",
-                     "schedule_delay", "schedule_length"):
-            value = getattr(self, name)
-            low = 0 if name in ("n", "schedule_delay", "schedule_length") else 1
-            if int(value) != value or value < low:
-                raise ValueError(f"{name} must be a whole number >= {low}, got {value}")
-            setattr(self, name, int(value))
-        if self.n > self.m:
-            raise ValueError(f"n must be <= m (keep N of every M), got N={self.n} > M={self.m}")
+        for name in ("schedule_delay", "schedule_length"):
+            setattr(self, name, whole(name, getattr(self, name), 0))
         for name in ("min_sparsity", "max_sparsity"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be a fraction in [0, 1], got {getattr(self, name)}")
+            check_fraction(name, getattr(self, name))
         if self.min_sparsity > self.max_sparsity:
-            raise ValueError(f"min_sparsity {self.min_sparsity} is above max_sparsity "
-                             f"{self.max_sparsity}")
+            raise SettingError("min_sparsity", f"min_sparsity {self.min_sparsity} is above "
+                                               f"max_sparsity {self.max_sparsity}")
         if not self.gamma_penalty >= 0:
-            raise ValueError(f"gamma_penalty must be >= 0, got {self.gamma_penalty}")
+            raise SettingError("gamma_penalty", f"gamma_penalty must be >= 0, "
+                                                f"got {self.gamma_penalty}")
 
     def _check_combinations(self):
         if criteria.is_channel_only(self.criterion) and self.pattern != "Channel":
-            raise ValueError(f"criterion {self.criterion} scores whole channels: it needs "
-                             f"pattern Channel, got {self.pattern}")
+            raise SettingError("criterion", f"criterion {self.criterion} scores whole channels: "
+                                            f"it needs pattern Channel, got {self.pattern}")
         if self.pattern is None:
             # N2D2's PruningFiller has its own rule; ramps only move its threshold.
             for name, default in (("criterion", "Magnitude"), ("scope", "Layer")):
                 if getattr(self, name) != default:
-                    raise ValueError(f"{name} {getattr(self, name)} needs a pattern")
-            if self.schedule in schedules.SOFT_SCHEDULES:
-                raise ValueError(f"schedule {self.schedule} needs a pattern")
-
-    @property
-    def rule(self):
-        return None if self.pattern is None else MaskRule(self)
-
-    @property
-    def is_ramp(self):
-        """A closed-form schedule (everything but N2D2's Gamma)."""
-        return self.schedule != schedules.GAMMA
+                    raise SettingError(name, f"{name} {getattr(self, name)} needs a pattern")
+            if SCHEDULES[self.schedule].soft:
+                raise SettingError("schedule", f"schedule {self.schedule} needs a pattern")
+        if self.fix_sparsity and self.scope == "Global":
+            raise SettingError("fix_sparsity", "fix_sparsity locks each cell's own zeros: it "
+                                               "cannot share a Global scope's target")
 
 
-class MaskRule:
-    """Scores (criterion) -> mask (pattern) for one weight tensor."""
-
-    def __init__(self, options):
-        self.pattern, self.criterion = options.pattern, options.criterion
-        self.params = patterns.PatternParams(
-            n=options.n, m=options.m, bank_size=options.bank_size,
-            interleave=options.bank_interleave, block_outputs=options.block_outputs,
-            block_inputs=options.block_inputs)
-
-    def check_shape(self, shape):
-        """Raises ValueError when the pattern cannot apply to weights of ``shape``."""
-        patterns.validate(self.pattern, shape, self.params)
-
-    def scores(self, weights, context):
-        return criteria.score(self.criterion, weights, context)
-
-    def mask(self, scores, sparsity):
-        """The pattern's uint8 mask; N:M patterns apply once the target is above 0."""
-        if self.pattern in FIXED_RATIO_PATTERNS and not sparsity > 0:
-            return np.ones(scores.shape, dtype=np.uint8)
-        return patterns.make_mask(self.pattern, scores, float(sparsity), self.params)
-
-    def check(self, mask):
-        """Violations of the pattern in ``mask`` (empty when it follows it)."""
-        return patterns.check_mask(self.pattern, mask, self.params)
+def checked_params(params):
+    """``params`` (a ``PatternParams``) with whole-number sizes, else SettingError."""
+    sizes = {}
+    for field in dataclasses.fields(params):
+        low = 0 if field.name == "n" else 1
+        sizes[field.name] = whole(field.name, getattr(params, field.name), low)
+    if sizes["n"] > sizes["m"]:
+        raise SettingError("n", f"n must be <= m (keep N of every M), got N={sizes['n']} > "
+                                f"M={sizes['m']}")
+    return dataclasses.replace(params, **sizes)
 
 
-def _choice(name, value, choices):
+def member(setting, registry, name):
+    """``registry.lookup(name)``, its one wording blamed on keyword ``setting``."""
+    try:
+        return registry.lookup(name)
+    except UnknownName as exc:
+        raise SettingError(setting, str(exc)) from None
+
+
+def check_choice(setting, key, value, choices):
+    """``value`` if in ``choices``, else SettingError in ``Registry.lookup``'s wording."""
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        raise SettingError(setting, unknown_message(f"{key}={value}", value, choices))
+    return value
+
+
+def whole(setting, value, low):
+    """``value`` as an int, else SettingError: not a whole number >= ``low``."""
+    if int(value) != value or value < low:
+        raise SettingError(setting, f"{setting} must be a whole number >= {low}, got {value}")
+    return int(value)
+
+
+def check_fraction(setting, value):
+    if not 0 <= value <= 1:
+        raise SettingError(setting, f"{setting} must be a fraction in [0, 1], got {value}")

@@ -9,14 +9,14 @@ pattern reads as its own rule. Layout and conventions: see ``patterns``.
 import functools
 import math
 import numbers
-from collections import namedtuple
 from dataclasses import dataclass
 
 import numpy as np
 
-from n2prune.errors import UserError
+from n2prune.errors import SettingError
+from n2prune.registry import Registry
 
-PATTERNS = {}
+PATTERNS = Registry("QWeight.Pattern")
 
 # check_mask reports this many violations of one kind, then "... and N more".
 MAX_LINES = 10
@@ -25,27 +25,40 @@ MAX_LINES = 10
 @dataclass(frozen=True)
 class PatternParams:
     """Pattern knobs (a pattern ignores the others): ``n``, ``m`` for NM and NMFlat,
-    ``bank_size``, ``interleave`` for Bank, ``block_outputs`` (along O) and
-    ``block_inputs`` (along I·kh·kw) for Block."""
+    ``bank_size``, ``bank_interleave`` for Bank, ``block_outputs`` (along O) and
+    ``block_inputs`` (along I·kh·kw) for Block. These defaults are the
+    ``QWeight.N``... keys' (``prune_keys``)."""
 
     n: int = 2
     m: int = 4
     bank_size: int = 64
-    interleave: int = 1
+    bank_interleave: int = 1
     block_outputs: int = 4
     block_inputs: int = 1
 
 
-class PatternError(UserError, ValueError):
-    """Params that cannot work on a weight shape, an unknown pattern, NaN scores, a bad sparsity."""
+class PatternError(SettingError):
+    """Params that cannot work on a weight shape, NaN scores, a bad sparsity.
+
+    ``setting``: the ``PatternParams`` field to blame (``bank_size``), or None."""
+
+    def __init__(self, message, setting=None):
+        super().__init__(setting, message)
 
 
-# make(scores, sparsity, params) -> mask; check(mask, params) -> lines;
-# fits(shape, params) -> why params cannot work on shape, or None.
-Pattern = namedtuple("Pattern", "make check fits")
+class Pattern:
+    """One registered pattern: ``make(scores, sparsity, params) -> mask``,
+    ``check(mask, params) -> lines``, ``fits(shape, params) -> (field, why)``
+    when params cannot work on shape, else None. ``fixed_ratio``: the
+    params, not the sparsity, fix the kept count (N:M). Its ``__doc__`` is
+    the pattern function's (what the docs list)."""
+
+    def __init__(self, make, check, fits, fixed_ratio):
+        self.make, self.check, self.fits, self.fixed_ratio = make, check, fits, fixed_ratio
+        self.__doc__ = make.__doc__
 
 
-def register_pattern(name, check, fits=None):
+def register_pattern(name, check, fits=None, fixed_ratio=False):
     """Decorator: make ``fn(scores, sparsity, params)`` the pattern ``name``.
 
     The registered (and returned) function raises PatternError for NaN scores,
@@ -61,7 +74,7 @@ def register_pattern(name, check, fits=None):
                 raise PatternError(f"sparsity {sparsity} is not in [0, 1]")
             validate(name, scores.shape, params)
             return fn(scores, float(sparsity), params)
-        PATTERNS[name] = Pattern(make, check, fits)
+        PATTERNS.add(name, Pattern(make, check, fits, fixed_ratio))
         return make
     return decorate
 
@@ -85,7 +98,7 @@ def check_mask(name, mask, params=PatternParams()):
     pattern = _lookup(name)
     mask = np.asarray(mask)
     if problem := _problem(pattern, mask.shape, params):
-        return [problem]
+        return [problem[1]]
     bad = np.flatnonzero((mask != 0) & (mask != 1))
     if bad.size:
         return describe_violations(bad, lambda k: f"mask{index_of(k, mask.shape)} = {mask.flat[k]}, not 0/1")
@@ -93,30 +106,30 @@ def check_mask(name, mask, params=PatternParams()):
 
 
 def validate(name, shape, params=PatternParams()):
-    """Raise PatternError (a ValueError; one line) if ``name`` cannot work on this ``shape``."""
+    """Raise PatternError (a ValueError; one line, blaming the field) if ``name``
+    cannot work on this ``shape``."""
     if problem := _problem(_lookup(name), tuple(shape), params):
-        raise PatternError(f"pattern {name}: {problem}")
+        field, why = problem
+        raise PatternError(f"pattern {name}: {why}", field)
 
 
 def _lookup(name):
-    if name not in PATTERNS:
-        raise PatternError(f"unknown pattern {name!r}; known: {', '.join(PATTERNS)}")
-    return PATTERNS[name]
+    return PATTERNS.lookup(name)
 
 
 def _problem(pattern, shape, params):
-    """Why ``pattern`` cannot work on ``shape`` with ``params``, or None."""
+    """``(field or None, why)`` ``pattern`` cannot work on ``shape`` with ``params``, or None."""
     if len(shape) not in (2, 4) or min(shape) < 1:
-        return f"weight shape {shape} is not (O, I) or (O, I, kh, kw) with sizes >= 1"
+        return None, f"weight shape {shape} is not (O, I) or (O, I, kh, kw) with sizes >= 1"
     return pattern.fits(shape, params) if pattern.fits else None
 
 
 def int_problem(params, fields, minimum):
-    """The first of ``fields`` that is not an integer >= ``minimum``, as a message."""
+    """``(field, message)`` of the first of ``fields`` that is not an integer >= ``minimum``."""
     for field in fields:
         value = getattr(params, field)
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-            return f"{field} must be an integer >= {minimum}, got {value!r}"
+            return field, f"{field} must be an integer >= {minimum}, got {value!r}"
     return None
 
 

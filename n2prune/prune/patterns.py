@@ -7,8 +7,9 @@ slice...). A pattern turns ``scores`` and ``sparsity`` (fraction to prune, in
 [0, 1]) into a NEW uint8 mask of that shape, 1 = kept, 0 = pruned, and never
 modifies its inputs. Ranking uses stable sorts: among equal scores the lower
 index (C order within the ranked group) is kept, so equal inputs give equal
-masks. ``PATTERNS`` maps ``QWeight.Pattern`` names to ``Pattern`` records
-filled by ``@register_pattern``.
+masks. ``PATTERNS`` (a ``Registry``) maps ``QWeight.Pattern`` names to
+``Pattern`` records filled by ``@register_pattern``; the quantizer reaches
+them through ``mask_methods.PatternMask``.
 """
 
 import numpy as np
@@ -67,7 +68,7 @@ def row_balanced(scores, sparsity, params):
 def _fits_nm(shape, params):
     problem = int_problem(params, ("m",), 1) or int_problem(params, ("n",), 0)
     if problem is None and params.n > params.m:
-        problem = f"N={params.n} > M={params.m}: a group of M cannot keep N"
+        problem = "n", f"N={params.n} > M={params.m}: a group of M cannot keep N"
     return problem
 
 
@@ -85,7 +86,7 @@ def _check_nm(mask, params):
     return describe_violations(np.flatnonzero(counts > params.n), line)
 
 
-@register_pattern("NM", _check_nm, _fits_nm)
+@register_pattern("NM", _check_nm, _fits_nm, fixed_ratio=True)
 def n_m(scores, sparsity, params):
     """N:M along the input-channel axis, as apex ASP's m4n2_1d.
 
@@ -114,7 +115,7 @@ def _check_nm_flat(mask, params):
     return describe_violations(np.flatnonzero(counts > params.n), line)
 
 
-@register_pattern("NMFlat", _check_nm_flat, _fits_nm)
+@register_pattern("NMFlat", _check_nm_flat, _fits_nm, fixed_ratio=True)
 def n_m_flat(scores, sparsity, params):
     """N:M over the tensor flattened in native C order (O, I, kh, kw), as TI's 'n2m'.
 
@@ -129,22 +130,23 @@ def n_m_flat(scores, sparsity, params):
 
 
 def _fits_bank(shape, params):
-    problem = int_problem(params, ("bank_size", "interleave"), 1)
-    width = params.bank_size * params.interleave if problem is None else 0
+    problem = int_problem(params, ("bank_size", "bank_interleave"), 1)
+    width = params.bank_size * params.bank_interleave if problem is None else 0
     if problem is None and shape[1] % width:
-        problem = (f"bank_size {params.bank_size} x interleave {params.interleave} = {width} "
-                   f"does not divide the input axis I = {shape[1]}")
+        problem = "bank_size", (f"bank_size {params.bank_size} x bank_interleave "
+                                f"{params.bank_interleave} = {width} does not divide the input "
+                                f"axis I = {shape[1]}")
     return problem
 
 
 def _banks(a, params):
     """(banks, R, bank_size) copy of ``a``; bank index = block·interleave + sub-bank.
 
-    A block is bank_size·interleave consecutive inputs; its sub-bank j holds the
-    inputs with i mod interleave == j (Moffett's Fc: 512-input blocks, 8 sub-banks).
+    A block is bank_size·bank_interleave consecutive inputs; its sub-bank j holds
+    the inputs with i mod bank_interleave == j (Moffett's Fc: 512-input blocks, 8 sub-banks).
     """
     rows = inputs_last(a)
-    size, step = params.bank_size, params.interleave
+    size, step = params.bank_size, params.bank_interleave
     # (R, block, t, j) with i = (block·size + t)·step + j
     blocks = rows.reshape(rows.shape[0], -1, size, step)
     return blocks.transpose(1, 3, 0, 2).reshape(-1, rows.shape[0], size)
@@ -153,7 +155,7 @@ def _banks(a, params):
 def _unbank(banks, shape, params):
     """Inverse of ``_banks``: back to the weights' ``shape``."""
     rows = banks.shape[1]
-    blocks = banks.reshape(-1, params.interleave, rows, params.bank_size)
+    blocks = banks.reshape(-1, params.bank_interleave, rows, params.bank_size)
     return from_inputs_last(blocks.transpose(2, 0, 3, 1).reshape(rows, -1), shape)
 
 
@@ -163,7 +165,7 @@ def _check_bank(mask, params):
     usual = np.bincount(totals).argmax()
 
     def line(k):
-        where = f"bank {k} (block {k // params.interleave}, sub-bank {k % params.interleave})"
+        where = f"bank {k} (block {k // params.bank_interleave}, sub-bank {k % params.bank_interleave})"
         faults = [f"rows keep {low[k]}..{high[k]} weights"] if high[k] - low[k] > 1 else []
         if totals[k] != usual:
             faults.append(f"keeps {totals[k]} weights, most banks keep {usual}")
@@ -176,8 +178,8 @@ def bank(scores, sparsity, params):
     """Bank-balanced, as Moffett's balance='fix': every bank keeps the same count.
 
     Rows as for NM (Conv viewed as (O, kh, kw, I): R = O·kh·kw rows); a bank
-    is all R rows × bank_size inputs (see ``_banks`` for interleave). I must be
-    a multiple of bank_size·interleave. Each bank keeps K = kept_count(R·bank_size, s):
+    is all R rows × bank_size inputs (see ``_banks`` for bank_interleave). I must be
+    a multiple of bank_size·bank_interleave. Each bank keeps K = kept_count(R·bank_size, s):
     every row keeps q = K // R of its largest, and the K % R rows whose
     (q+1)-th largest score is largest (ties: lower row) keep q + 1. All banks
     keep K and rows within a bank differ by at most 1.

@@ -1,145 +1,191 @@
-"""``QWeight=Prune``: N2D2's PruneQuantizerCell, one object per pruned cell.
+"""``QWeight=Prune``: N2D2's PruneQuantizerCell, one object per pruned cell, composed.
 
-It keeps a reference to the cell's weight tensors (one per cell input,
-updated in place by the solver) and owns one 0/1 uint8 mask per tensor, the
-current threshold and the Gradual schedule. Cells call ``effective_weights``
-in their passes and ``mask_gradient`` on their weight gradients; the trainer
-calls ``after_update`` then ``update`` after each solver step.
-``compute_mask`` is the single seam every pruning method goes through
-(style.md point 5).
+A ``PruneCell`` keeps a reference to the cell's weight tensors (one per cell
+input, updated in place by the solver) and owns the state: one 0/1 uint8
+mask per tensor (and TI's soft masks), the current ``target``, the
+``StimuliClock``, the fire index and ``version``. It composes three parts,
+as ``torch.nn.utils.prune`` (style.md points 5 and 6):
+
+- a schedule (``schedules``): ``target(k)``, the fraction to prune after fire k;
+- a criterion (``criteria``): scores of a tensor's weights;
+- a mask method (``mask_methods``): ``compute_mask(scores, default_mask, target)``.
+
+Every mask comes from a ``compute_mask``: at ``initialize``, at each fire,
+at the per-tensor targets a global scope hands back (``refresh_masks``),
+FixSparsity's (``LockedMask``) and loaded ones (``GivenMask``). Cells use
+``effective_weights``, ``mask_gradient``, ``mask(k)``, ``kernel_choice``,
+``solver_positions`` and ``version``; the trainer calls ``after_update``
+then ``update`` after each solver step.
 """
+
+import dataclasses
 
 import numpy as np
 
-from n2prune.prune import criteria, schedules
-from n2prune.prune.mask_methods import PRUNING_FILLERS
-from n2prune.prune.options import PruneOptions
+from n2prune.errors import SettingError
+from n2prune.prune import criteria, mask_methods, patterns
+from n2prune.prune.clock import StimuliClock
+from n2prune.prune.options import (
+    PruneOptions,
+    check_choice,
+    check_fraction,
+    checked_params,
+    member,
+    whole,
+)
+from n2prune.prune.pattern_base import PatternParams
+from n2prune.prune.schedules import SCHEDULES, Frozen, restored_start
 
 PRUNING_MODES = ("Identity", "Static", "Gradual")
 KERNELS = ("Auto", "Dense", "Sparse")
+PATTERN_SIZES = tuple(f.name for f in dataclasses.fields(PatternParams))
 
 
 class PruneCell:
     """Prune quantizer with N2D2's parameters and defaults (``n2d2.quantizer.PruneCell``).
 
-    ``prune_mode``: Identity (masks from init with threshold 0, then frozen),
+    ``prune_mode``: Identity (masks from init with target 0, then frozen),
     Static (pruned once to ``threshold`` at init) or Gradual (from ``start``,
     ``+gamma`` every ``stepsize`` stimuli, up to ``threshold``).
     ``prune_filler``: a name of ``PRUNING_FILLERS`` (None, Random,
-    IterNonStruct). ``threshold``/``start``/``gamma`` are fractions of each
-    tensor's weights; ``delta`` is an absolute magnitude (IterNonStruct);
-    ``stepsize`` counts stimuli, 0 meaning the ``log_period`` given to
-    ``initialize``. ``hard_zero`` (n2prune's addition) sets masked weights to
-    0 after each update instead of keeping their full-precision values.
-    ``kernel`` (n2prune's): Auto lets the cell choose dense BLAS or the skip
-    kernels from its sparsity; Dense or Sparse forces one.
+    IterNonStruct). ``threshold`` (the final fraction), ``start`` and
+    ``gamma`` are fractions of each tensor's weights; ``delta`` is a
+    magnitude step (IterNonStruct); ``stepsize`` counts stimuli, 0 meaning
+    the ``log_period`` given to ``initialize``. ``hard_zero`` (n2prune's)
+    sets masked weights to 0 after each update instead of keeping their
+    full-precision values. ``kernel`` (n2prune's): Auto lets the cell choose
+    dense BLAS or the skip kernels from its sparsity; Dense or Sparse forces one.
 
-    As N2D2, the current threshold is a float32 shared by all tensors.
-    n2prune's other keyword arguments (pattern, criterion, schedule, scope,
-    ...) are ``options.PruneOptions``; with ``pattern`` the current
-    threshold is the target sparsity the pattern's mask meets.
+    n2prune's other keyword arguments are ``options.PruneOptions`` (pattern,
+    criterion, schedule, scope...) and ``PatternParams`` (the pattern's
+    sizes). ``target`` is the fraction the masks meet (float64, shared by
+    all tensors); N2D2's current threshold is its float32
+    (``get_current_threshold``).
     """
 
     def __init__(self, prune_mode="Identity", prune_filler="Random", threshold=0.2, delta=0.001,
                  start=0.1, stepsize=0, gamma=0.05, hard_zero=False, kernel="Auto", **options):
-        _check_choice("prune_mode", prune_mode, PRUNING_MODES)
-        _check_choice("kernel", kernel, KERNELS)
-        _check_choice("prune_filler", prune_filler, tuple(PRUNING_FILLERS))
+        self.prune_mode = check_choice("prune_mode", "QWeight.PruningMode", prune_mode,
+                                       PRUNING_MODES)
+        member("prune_filler", mask_methods.PRUNING_FILLERS, prune_filler)
         for name, value in (("threshold", threshold), ("start", start)):
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a fraction in [0, 1], got {value}")
+            check_fraction(name, value)
         for name, value in (("delta", delta), ("gamma", gamma)):
             if not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        if int(stepsize) != stepsize or stepsize < 0:
-            raise ValueError(f"stepsize must be a whole number of stimuli >= 0, got {stepsize}")
-        self.prune_mode, self.prune_filler = prune_mode, prune_filler
+                raise SettingError(name, f"{name} must be >= 0, got {value}")
+        self.prune_filler, self.stepsize = prune_filler, whole("stepsize", stepsize, 0)
         self.threshold, self.delta, self.start = float(threshold), float(delta), float(start)
-        self.stepsize, self.gamma, self.hard_zero = int(stepsize), float(gamma), bool(hard_zero)
-        self.kernel = kernel
+        self.gamma, self.hard_zero, self.kernel = float(gamma), bool(hard_zero), kernel
+        sizes = {name: options.pop(name) for name in PATTERN_SIZES if name in options}
+        self.params = checked_params(PatternParams(**sizes))
         self.options = PruneOptions(**options)
-        self.rule = self.options.rule
-        self.weights, self.masks, self.rng = [], [], None
-        self.current_threshold = np.float32(0)
-        self.period, self.counter, self.version = 0, 0, 0
-        self.fires, self.delay_left, self.ramp_start = 0, 0, 0.0
-        # The pattern's target in float64: a float32 19/36 of 4,608 weights
-        # would round to one weight more than the schedule asked for.
-        self.target = 0.0
-        # Per tensor: float32 soft masks while a Blend/Sigmoid schedule is
-        # before its knee (else None); global-scope targets (else None);
-        # Σ|w·g| for the Taylor criterion; the BatchNorm cell fed by this one.
-        self.soft, self.tensor_targets, self.saliency = None, None, None
-        self.batchnorm, self.pending_global = None, False
+        # The state, from ``initialize`` on.
+        self.weights, self.masks, self.soft = [], [], None
+        self.method = self.schedule = self.clock = self.rng = None
+        self.fire_index, self.target, self.version = 0, 0.0, 0
+        # Σ|w·g| per tensor for the Taylor criterion; the BatchNorm cell fed by this one.
+        self.saliency, self.batchnorm = None, None
         self._buffers = []
         self._masked = None  # (mask key, flat masked positions per tensor), see after_update
 
+    @property
+    def kernel(self):
+        """``QWeight.Kernel`` as set (``--kernel`` may change it); cells read ``kernel_choice``."""
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, kernel):
+        self._kernel = check_choice("kernel", "QWeight.Kernel", kernel, KERNELS)
+
     # -- life cycle -------------------------------------------------------
+    def check_shapes(self, shapes):
+        """Raises PatternError (a SettingError) when the pattern cannot apply to these shapes."""
+        if self.options.pattern is not None:
+            for shape in shapes:
+                patterns.validate(self.options.pattern, shape, self.params)
+
     def initialize(self, weights, rng, log_period=0):
         """Attach ``weights`` (list of arrays, kept by reference) and compute the masks.
 
-        Called after the weight filler and after any imported weights. As
-        N2D2: masks start at ones; unless the filler is None the current
-        threshold is 0 (Identity), ``threshold`` (Static) or ``start``
-        (Gradual) and every mask is computed. ``log_period`` (stimuli per
-        epoch) is the Gradual period when ``stepsize`` is 0, as N2D2's
-        ``-log-epoch`` default; with both 0 Gradual fires after every batch,
-        as in N2D2's Python API. ``rng`` is a ``numpy.random.Generator``.
+        Called once the weights are filled or imported. As N2D2: masks start
+        at ones; unless the filler is None the target is 0 (Identity),
+        ``threshold`` (Static) or ``start`` (Gradual) and every mask is
+        computed. ``log_period`` (stimuli per epoch) is the Gradual period
+        when ``stepsize`` is 0, as N2D2's ``-log-epoch`` default; with both 0
+        Gradual fires after every batch, as N2D2's Python API. ``rng`` (a
+        ``numpy.random.Generator``) feeds Random and the Random criterion. A
+        Global-scope cell leaves its masks to its group (``pruned_cells``).
         """
         self.weights, self.rng = list(weights), rng
-        if self.rule is not None:
-            for w in self.weights:
-                self.rule.check_shape(w.shape)
+        self.check_shapes([w.shape for w in self.weights])
+        self.method = self._mask_method(rng)
         self.masks = [np.ones(w.shape, dtype=np.uint8) for w in self.weights]
         self._buffers = [None] * len(self.weights)
-        self.period, self.counter = self.stepsize or int(log_period), 0
-        self.fires, self.delay_left = 0, self.options.schedule_delay
-        self.soft, self.tensor_targets = None, None
+        self.soft, self.fire_index = None, 0
         self.saliency = [np.zeros(w.shape) for w in self.weights] if self._taylor else None
-        self.current_threshold = np.float32(0)
-        self.ramp_start = (schedules.restored_start(self.weights)
-                           if self.options.restore_sparsity else self.start)
+        period = self.stepsize or int(log_period)
+        moving = self.prune_mode == "Gradual" and not self.options.fix_sparsity
+        self.clock = StimuliClock(period, self.options.schedule_delay) if moving else None
+        self.schedule = self._schedule(self._initial_start())
+        self.target = self.schedule.target(0)
+        if self.options.scope == "Layer" and not self._keeps_masks:
+            self.masks = self._computed_masks([self.target] * len(self.weights))
         if self.options.fix_sparsity:
-            self.masks = [schedules.locked_mask(w) for w in self.weights]
             self.target = self.sparsity()
-            self.current_threshold = np.float32(self.target)
-        elif self.prune_filler != "None" or self.rule is not None:
-            self.target = self._initial_target()
-            self.current_threshold = np.float32(self.target)
-            self.masks = [self.compute_mask(k) for k in range(len(self.weights))]
+            self.schedule = Frozen(self.target)
         self.version += 1
         self.after_update(self.weights)
 
-    def _initial_target(self):
-        if self.prune_mode == "Identity":
+    @property
+    def _keeps_masks(self):
+        """N2D2's filler None: no mask computed, the threshold starts at 0."""
+        return (self.prune_filler == "None" and self.options.pattern is None
+                and not self.options.fix_sparsity)
+
+    def _initial_start(self):
+        if self.prune_mode == "Identity" or self._keeps_masks:
             return 0.0
         if self.prune_mode == "Static":
             return self.threshold
-        if self.options.schedule in schedules.SOFT_SCHEDULES:
-            return 0.0  # TI: no pruning during the warm-up
-        return self.ramp_start
+        return restored_start(self.weights) if self.options.restore_sparsity else self.start
 
-    def compute_mask(self, k):
-        """The seam: the filler's mask of tensor ``k`` at the current threshold.
+    def _schedule(self, start):
+        """Gradual's named schedule from ``start``; Identity, Static and FixSparsity: Frozen."""
+        if self.clock is None:
+            return Frozen(start)
+        period = self.clock.period
+        total = max(1, self.options.schedule_length // max(1, period))
+        return SCHEDULES[self.options.schedule](start, self.threshold, total, self.gamma)
 
-        Gets the current weights and mask of tensor ``k`` (cumulative fillers
-        build on the mask); returns a new uint8 mask of the weights' shape.
+    def _mask_method(self, rng):
+        if self.options.fix_sparsity:
+            return mask_methods.LockedMask()
+        if self.options.pattern is not None:
+            return mask_methods.PatternMask(self.options.pattern, self.params)
+        return mask_methods.PRUNING_FILLERS[self.prune_filler](self.delta, rng)
+
+    def update(self, batch_size):
+        """After a solver step; True when a fire changed the target ("Update masks").
+
+        ``batch_size`` stimuli tick the clock; when it fires and the schedule
+        has a fire after the current one, the target becomes the schedule's
+        at the next fire and the masks are recomputed (a Global-scope cell's
+        by its group). Identity, Static and FixSparsity have no clock.
         """
-        if self.rule is None:
-            fill = PRUNING_FILLERS[self.prune_filler]
-            return fill(self.weights[k], self.masks[k], self.current_threshold, self.delta,
-                        self.rng)
-        target = self.target
-        if self.tensor_targets is not None:
-            target = self.tensor_targets[k]
-        return self.rule.mask(self.scores(k), target)
+        if self.clock is None or not self.clock.tick(batch_size):
+            return False
+        if not self.schedule.fires_after(self.fire_index):
+            return False
+        self.fire_index += 1
+        self.target = self.schedule.target(self.fire_index)
+        if self.options.scope == "Layer":
+            self.refresh_masks()
+        return True
 
+    # -- the seam -----------------------------------------------------------
     def scores(self, k):
-        """Criterion scores of tensor ``k``; masked entries score 0 for monotone ramps.
-
-        Zhu & Gupta's ramps (and Moffett's) never revive a pruned weight;
-        N2D2's Gamma steps and TI's soft schedules rescore the dense weights.
-        """
+        """Criterion scores of tensor ``k`` (float64); under a monotone schedule (the
+        ramps) pruned entries score 0, so the new mask stays within the current one."""
         context = criteria.ScoreContext(rng=self.rng)
         if self.saliency is not None:
             context.saliency = self.saliency[k]
@@ -147,81 +193,26 @@ class PruneCell:
             bn = self.batchnorm
             context.gamma = bn.scale.value
             context.out_scale = criteria.bn_out_scale(bn.scale.value, bn.variance, bn.epsilon)
-        scores = self.rule.scores(self.weights[k], context)
-        if self.options.is_ramp and self.options.schedule not in schedules.SOFT_SCHEDULES:
+        # FixSparsity locks the zeros of the weights whatever the criterion.
+        criterion = "Magnitude" if self.options.fix_sparsity else self.options.criterion
+        scores = criteria.score(criterion, self.weights[k], context)
+        if self.schedule.monotone and self.method.composes:
             scores = scores * self.masks[k]
         return scores
 
-    def recompute_masks(self):
-        """Every mask from ``compute_mask``; bumps ``version`` if any changed."""
-        masks = [self.compute_mask(k) for k in range(len(self.weights))]
+    def _computed_masks(self, targets):
+        return [self.method.compute_mask(self.scores(k), self.masks[k], target)
+                for k, target in enumerate(targets)]
+
+    def refresh_masks(self, targets=None):
+        """Masks at ``targets`` (one fraction per tensor; default: ``target`` for all),
+        then soft masks, and hard zeros of what they dropped. A global scope's
+        group calls this with each tensor's share of the pooled target."""
+        targets = [self.target] * len(self.weights) if targets is None else list(targets)
+        masks = self._computed_masks(targets)
         if any(not np.array_equal(new, old) for new, old in zip(masks, self.masks)):
             self.version += 1
         self.masks = masks
-
-    def update(self, batch_size):
-        """After a solver step; True when Gradual mode changed the target ("Update masks").
-
-        As N2D2's Scheduler: ``batch_size`` stimuli are added to a counter;
-        reaching the period subtracts it (the remainder is carried) and fires.
-        ``schedule_delay`` stimuli are consumed first (Moffett's
-        ``pretrain_step``). At a fire, Gamma (N2D2) raises the current
-        threshold by ``gamma`` (float32, capped at ``threshold``); a ramp sets
-        it to its value at fire k (``schedules``) for k up to K =
-        ``schedule_length // period``. Identity, Static and ``fix_sparsity``
-        never change masks.
-        """
-        if self.prune_mode != "Gradual" or self.options.fix_sparsity:
-            return False
-        self.counter += int(batch_size)
-        if self.delay_left:
-            consumed = min(self.delay_left, self.counter)
-            self.delay_left -= consumed
-            self.counter -= consumed
-        if self.delay_left or self.counter < self.period:
-            return False
-        self.counter -= self.period
-        return self._ramp_fire() if self.options.is_ramp else self._gamma_fire()
-
-    def _gamma_fire(self):
-        cap = np.float32(self.threshold)
-        if not self.current_threshold < cap:
-            return False
-        self.current_threshold = min(self.current_threshold + np.float32(self.gamma), cap)
-        self.target = float(self.current_threshold)
-        self.refresh_masks()
-        return True
-
-    @property
-    def total_fires(self):
-        """K: fires over which a ramp runs (``schedule_length`` / period, at least 1)."""
-        return max(1, self.options.schedule_length // max(1, self.period))
-
-    def _ramp_fire(self):
-        total = self.total_fires
-        if self.fires >= total:
-            return False
-        self.fires += 1
-        name = self.options.schedule
-        if name in schedules.SOFT_SCHEDULES:
-            target = self.threshold  # TI: the final fraction from the first fire on
-        else:
-            target = schedules.SCHEDULES[name](self.fires, total, self.ramp_start,
-                                               self.threshold)
-        self.current_threshold, self.target = np.float32(target), float(target)
-        self.refresh_masks()
-        return True
-
-    def refresh_masks(self):
-        """Masks at the current target, soft masks, and hard zeros of what they dropped.
-
-        A global-scope member defers to its group (``prune.pruned_cells``), which
-        sets ``tensor_targets`` for every member and calls this again.
-        """
-        if self.options.scope == "Global" and self.tensor_targets is None:
-            self.pending_global = True
-            return
-        self.recompute_masks()
         self._update_soft()
         if self.saliency is not None:
             for saliency in self.saliency:
@@ -231,27 +222,24 @@ class PruneCell:
 
     def _update_soft(self):
         """TI's Blend/Sigmoid: pruned entries scaled by a soft value until the knee."""
-        name, total = self.options.schedule, self.total_fires
-        if name not in schedules.SOFT_SCHEDULES or self.fires >= total:
-            changed, self.soft = self.soft is not None, None
-        elif name == "Blend":
-            alpha = np.float32(schedules.blend_alpha(self.fires, total))
-            self.soft = [m + alpha * (1 - m).astype(np.float32) for m in self.masks]
-            changed = True
-        else:
-            self.soft = [self._sigmoid_soft(k, total) for k in range(len(self.masks))]
-            changed = True
-        if changed:
+        soft = [self.schedule.soft_mask(self.fire_index, mask, lambda k=k: self.scores(k))
+                for k, mask in enumerate(self.masks)]
+        soft = None if all(s is None for s in soft) else soft
+        if soft is not None or self.soft is not None:
             self.version += 1
+        self.soft = soft
 
-    def _sigmoid_soft(self, k, total):
-        scores, mask = self.scores(k), self.masks[k]
-        if mask.all():
-            return np.ones(mask.shape, dtype=np.float32)
-        # Every pruned entry strictly below the threshold, every kept one at 1.
-        threshold = np.nextafter(scores[mask == 0].max(), np.inf)
-        soft = schedules.sigmoid_soft_mask(scores, threshold, self.fires, total)
-        return np.where(mask == 1, np.float32(1), soft).astype(np.float32)
+    def finalize(self):
+        """Bake the masks into the weights (``w *= mask``, as torch's ``prune.remove``); the
+        masks stay, so ``W * M`` and whatever cells derived from it are unchanged."""
+        for w, mask in zip(self.weights, self.masks):
+            w *= mask
+
+    # -- what cells call ---------------------------------------------------
+    def mask(self, k):
+        """The 0/1 uint8 mask of tensor ``k`` (the weights' shape)."""
+        self._require_masks()
+        return self.masks[k]
 
     @property
     def needs_dense(self):
@@ -260,7 +248,50 @@ class PruneCell:
 
     @property
     def _taylor(self):
-        return self.rule is not None and self.rule.criterion == "Taylor"
+        return self.options.pattern is not None and self.options.criterion == "Taylor"
+
+    @property
+    def kernel_choice(self):
+        """Dense, Sparse or Auto: ``kernel``, except Dense while ``needs_dense``."""
+        return "Dense" if self.needs_dense else self.kernel
+
+    def solver_positions(self, operator):
+        """Flat positions the solver may update when ``operator`` (a skip or direct
+        kernel operator, None for dense) serves the tensor: with ``hard_zero`` only
+        its kept positions (masked weights stay 0), else every one (None), as N2D2."""
+        if not self.hard_zero or operator is None:
+            return None
+        return operator.flat_positions()
+
+    def effective_weights(self, k, w):
+        """``w * mask_k`` (N2D2's pruned weights), written into a buffer reused per tensor.
+
+        The returned array is overwritten by the next call for the same ``k``.
+        """
+        values, buffer = self._mask_values(k), self._buffers[k]
+        if buffer is None or buffer.shape != w.shape or buffer.dtype != w.dtype:
+            buffer = self._buffers[k] = np.empty_like(w)
+        return np.multiply(w, values, out=buffer)
+
+    def mask_gradient(self, k, grad):
+        """``grad *= mask_k`` in place (masked weights get no update); returns ``grad``.
+
+        With soft masks the gradient is scaled by the soft value, as TI's
+        parametrisation does. The Taylor criterion sums |w·g| first.
+        """
+        if self.saliency is not None:
+            criteria.accumulate_saliency(self.saliency[k], self.weights[k], grad)
+        return np.multiply(grad, self._mask_values(k), out=grad)
+
+    def _mask_values(self, k):
+        """The values weights are multiplied by: the mask, or the soft mask."""
+        self._require_masks()
+        return self.masks[k] if self.soft is None else self.soft[k]
+
+    def _require_masks(self):
+        if not self.masks:
+            raise RuntimeError("the masks are not computed yet: initialize(weights, rng) first "
+                               "(prune.pruned_cells.initialize_masks for a network)")
 
     def after_update(self, weights):
         """With ``hard_zero``, set masked entries of ``weights`` (list of arrays) to 0 in place.
@@ -282,30 +313,6 @@ class PruneCell:
             self._masked = (key, [np.flatnonzero(m == 0) for m in self.masks])
         return self._masked[1]
 
-    # -- what cells call ---------------------------------------------------
-    def effective_weights(self, k, w):
-        """``w * mask_k`` (N2D2's pruned weights), written into a buffer reused per tensor.
-
-        The returned array is overwritten by the next call for the same ``k``.
-        """
-        buffer = self._buffers[k]
-        if buffer is None or buffer.shape != w.shape or buffer.dtype != w.dtype:
-            buffer = self._buffers[k] = np.empty_like(w)
-        return np.multiply(w, self._mask_values(k), out=buffer)
-
-    def mask_gradient(self, k, grad):
-        """``grad *= mask_k`` in place (masked weights get no update); returns ``grad``.
-
-        With soft masks the gradient is scaled by the soft value, as TI's
-        parametrisation does. The Taylor criterion sums |w·g| first.
-        """
-        if self.saliency is not None:
-            criteria.accumulate_saliency(self.saliency[k], self.weights[k], grad)
-        return np.multiply(grad, self._mask_values(k), out=grad)
-
-    def _mask_values(self, k):
-        return self.masks[k] if self.soft is None else self.soft[k]
-
     # -- N2D2's Python API -------------------------------------------------
     def get_pruned_masks(self, k):
         return self.masks[k]
@@ -314,21 +321,16 @@ class PruneCell:
         return self.weights[k] * self.masks[k]
 
     def get_current_threshold(self):
-        return float(self.current_threshold)
+        """N2D2's current threshold: ``target`` as the float32 N2D2 keeps it."""
+        return float(np.float32(self.target))
 
     # -- measures and state -------------------------------------------------
     @property
     def next_update_in(self):
-        """Stimuli before the next Gradual fire, or None when masks will not change any more."""
-        if self.prune_mode != "Gradual" or self.options.fix_sparsity:
+        """Stimuli before the next fire, or None when masks will not change any more."""
+        if self.clock is None or not self.schedule.fires_after(self.fire_index):
             return None
-        if self.options.is_ramp:
-            if self.fires >= self.total_fires:
-                return None
-            return self.delay_left + max(0, self.period - self.counter)
-        if not self.current_threshold < np.float32(self.threshold):
-            return None
-        return max(0, self.period - self.counter)
+        return self.clock.stimuli_to_fire()
 
     def sparsity(self, k=None):
         """Fraction of zeros in mask ``k``, or in all masks together."""
@@ -336,42 +338,54 @@ class PruneCell:
         total = sum(m.size for m in masks)
         return 1.0 - sum(np.count_nonzero(m) for m in masks) / total if total else 0.0
 
+    def violations(self, k):
+        """Lines where mask ``k`` breaks the declared pattern ([] without a pattern)."""
+        if self.options.pattern is None:
+            return []
+        return patterns.check_mask(self.options.pattern, self.masks[k], self.params)
+
     def set_masks(self, masks):
         """Masks read from files (one per tensor, flat order allowed).
 
-        As N2D2's import, the current threshold becomes the measured zero
-        fraction (float32); N2D2 reads only tensor 0, n2prune all of them.
+        As N2D2's import, the target becomes the measured zero fraction
+        (float32); N2D2 reads only tensor 0, n2prune all of them. Gamma goes
+        on from there, a ramp from its own start.
         """
-        self.masks = self._checked_masks(masks)
+        self._load_masks(masks)
         zeros = sum(m.size - np.count_nonzero(m) for m in self.masks)
         total = sum(m.size for m in self.masks)
-        self.current_threshold = np.float32(zeros) / np.float32(total) if total else np.float32(0)
-        self.target = float(self.current_threshold)
-        self.version += 1
+        self.target = float(np.float32(zeros) / np.float32(total)) if total else 0.0
+        self.schedule, self.fire_index = self.schedule.restarted(self.target, self.fire_index)
 
     def state(self):
-        """Arrays and scalars to checkpoint: masks (and soft masks), threshold, counters."""
+        """Arrays and scalars to checkpoint: masks (and soft masks), target, schedule, clock."""
         state = {f"mask{k}": m for k, m in enumerate(self.masks)}
         state.update({f"soft{k}": m for k, m in enumerate(self.soft or [])})
-        state.update(threshold=self.current_threshold, counter=self.counter, version=self.version,
-                     fires=self.fires, delay_left=self.delay_left, ramp_start=self.ramp_start,
-                     target=self.target)
+        counter, delay_left = (0, 0) if self.clock is None else (self.clock.counter,
+                                                                 self.clock.delay_left)
+        state.update(target=self.target, schedule_start=self.schedule.start,
+                     fire_index=self.fire_index, counter=counter, delay_left=delay_left)
         return state
 
     def load_state(self, state):
         """Restore ``state()`` output (after ``initialize`` attached the weights)."""
-        self.masks = self._checked_masks([state[f"mask{k}"] for k in range(len(self.weights))])
-        self.current_threshold = np.float32(state["threshold"])
-        self.counter = int(state["counter"])
-        # Checkpoints written before ramps existed lack these: no fire, no delay.
-        self.fires = int(state.get("fires", 0))
-        self.delay_left = int(state.get("delay_left", 0))
-        self.ramp_start = float(state.get("ramp_start", self.ramp_start))
-        self.target = float(state.get("target", self.current_threshold))
+        self._load_masks([state[f"mask{k}"] for k in range(len(self.weights))])
+        self.target = float(state["target"])
+        self.fire_index = int(state["fire_index"])
+        self.schedule = self._schedule(float(state["schedule_start"]))
+        if self.clock is not None:
+            self.clock.counter = int(state["counter"])
+            self.clock.delay_left = int(state["delay_left"])
         soft = [state[f"soft{k}"] for k in range(len(self.weights)) if f"soft{k}" in state]
         self.soft = [np.asarray(m, dtype=np.float32) for m in soft] or None
-        # Strictly newer than both, so whatever was built from the old masks is rebuilt.
-        self.version = max(self.version, int(state["version"])) + 1
+
+    def _load_masks(self, masks):
+        """Given masks through the seam (``GivenMask``); whatever was built from the
+        old masks is rebuilt (``version``)."""
+        given = self._checked_masks(masks)
+        self.masks = [mask_methods.GivenMask(mask).compute_mask(None, default, self.target)
+                      for mask, default in zip(given, self.masks)]
+        self.version += 1
 
     def _checked_masks(self, masks):
         if len(masks) != len(self.weights):
@@ -383,8 +397,3 @@ class PruneCell:
                 raise ValueError(f"mask {k} must hold {w.size} values 0 or 1 (weights {w.shape})")
             checked.append(mask.astype(np.uint8).reshape(w.shape))
         return checked
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")

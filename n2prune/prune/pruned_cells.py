@@ -1,6 +1,6 @@
 """Network-wide views of the cells' quantizers: initialise, step, measure.
 
-Also what spans cells: the global scope (one threshold across the cells
+Also what spans cells: the global scope (one score cut-off across the cells
 with ``Scope=Global``), the BatchNorm each pruned cell feeds (BN criteria,
 slimming penalty).
 """
@@ -20,18 +20,23 @@ def pruned_cells(network):
 def initialize_masks(network, rng, log_period, cells=None):
     """Compute the masks of ``cells`` (default all pruned cells) from the current weights.
 
-    Called after the weight fillers and after any imported weights: N2D2
+    The one place masks are first computed, with the run's generator ``rng``
+    and ``log_period`` (stimuli per epoch). Called after the weight fillers
+    and after any imported weights: N2D2
     computes masks before ``-w`` imports, so a pruned model started from
     trained weights would be pruned by its random init (documented difference).
     """
     attach_batchnorms(network)
     for cell in cells if cells is not None else pruned_cells(network):
         cell.quantizer.initialize(cell.weight_arrays(), rng, log_period)
-    resolve_global(network, force=True)
+    resolve_global(network)
 
 
 def step_quantizers(network, batch_size):
-    """After a solver step: N2D2's ``quantizer.update``; returns the cells whose masks changed."""
+    """After a solver step: N2D2's ``quantizer.update``; returns the cells whose masks changed.
+
+    Global-scope cells that fired get their masks from their group.
+    """
     changed = []
     for cell in pruned_cells(network):
         # A param with ``active`` positions had its masked weights left alone.
@@ -39,7 +44,8 @@ def step_quantizers(network, batch_size):
                                      for p in cell.weights])
         if cell.quantizer.update(batch_size):
             changed.append(cell)
-    resolve_global(network)
+    if any(c.quantizer.options.scope == "Global" for c in changed):
+        resolve_global(network)
     return changed
 
 
@@ -48,16 +54,16 @@ def global_members(network):
     return [c for c in pruned_cells(network) if c.quantizer.options.scope == "Global"]
 
 
-def resolve_global(network, force=False):
-    """One threshold across the global-scope cells, once any of them fired.
+def resolve_global(network):
+    """One score cut-off across the global-scope cells (at initialisation and when one fired).
 
-    Pools every member tensor's scores (per-channel scores z-scored for the
-    Channel pattern, as TI), finds each tensor's sparsity with
+    Asks every member for its tensors' scores (per-channel scores z-scored
+    for the Channel pattern, as TI), finds each tensor's target with
     ``scope.global_sparsities`` under the cells' Min/MaxSparsity caps, and
-    recomputes the members' masks at those targets.
+    hands each member its targets (``refresh_masks``).
     """
     members = global_members(network)
-    if not members or not (force or any(c.quantizer.pending_global for c in members)):
+    if not members:
         return
     targets = {c.quantizer.target for c in members}
     if len(targets) > 1:
@@ -69,7 +75,7 @@ def resolve_global(network, force=False):
         q = cell.quantizer
         for k in range(len(q.weights)):
             s = q.scores(k)
-            if q.rule.pattern == "Channel":
+            if q.options.pattern == "Channel":
                 s = scope.zscore(s.reshape(s.shape[0], -1).sum(axis=1))
             scores.append(s)
             owners.append((cell, k))
@@ -77,10 +83,7 @@ def resolve_global(network, force=False):
         scores, targets.pop(), [c.quantizer.options.min_sparsity for c, _ in owners],
         [c.quantizer.options.max_sparsity for c, _ in owners], [c.name for c, _ in owners])
     for cell in members:
-        q = cell.quantizer
-        q.tensor_targets = [s for (c, _), s in zip(owners, sparsities) if c is cell]
-        q.refresh_masks()
-        q.tensor_targets, q.pending_global = None, False
+        cell.quantizer.refresh_masks([s for (c, _), s in zip(owners, sparsities) if c is cell])
 
 
 def attach_batchnorms(network):
@@ -135,7 +138,4 @@ def set_kernel(network, kernel):
 
 def drain_kernel_notes(network):
     """The cells' "dense BLAS / skip kernels" choices made since the last call."""
-    notes = []
-    for cell in pruned_cells(network):
-        notes.extend(cell.__dict__.pop("kernel_notes", []))
-    return notes
+    return [note for cell in pruned_cells(network) for note in cell.drain_kernel_notes()]

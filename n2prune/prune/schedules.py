@@ -1,19 +1,19 @@
-"""Pruning schedules: how much to prune, and when, as pure functions (style.md point 6).
+"""Pruning schedules: how much to prune, and when (style.md point 6).
 
 Time model. Masks are recomputed at *fires*. Fire ``k = 0`` is the
-initialisation (before any fire); fires ``k = 1, 2, ...`` happen every
-``period`` stimuli after a ``delay`` (``fire_count``); the ramp runs over
-``total = K >= 1`` fires. Moffett's ``Prune``: K = floor(sparse_step /
-frequency), k = floor((t - pretrain_step) / frequency); TI's PrunerModule:
-one fire per epoch after ``init_train_ep`` warm-up epochs.
+initialisation; fires ``k = 1, 2, ...`` happen when the ``clock.StimuliClock``
+(N2D2's Scheduler: every ``period`` stimuli after a ``delay``) ticks and the
+schedule still has a fire after ``k``; a ramp runs over ``total = K >= 1``
+fires. Moffett's ``Prune``: K = floor(sparse_step / frequency); TI's
+PrunerModule: one fire per epoch after ``init_train_ep`` warm-up epochs.
 
-Every sparsity schedule in ``SCHEDULES`` has the signature
-``fn(k, total, start, final) -> float``: the target pruned fraction after
-fire ``k``, exactly ``start`` for ``k <= 0`` and exactly ``final`` for
-``k >= total``. N2D2's own Gradual mode is not closed form (it adds gamma in
-float32 at each fire), so it is ``gamma_steps``, outside the registry.
-TI's soft masks (``blend_alpha``, ``sigmoid_soft_mask``) give mask values,
-not fractions: with them the pruned fraction is ``final`` from the start.
+``SCHEDULES`` (a ``Registry``) maps ``QWeight.Schedule`` names to schedule
+classes built as ``cls(start, final, total, gamma)``; an instance is pure:
+``target(k)`` is the pruned fraction after fire ``k``, exactly ``start`` at
+``k <= 0``. N2D2's ``Gamma`` steps in float32 (``gamma_steps``); the ramps
+are closed forms ``formula(k, total, start, final)`` (``@register_schedule``),
+exactly ``final`` for ``k >= total``; TI's ``Blend`` and ``Sigmoid`` prune
+``final`` from the first fire on and give soft mask values until the knee.
 """
 
 import functools
@@ -22,24 +22,87 @@ import math
 import numpy as np
 
 from n2prune.errors import UserError
+from n2prune.registry import Registry
 
-SCHEDULES = {}
-
-# Names of QWeight.Schedule that are not fraction schedules of SCHEDULES.
-GAMMA = "Gamma"  # N2D2's Gradual behaviour, the default: gamma_steps
-SOFT_SCHEDULES = ("Blend", "Sigmoid")  # TI's soft masks: blend_alpha, sigmoid_soft_mask
+SCHEDULES = Registry("QWeight.Schedule")
 
 
 class ScheduleError(UserError, ValueError):
     """A schedule parameter outside its range (a one-line message naming it)."""
 
 
-def register_schedule(name):
-    """Decorator: make ``fn(k, total, start, final) -> float`` the schedule ``name``.
+class Gamma:
+    """N2D2's Gradual: from ``start``, ``+gamma`` (float32) at each fire up to ``final``.
 
-    The wrapper checks the arguments and returns exactly ``start`` for
-    ``k <= 0`` and exactly ``final`` for ``k >= total``, so ``fn`` only sees
-    progress ``0 < k < total``.
+    The default ``QWeight.Schedule``, driven by ``QWeight.StartThreshold``,
+    ``QWeight.GammaThreshold`` and ``QWeight.StepSizeThreshold``. It rescores
+    the dense weights at each fire (``monotone`` False), as N2D2. ``total``
+    is unused: it fires while its target is below ``final``.
+    """
+
+    monotone, soft = False, False
+
+    def __init__(self, start, final, total, gamma):
+        self.start, self.final, self.gamma = float(start), float(final), float(gamma)
+        self._reached = (0, np.float32(start))  # (k, target): later k step on from here
+
+    def target(self, k):
+        if k <= 0:
+            return self.start
+        done, value = self._reached
+        if k < done:
+            done, value = 0, np.float32(self.start)
+        value = gamma_steps(k - done, value, self.gamma, self.final)
+        self._reached = (k, value)
+        return float(value)
+
+    def fires_after(self, k):
+        """N2D2 raises its threshold (the target) while it is below ``final`` (float32)."""
+        return np.float32(self.target(k)) < np.float32(self.final)
+
+    def restarted(self, target, k):
+        """``(schedule, k)`` going on from loaded masks pruning ``target``: N2D2 adds
+        gamma to the threshold it imported."""
+        return Gamma(target, self.final, 0, self.gamma), 0
+
+    def soft_mask(self, k, mask, scores):
+        return None
+
+
+class Ramp:
+    """A closed-form ramp ``formula(k, total, start, final)`` over ``total`` fires.
+
+    Zhu & Gupta's ramps (and Moffett's) never revive a pruned weight:
+    ``monotone`` asks the quantizer to score pruned weights 0.
+    """
+
+    monotone, soft = True, False
+    formula = None  # set per registered ramp
+
+    def __init__(self, start, final, total, gamma):
+        _check_ramp(total, start, final)
+        self.start, self.final, self.total = float(start), float(final), int(total)
+
+    def target(self, k):
+        return self.formula(k, self.total, self.start, self.final)
+
+    def fires_after(self, k):
+        return k < self.total
+
+    def restarted(self, target, k):
+        """A ramp goes on from its own start: loaded masks do not move it."""
+        return self, k
+
+    def soft_mask(self, k, mask, scores):
+        return None
+
+
+def register_schedule(name):
+    """Decorator: make ``fn(k, total, start, final) -> float`` the ramp ``name``.
+
+    The wrapper (returned, and the registered class's ``formula``) checks the
+    arguments and returns exactly ``start`` for ``k <= 0`` and exactly
+    ``final`` for ``k >= total``, so ``fn`` only sees progress ``0 < k < total``.
     """
     def decorate(fn):
         @functools.wraps(fn)
@@ -50,23 +113,34 @@ def register_schedule(name):
             if k >= total:
                 return float(final)
             return float(fn(k, total, float(start), float(final)))
-        SCHEDULES[name] = schedule
+        SCHEDULES.add(name, type(name, (Ramp,), {"formula": staticmethod(schedule),
+                                                 "__doc__": fn.__doc__}))
         return schedule
     return decorate
 
 
-def schedule_names():
-    """Every valid ``QWeight.Schedule`` value, the default (Gamma) first."""
-    return (GAMMA, *SCHEDULES, *SOFT_SCHEDULES)
+SCHEDULES.add("Gamma", Gamma)
 
 
-def get_schedule(name):
-    """The fraction schedule ``name`` of ``SCHEDULES``; ScheduleError listing the known ones."""
-    try:
-        return SCHEDULES[name]
-    except KeyError:
-        known = ", ".join(SCHEDULES)
-        raise ScheduleError(f"unknown Schedule={name}; fraction schedules: {known}") from None
+class Frozen:
+    """Identity, Static and FixSparsity: one target (``start``), never a fire."""
+
+    monotone, soft = False, False
+
+    def __init__(self, start):
+        self.start = float(start)
+
+    def target(self, k):
+        return self.start
+
+    def fires_after(self, k):
+        return False
+
+    def restarted(self, target, k):
+        return Frozen(target), k
+
+    def soft_mask(self, k, mask, scores):
+        return None
 
 
 # -- fraction schedules: fn(k, total, start, final) -------------------------
@@ -139,9 +213,7 @@ def gamma_steps(k, start, gamma, final):
     iterated, not multiplied, because float32 rounding makes the two differ.
     ``start > final`` stays at ``start`` (N2D2 only raises it). Costs
     min(k, fires to reach ``final``) float32 additions.
-    ``QWeight.Schedule=Gamma`` (the default) is this schedule, driven by
-    ``QWeight.StartThreshold``, ``QWeight.GammaThreshold`` and
-    ``QWeight.StepSizeThreshold``.
+    ``Gamma.target`` is this stepping.
     """
     _check_fraction("start", start)
     _check_fraction("final", final)
@@ -165,7 +237,7 @@ def ti_knee(total_epochs, init_train_ep):
     """The epoch (1-based) where TI's soft masks become hard: e0 + floor(2(E - e0)/3).
 
     TI's code computes floor(2(E - e0)/3) and forgets to add e0 back (E=30,
-    e0=5: 16 instead of 21, see ``ti_knee_original``). Raises ScheduleError
+    e0=5: 16 instead of 21; E=10, e0=5: 3, before its own warm-up ends). Raises ScheduleError
     when the knee is not after e0 (fewer than 2 epochs after the warm-up).
     The ramp runs over ``ti_knee(E, e0) - e0`` fires.
     """
@@ -175,16 +247,6 @@ def ti_knee(total_epochs, init_train_ep):
         raise ScheduleError(f"total_epochs={total_epochs} leaves no epoch to prune after "
                             f"init_train_ep={init_train_ep}; need at least {init_train_ep + 2}")
     return knee
-
-
-def ti_knee_original(total_epochs, init_train_ep):
-    """TI's knee as its code computes it, floor(2(E - e0)/3): for documentation and tests.
-
-    It may be at or before e0 (E=10, e0=5 gives 3), where TI's schedules
-    are meaningless.
-    """
-    _check_epochs(total_epochs, init_train_ep)
-    return (2 * (total_epochs - init_train_ep)) // 3
 
 
 def blend_alpha(k, total):
@@ -202,44 +264,88 @@ def blend_alpha(k, total):
     return (1.0 - k / total) ** 2
 
 
-def sigmoid_soft_mask(scores, threshold, k, total):
+def sigmoid_soft_mask(scores, cutoff, k, total):
     """TI's sigmoid soft mask, cleaned up: a float32 array of values in [0, 1], shaped as ``scores``.
 
     ``scores`` are importances (e.g. |w|, any real values); entries with
-    ``score >= threshold`` are kept and get 1 at every k. For an entry below
-    the threshold, with progress p = clip(k/total, 0, 1) and its distance
-    below the threshold normalised by the lowest score,
-    d = (threshold - score)/(threshold - min(scores)) in (0, 1],
+    ``score >= cutoff`` are kept and get 1 at every k. For an entry below
+    the cutoff, with progress p = clip(k/total, 0, 1) and its distance
+    below the cutoff normalised by the lowest score,
+    d = (cutoff - score)/(cutoff - min(scores)) in (0, 1],
 
         mask = hardsigmoid(3 - 6·p·(1 + d)) = clip(1 - p·(1 + d), 0, 1),
 
     with hardsigmoid(x) = clip((x + 3)/6, 0, 1). So the mask is 1 at k = 0,
     does not increase with k, is smaller for smaller scores (once p > 0),
     and is exactly 0 for every pruned entry by the knee: the lowest score
-    reaches 0 at p = 1/2, scores just below the threshold at p = 1.
+    reaches 0 at p = 1/2, scores just below the cutoff at p = 1.
     TI's own form, x = (|s| - t)·σ_e/max|s| + 3 ± 8·σ_e with
     σ_e = (e - e0)/E, reaches 0 near 3/4 of the epochs, not at its knee, and
     references an undefined tensor with n2m.
     """
     _check_total(total)
     scores = np.asarray(scores, dtype=np.float64)
-    below = scores < threshold
+    below = scores < cutoff
     mask = np.ones(scores.shape, dtype=np.float32)
     if not below.any():
         return mask
     p = min(max(k / total, 0.0), 1.0)
-    d = (threshold - scores[below]) / (threshold - scores.min())
+    d = (cutoff - scores[below]) / (cutoff - scores.min())
     x = 3.0 - 6.0 * p * (1.0 + d)
     mask[below] = np.clip((x + 3.0) / 6.0, 0.0, 1.0)
     return mask
 
 
-def binary_from_soft(soft):
-    """TI's final binarisation: uint8 mask, 1 where ``soft >= 0.5``."""
-    return (np.asarray(soft) >= 0.5).astype(np.uint8)
+class Blend:
+    """TI's blend: ``final`` pruned from the first fire on (0 in the warm-up, whatever
+    ``start``); until the knee (``total`` fires) a pruned weight is scaled by
+    α = ``blend_alpha(k, total)`` instead of 0. Rescores the dense weights."""
+
+    monotone, soft = False, True
+
+    def __init__(self, start, final, total, gamma):
+        _check_total(total)
+        _check_fraction("final", final)
+        self.start, self.final, self.total = 0.0, float(final), int(total)
+
+    def target(self, k):
+        return 0.0 if k <= 0 else self.final
+
+    def fires_after(self, k):
+        return k < self.total
+
+    def restarted(self, target, k):
+        return self, k
+
+    def soft_mask(self, k, mask, scores):
+        """float32 mask values after fire ``k`` (``mask`` the hard one), None from the knee."""
+        if k >= self.total:
+            return None
+        alpha = np.float32(blend_alpha(k, self.total))
+        return mask + alpha * (1 - mask).astype(np.float32)
 
 
-# -- restore and freeze (Moffett restore_sparsity / fix_sparsity, INC pattern_lock) --
+class Sigmoid(Blend):
+    """TI's sigmoid: as ``Blend``, the pruned weights scaled by ``sigmoid_soft_mask``."""
+
+    def soft_mask(self, k, mask, scores):
+        """``scores()`` gives the criterion's scores of the tensor."""
+        if k >= self.total:
+            return None
+        values = scores()
+        if mask.all():
+            return np.ones(mask.shape, dtype=np.float32)
+        # Every pruned entry strictly below the score cut-off, every kept one at 1.
+        cutoff = np.nextafter(values[mask == 0].max(), np.inf)
+        soft = sigmoid_soft_mask(values, cutoff, k, self.total)
+        return np.where(mask == 1, np.float32(1), soft).astype(np.float32)
+
+
+SCHEDULES.add("Blend", Blend)
+SCHEDULES.add("Sigmoid", Sigmoid)
+
+
+# -- restore (Moffett restore_sparsity) -----------------------------------------
 
 def restored_start(weights_list):
     """Fraction in [0, 1] of exact zeros over all arrays of ``weights_list``: s_0 for RestoreSparsity.
@@ -252,34 +358,6 @@ def restored_start(weights_list):
     if total == 0:
         return 0.0
     return sum(a.size - np.count_nonzero(a) for a in arrays) / total
-
-
-def locked_mask(weights):
-    """uint8 mask of ``weights``' shape, 1 where weight != 0: the pattern FixSparsity keeps.
-
-    Moffett's ``fix_sparsity`` and INC's ``pattern_lock`` freeze the zeros
-    of the loaded weights and never recompute the mask.
-    """
-    return (np.asarray(weights) != 0).astype(np.uint8)
-
-
-# -- when --------------------------------------------------------------------
-
-def fire_count(stimuli_seen, delay, period):
-    """Fires (int >= 0) that happened after ``stimuli_seen`` stimuli.
-
-    0 while ``stimuli_seen <= delay``, then floor((stimuli_seen - delay)/period):
-    Moffett updates when t > pretrain_step and (t - pretrain_step) is a
-    multiple of frequency. ``delay`` and ``period`` are in stimuli,
-    ``period >= 1``. The count is not capped: schedules clamp k >= total.
-    """
-    _check_count("stimuli_seen", stimuli_seen)
-    _check_count("delay", delay)
-    if int(period) != period or period < 1:
-        raise ScheduleError(f"period must be a whole number of stimuli >= 1, got {period}")
-    if stimuli_seen <= delay:
-        return 0
-    return int((stimuli_seen - delay) // period)
 
 
 # -- checks --------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""Scope of a pruning target: per cell (layer-wise) or one threshold shared by cells (global).
+"""Scope of a pruning target: per cell (layer-wise) or one score cut-off shared by cells (global).
 
 Layer-wise, each cell prunes its own fraction of its own scores. Global,
-several cells pool their scores under one threshold, so a cell with many
+several cells pool their scores under one cut-off, so a cell with many
 unimportant weights gives up more of them: TI's ``pruning_global``, INC's
 ``global`` scope with ``min/max_sparsity_ratio_per_op``, torch's
 ``global_unstructured`` and network slimming's single percentile on |γ|.
@@ -30,7 +30,7 @@ class UnreachableSparsity(ScopeError):
 
 
 def global_sparsities(scores_list, target, min_caps=None, max_caps=None, names=None):
-    """Per-cell pruned fractions under one threshold, pruning ``target`` of all elements.
+    """Per-cell pruned fractions under one score cut-off, pruning ``target`` of all elements.
 
     ``scores_list``: one score array per cell (any shapes, higher = keep);
     ``target``: the pruned fraction over all their elements together;
