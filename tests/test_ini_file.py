@@ -13,7 +13,6 @@ from n2prune.ini import (
     MISSING,
     IniFile,
     Section,
-    did_you_mean,
     expand_env_path,
     load_ini,
     parse_ini_text,
@@ -274,11 +273,6 @@ def test_override_errors():
 
 
 # -- helpers --------------------------------------------------------------
-
-def test_did_you_mean():
-    assert did_you_mean("KernelDim", ["KernelDims", "NbOutputs"]) == "KernelDims"
-    assert did_you_mean("zzz", ["KernelDims"]) is None
-
 
 def test_expand_env_path(tmp_path, monkeypatch):
     monkeypatch.setenv("N2PRUNE_TEST_DATA", "/data/x")

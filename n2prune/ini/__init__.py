@@ -10,15 +10,13 @@ Typical use::
 from n2prune.ini import values
 from n2prune.ini.inifile import IniFile, load_ini, parse_ini_text
 from n2prune.ini.paths import expand_env_path
-from n2prune.ini.section import MISSING, Section, did_you_mean, known_hint
+from n2prune.ini.section import MISSING, Section
 
 __all__ = [
            "MISSING",
            "IniFile",
            "Section",
-           "did_you_mean",
            "expand_env_path",
-           "known_hint",
            "load_ini",
            "parse_ini_text",
            "values",

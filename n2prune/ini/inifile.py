@@ -21,8 +21,8 @@ from n2prune.ini.section import (
     SET_ORIGIN,
     Entry,
     Section,
-    did_you_mean,
 )
+from n2prune.registry import closest
 
 _log = logging.getLogger("n2prune.ini")
 
@@ -106,7 +106,7 @@ class IniFile:
 
     def _parent(self, raw, name, where):
         if name not in self._by_name:
-            hint = did_you_mean(name, [s for s in self._by_name if s])
+            hint = closest(name, [s for s in self._by_name if s])
             extra = f"; did you mean [{hint}]?" if hint else ""
             raise IniError(f"[{raw.name}] inherits from [{name}], which is not defined "
                            f"before it{extra}", where)
@@ -132,7 +132,7 @@ class IniFile:
 
     def section(self, name):
         if name not in self._by_name:
-            hint = did_you_mean(name, [s.name for s in self._sections])
+            hint = closest(name, [s.name for s in self._sections])
             extra = f"; did you mean [{hint}]?" if hint else ""
             raise IniError(f"unknown section [{name}]{extra}", self._file)
         return self._by_name[name]

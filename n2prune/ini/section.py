@@ -1,7 +1,5 @@
 """Sections and their keys, with inheritance and where each key was written."""
 
-import difflib
-
 from n2prune.errors import IniError
 
 # An overridden value is located as "--set:K": the K-th --set of the command line.
@@ -16,24 +14,6 @@ class _Missing:
 
 MISSING = _Missing()
 """Default of ``IniFile.read`` meaning "the key is required"."""
-
-
-def did_you_mean(word, candidates):
-    """The closest of ``candidates`` to ``word`` (difflib), or None."""
-    close = difflib.get_close_matches(word, list(candidates), n=1)
-    return close[0] if close else None
-
-
-def known_hint(word, candidates, label="known", prefix=""):
-    """``"(did you mean <prefix>X? <label>: a, b)"`` for an unknown ``word``.
-
-    The one wording of every "unknown name" error; ``prefix`` is what the
-    user writes before the name (``QWeight.``).
-    """
-    candidates = list(candidates)
-    hint = did_you_mean(word, candidates)
-    extra = f"did you mean {prefix}{hint}? " if hint else ""
-    return f"({extra}{label}: {', '.join(candidates) or 'none'})"
 
 
 class Entry:
