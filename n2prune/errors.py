@@ -45,6 +45,13 @@ class SettingError(UserError, ValueError):
         super().__init__(message)
 
 
+def non_negative(setting, value, label):
+    """``float(value)``, or a SettingError on ``setting`` when it is below 0 (or NaN)."""
+    if not value >= 0:
+        raise SettingError(setting, f"{label} must be >= 0 (got {value})")
+    return float(value)
+
+
 class IniError(UserError):
     """An INI file that cannot be read as written."""
 

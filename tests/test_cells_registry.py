@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 
 from n2prune.cells import CELL_TYPES, Conv
-from n2prune.cells.registry import (
-    NB_OUTPUTS,
-    as_pair,
+from n2prune.cells.channels import (
     check_channel_outputs,
     concat_channels,
     split_channels,
+)
+from n2prune.cells.registry import (
+    NB_OUTPUTS,
+    as_pair,
 )
 from n2prune.errors import ShapeError, UserError
 from n2prune.registry import UINT, Key, signature_parameters

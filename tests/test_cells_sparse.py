@@ -8,7 +8,7 @@ runs (N2D2-exact and HardZero) with ``Kernel=Sparse`` against
 import numpy as np
 import pytest
 from layout import chwn
-from networks import classifier_tail
+from networks import classifier_tail, gradual_iter_nonstruct
 
 from n2prune import cli
 from n2prune.cells import Conv, Fc
@@ -133,13 +133,7 @@ ConfigSection=solver,prune
 """ + classifier_tail() + """
 
 [prune]
-QWeight.PruningMode=Gradual
-QWeight.PruningFiller=IterNonStruct
-QWeight.StartThreshold=0.6
-QWeight.GammaThreshold=0.2
-QWeight.Threshold=0.95
-QWeight.StepSizeThreshold=48
-
+""" + gradual_iter_nonstruct(0.6, 0.2, 0.95, 48) + """
 [solver]
 Solvers.LearningRate=0.05
 Solvers.Momentum=0.9

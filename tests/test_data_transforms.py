@@ -1,15 +1,7 @@
 import numpy as np
 import pytest
 
-from n2prune.data.transforms import (
-    TRANSFORMATIONS,
-    ChannelExtraction,
-    Flip,
-    PadCrop,
-    RangeAffine,
-    Rescale,
-    pad_crop_offsets,
-)
+from n2prune.data import transforms as tf
 from n2prune.errors import SettingError, UserError
 from n2prune.registry import UnknownName
 
@@ -45,20 +37,20 @@ def reference_resize(image, out_h, out_w):
 
 
 def test_registries():
-    assert set(TRANSFORMATIONS) == {"RescaleTransformation", "PadCropTransformation",
+    assert set(tf.TRANSFORMATIONS) == {"RescaleTransformation", "PadCropTransformation",
                                     "RangeAffineTransformation",
                                     "ChannelExtractionTransformation", "FlipTransformation"}
-    assert TRANSFORMATIONS.lookup("RescaleTransformation") is Rescale
+    assert tf.TRANSFORMATIONS.lookup("RescaleTransformation") is tf.Rescale
     with pytest.raises(UnknownName, match="^unknown Type=RescaleTransform; did you mean "
-                                          "RescaleTransformation\\? known: Rescale"):
-        TRANSFORMATIONS.lookup("RescaleTransform")
+                                          "RescaleTransformation\\? known: RescaleTransformation"):
+        tf.TRANSFORMATIONS.lookup("RescaleTransform")
 
 
 @pytest.mark.parametrize("name", ["RescaleTransformation", "PadCropTransformation",
                                   "RangeAffineTransformation", "ChannelExtractionTransformation",
                                   "FlipTransformation"])
 def test_required_keys_are_the_parameters_without_default(name):
-    table = TRANSFORMATIONS[name].key_table
+    table = tf.TRANSFORMATIONS[name].key_table
     required = {key.name for key in table if key.required}
     expected = {"RescaleTransformation": {"Width", "Height"},
                 "PadCropTransformation": {"Width", "Height"},
@@ -69,9 +61,9 @@ def test_required_keys_are_the_parameters_without_default(name):
 
 
 def test_flags():
-    assert Rescale(4, 4).keeps_uint8 and not Rescale(4, 4).random
-    assert not RangeAffine("Divides", 255).keeps_uint8
-    assert not Flip(horizontal=True).random and Flip(random_vertical=True).random
+    assert tf.Rescale(4, 4).keeps_uint8 and not tf.Rescale(4, 4).random
+    assert not tf.RangeAffine("Divides", 255).keeps_uint8
+    assert not tf.Flip(horizontal=True).random and tf.Flip(random_vertical=True).random
 
 
 def test_rescale_hand_computed_2x2_to_4x4():
@@ -83,23 +75,23 @@ def test_rescale_hand_computed_2x2_to_4x4():
                          [50, 58.75, 76.25, 85],
                          [150, 126.25, 78.75, 55],
                          [200, 160, 80, 40]])
-    np.testing.assert_allclose(Rescale(4, 4).apply(image, None)[0], expected, rtol=1e-6)
-    as_uint8 = Rescale(4, 4).apply(image.astype(np.uint8), None)
+    np.testing.assert_allclose(tf.Rescale(4, 4).apply(image, None)[0], expected, rtol=1e-6)
+    as_uint8 = tf.Rescale(4, 4).apply(image.astype(np.uint8), None)
     assert as_uint8.dtype == np.uint8
     assert as_uint8[0, 1:3, 1:3].tolist() == [[59, 76], [126, 79]]
 
 
 def test_rescale_matches_opencv_float():
     image = (np.arange(12, dtype=np.float32).reshape(1, 3, 4) ** 1.5)
-    np.testing.assert_allclose(Rescale(7, 5).apply(image, None)[0], CV_UP, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(Rescale(3, 2).apply(image, None)[0], CV_DOWN, rtol=1e-6)
+    np.testing.assert_allclose(tf.Rescale(7, 5).apply(image, None)[0], CV_UP, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(tf.Rescale(3, 2).apply(image, None)[0], CV_DOWN, rtol=1e-6)
 
 
 def test_rescale_28_to_32_against_reference():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, 28, 28)).astype(np.uint8)
-    out = Rescale(32, 32).apply(images, None)
-    out_float = Rescale(32, 32).apply(images.astype(np.float32), None)
+    out = tf.Rescale(32, 32).apply(images, None)
+    out_float = tf.Rescale(32, 32).apply(images.astype(np.float32), None)
     assert out.shape == (3, 32, 32) and out_float.dtype == np.float32
     for k in range(3):
         ref = reference_resize(images[k].astype(np.float64), 32, 32)
@@ -110,100 +102,100 @@ def test_rescale_28_to_32_against_reference():
 def test_rescale_colour_and_aspect_ratio():
     rng = np.random.default_rng(1)
     colour = rng.random((2, 5, 6, 3)).astype(np.float32)
-    out = Rescale(9, 7).apply(colour, None)
+    out = tf.Rescale(9, 7).apply(colour, None)
     assert out.shape == (2, 7, 9, 3)
-    np.testing.assert_allclose(out[..., 1], Rescale(9, 7).apply(colour[..., 1], None))
+    np.testing.assert_allclose(out[..., 1], tf.Rescale(9, 7).apply(colour[..., 1], None))
     tall = np.zeros((1, 20, 10), np.uint8)
-    assert Rescale(8, 8, keep_aspect_ratio=True).apply(tall, None).shape == (1, 8, 4)
-    assert Rescale(8, 8, True, resize_to_fit=False).apply(tall, None).shape == (1, 16, 8)
+    assert tf.Rescale(8, 8, keep_aspect_ratio=True).apply(tall, None).shape == (1, 8, 4)
+    assert tf.Rescale(8, 8, True, resize_to_fit=False).apply(tall, None).shape == (1, 16, 8)
 
 
 def test_pad_crop_offsets_follow_n2d2():
-    assert pad_crop_offsets(3, 6) == (2, 1)  # odd pad: extra pixel on top/left
-    assert pad_crop_offsets(4, 6) == (1, 1)
-    assert pad_crop_offsets(5, 2) == (-1, -2)  # odd crop: extra pixel off bottom/right
-    assert pad_crop_offsets(6, 4) == (-1, -1)
+    assert tf.pad_crop_offsets(3, 6) == (2, 1)  # odd pad: extra pixel on top/left
+    assert tf.pad_crop_offsets(4, 6) == (1, 1)
+    assert tf.pad_crop_offsets(5, 2) == (-1, -2)  # odd crop: extra pixel off bottom/right
+    assert tf.pad_crop_offsets(6, 4) == (-1, -1)
 
 
 def test_pad_crop_constant_odd_and_even():
     image = np.arange(1, 10, dtype=np.uint8).reshape(1, 3, 3)
-    out = PadCrop(6, 4, border_type="ConstantBorder").apply(image, None)
+    out = tf.PadCrop(6, 4, border_type="ConstantBorder").apply(image, None)
     assert out.shape == (1, 4, 6) and out.dtype == np.uint8
     assert out[0].tolist() == [[0, 0, 0, 0, 0, 0],
                                [0, 0, 1, 2, 3, 0],
                                [0, 0, 4, 5, 6, 0],
                                [0, 0, 7, 8, 9, 0]]
     big = np.arange(30, dtype=np.float32).reshape(1, 5, 6)
-    np.testing.assert_array_equal(PadCrop(2, 2).apply(big, None)[0], big[0, 1:3, 2:4])
-    np.testing.assert_array_equal(PadCrop(4, 3).apply(big, None)[0], big[0, 1:4, 1:5])
+    np.testing.assert_array_equal(tf.PadCrop(2, 2).apply(big, None)[0], big[0, 1:3, 2:4])
+    np.testing.assert_array_equal(tf.PadCrop(4, 3).apply(big, None)[0], big[0, 1:4, 1:5])
 
 
 def test_pad_crop_border_types():
     row = np.array([[[1, 2, 3, 4]]], np.uint8)  # (N=1, H=1, W=4); pads left 2, right 1
     def pad(kind):
-        return PadCrop(7, 1, border_type=kind).apply(row, None)[0, 0].tolist()
+        return tf.PadCrop(7, 1, border_type=kind).apply(row, None)[0, 0].tolist()
     assert pad("MinusOneReflectBorder") == [3, 2, 1, 2, 3, 4, 3]  # N2D2's default
-    assert PadCrop(7, 1).apply(row, None)[0, 0].tolist() == [3, 2, 1, 2, 3, 4, 3]
+    assert tf.PadCrop(7, 1).apply(row, None)[0, 0].tolist() == [3, 2, 1, 2, 3, 4, 3]
     assert pad("ReflectBorder") == [2, 1, 1, 2, 3, 4, 4]
     assert pad("ReplicateBorder") == [1, 1, 1, 2, 3, 4, 4]
     assert pad("WrapBorder") == [3, 4, 1, 2, 3, 4, 1]
     assert pad("MeanBorder") == [2, 2, 1, 2, 3, 4, 2]  # mean 2.5, half to even as OpenCV
     colour = np.zeros((1, 1, 1, 2), np.float32)
-    out = PadCrop(2, 1, border_type="ConstantBorder", border_value=[5, 7]).apply(colour, None)
+    out = tf.PadCrop(2, 1, border_type="ConstantBorder", border_value=[5, 7]).apply(colour, None)
     assert out[0, 0].tolist() == [[5, 7], [0, 0]]
     with pytest.raises(UserError, match="known: ConstantBorder"):
-        PadCrop(2, 2, border_type="Zero")
+        tf.PadCrop(2, 2, border_type="Zero")
 
 
 def test_range_affine():
     batch = np.array([[[0, 51, 255]]], np.uint8)
-    out = RangeAffine("Divides", 255.0, "Minus", 0.5).apply(batch, None)
+    out = tf.RangeAffine("Divides", 255.0, "Minus", 0.5).apply(batch, None)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[0, 0], [-0.5, -0.3, 0.5], rtol=1e-6)
     # A second value without operator is added (N2D2's default SecondOperator=Plus).
-    np.testing.assert_allclose(RangeAffine("Multiplies", 2, second_value=1).apply(batch, None),
+    np.testing.assert_allclose(tf.RangeAffine("Multiplies", 2, second_value=1).apply(batch, None),
                                2.0 * batch + 1)
     colour = np.ones((1, 1, 2, 3), np.float32)
-    out = RangeAffine("Minus", [0.5, 1.0, 1.5]).apply(colour, None)
+    out = tf.RangeAffine("Minus", [0.5, 1.0, 1.5]).apply(colour, None)
     assert out[0, 0, 0].tolist() == [0.5, 0.0, -0.5]
-    np.testing.assert_array_equal(RangeAffine("Plus", -0.7, truncate=True).apply(batch, None),
+    np.testing.assert_array_equal(tf.RangeAffine("Plus", -0.7, truncate=True).apply(batch, None),
                                   [[[-0.0, 50.0, 254.0]]])
     with pytest.raises(UserError, match="3 values for 1 channels"):
-        RangeAffine("Plus", [1, 2, 3]).apply(batch, None)
+        tf.RangeAffine("Plus", [1, 2, 3]).apply(batch, None)
     with pytest.raises(SettingError, match="^unknown FirstOperator=Times; known: Plus, Minus, "
                                            "Multiplies, Divides$") as info:
-        RangeAffine("Times", 2)
+        tf.RangeAffine("Times", 2)
     assert info.value.setting == "first_operator"
 
 
 def test_channel_extraction_matches_opencv():
     batch = BGR[np.newaxis]
-    assert ChannelExtraction("Gray").apply(batch, None)[0].tolist() == CV_GRAY.tolist()
+    assert tf.ChannelExtraction("Gray").apply(batch, None)[0].tolist() == CV_GRAY.tolist()
     for index, name in enumerate(("Y", "Cr", "Cb")):
-        assert ChannelExtraction(name).apply(batch, None)[0].tolist() == \
+        assert tf.ChannelExtraction(name).apply(batch, None)[0].tolist() == \
             CV_YCRCB[..., index].tolist()
-    assert ChannelExtraction("Red").apply(batch, None)[0].tolist() == [[30, 128], [3, 45]]
-    assert ChannelExtraction("Blue").apply(batch, None)[0].tolist() == [[10, 255], [1, 90]]
-    as_float = ChannelExtraction("Gray").apply(batch.astype(np.float32), None)
+    assert tf.ChannelExtraction("Red").apply(batch, None)[0].tolist() == [[30, 128], [3, 45]]
+    assert tf.ChannelExtraction("Blue").apply(batch, None)[0].tolist() == [[10, 255], [1, 90]]
+    as_float = tf.ChannelExtraction("Gray").apply(batch.astype(np.float32), None)
     np.testing.assert_allclose(as_float[0, 0, 0], 0.114 * 10 + 0.587 * 200 + 0.299 * 30,
                                rtol=1e-6)
 
 
 def test_channel_extraction_gray_input_and_errors():
     gray = np.arange(4, dtype=np.uint8).reshape(1, 2, 2)
-    out = ChannelExtraction("Gray").apply(gray, None)
+    out = tf.ChannelExtraction("Gray").apply(gray, None)
     assert np.array_equal(out, gray) and out is not gray
     with pytest.raises(SettingError, match="^unknown CSChannel=Grey; did you mean Gray\\? "
                                            "known: Red, Green,") as info:
-        ChannelExtraction("Grey")
+        tf.ChannelExtraction("Grey")
     assert info.value.setting == "channel"
 
 
 def test_flip_fixed():
     image = np.arange(6, dtype=np.uint8).reshape(1, 2, 3)
-    assert Flip(horizontal=True).apply(image, None)[0].tolist() == [[2, 1, 0], [5, 4, 3]]
-    assert Flip(vertical=True).apply(image, None)[0].tolist() == [[3, 4, 5], [0, 1, 2]]
-    both = Flip(True, True).apply(image, None)
+    assert tf.Flip(horizontal=True).apply(image, None)[0].tolist() == [[2, 1, 0], [5, 4, 3]]
+    assert tf.Flip(vertical=True).apply(image, None)[0].tolist() == [[3, 4, 5], [0, 1, 2]]
+    both = tf.Flip(True, True).apply(image, None)
     assert both[0].tolist() == [[5, 4, 3], [2, 1, 0]]
     assert image[0, 0].tolist() == [0, 1, 2]  # input untouched
 
@@ -211,10 +203,10 @@ def test_flip_fixed():
 def test_flip_random_per_image():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (1000, 3, 4, 2)).astype(np.uint8)
-    out = Flip(random_horizontal=True).apply(images, np.random.default_rng(7))
+    out = tf.Flip(random_horizontal=True).apply(images, np.random.default_rng(7))
     flipped = np.all(out == images[:, :, ::-1], axis=(1, 2, 3))
     kept = np.all(out == images, axis=(1, 2, 3))
     assert np.all(flipped ^ kept)
     assert 430 < flipped.sum() < 570
-    again = Flip(random_horizontal=True).apply(images, np.random.default_rng(7))
+    again = tf.Flip(random_horizontal=True).apply(images, np.random.default_rng(7))
     assert np.array_equal(out, again)

@@ -204,26 +204,18 @@ def test_unknown_activation_function_name(tmp_path):
                               "did you mean Rectifier? known: Rectifier, Linear,")
 
 
-def test_unknown_activation_parameter(tmp_path):
-    text = SP + CONV + "ActivationFunction=Rectifier\nActivationFunction.Foo=1\n" + FC_TARGET
+@pytest.mark.parametrize("lines, key, detail", [
+    ("ActivationFunction=Rectifier\nActivationFunction.Foo=1\n", "ActivationFunction.Foo",
+     "LeakSlope"),
+    ("ActivationFunction=Rectifier\nActivationFunction.LeakSlope=-0.1\n",
+     "ActivationFunction.LeakSlope", "-0.1"),
+    ("WeightsFiller=NormalFiller\nWeightsFiller.StdDev=-1\n", "WeightsFiller.StdDev", "-1"),
+])
+def test_bad_setting_of_a_member_is_an_ini_error_at_its_line(tmp_path, lines, key, detail):
+    text = SP + CONV + lines + FC_TARGET
     message, path = error_of(tmp_path, text)
-    assert message.startswith(f"{path}:{line_of(text, 'ActivationFunction.Foo')} "
-                              "[c] ActivationFunction.Foo:")
-    assert "LeakSlope" in message
-
-
-def test_negative_leak_slope_is_an_ini_error_at_its_line(tmp_path):
-    text = SP + CONV + "ActivationFunction=Rectifier\nActivationFunction.LeakSlope=-0.1\n" + FC_TARGET
-    message, path = error_of(tmp_path, text)
-    assert message.startswith(f"{path}:{line_of(text, 'ActivationFunction.LeakSlope')} "
-                              "[c] ActivationFunction.LeakSlope:")
-    assert "-0.1" in message
-
-
-def test_bad_filler_value_is_an_ini_error_at_its_line(tmp_path):
-    text = SP + CONV + "WeightsFiller=NormalFiller\nWeightsFiller.StdDev=-1\n" + FC_TARGET
-    message, path = error_of(tmp_path, text)
-    assert message.startswith(f"{path}:{line_of(text, 'WeightsFiller.StdDev')} [c] WeightsFiller.StdDev:")
+    assert message.startswith(f"{path}:{line_of(text, key)} [c] {key}:")
+    assert detail in message
 
 
 def test_cell_value_error_becomes_ini_error_naming_the_section(tmp_path, monkeypatch):

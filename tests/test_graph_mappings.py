@@ -149,26 +149,24 @@ TWO_PARENTS = (conv(4, "", name="a") + conv(4, "", name="b")
                + "[c]\nInput=a,b\nType=Conv\nKernelDims=1 1\nNbOutputs=4\nMapping.Size=1\n")
 
 
-def test_per_parent_size_overrides_the_generic_one(tmp_path):
-    cell = build(tmp_path, TWO_PARENTS + "Mapping(a).Size=2\n").cell("c")
+@pytest.mark.parametrize("override, expected", [
     # Parent a: 2x2 blocks on the diagonal, wrapping: channel i feeds i-1, i, i+1... mod 4.
-    np.testing.assert_array_equal(conv_mapping(cell, 0), matrix("""
+    ("Mapping(a).Size=2", """
         1 1 0 1
         1 1 1 0
         0 1 1 1
-        1 0 1 1"""))
-    np.testing.assert_array_equal(conv_mapping(cell, 1), np.eye(4))  # parent b: generic
-
-
-def test_per_parent_axis_key_keeps_the_generic_other_axis(tmp_path):
-    cell = build(tmp_path, TWO_PARENTS + "Mapping(a).SizeX=2\n").cell("c")
+        1 0 1 1"""),
     # SizeX=2 from Mapping(a), SizeY=1 from Mapping.Size: channel i feeds outputs i, i+1.
-    np.testing.assert_array_equal(conv_mapping(cell, 0), matrix("""
+    ("Mapping(a).SizeX=2", """
         1 1 0 0
         0 1 1 0
         0 0 1 1
-        1 0 0 1"""))
-    np.testing.assert_array_equal(conv_mapping(cell, 1), np.eye(4))
+        1 0 0 1"""),
+])
+def test_per_parent_keys_override_the_generic_ones(tmp_path, override, expected):
+    cell = build(tmp_path, TWO_PARENTS + override + "\n").cell("c")
+    np.testing.assert_array_equal(conv_mapping(cell, 0), matrix(expected))
+    np.testing.assert_array_equal(conv_mapping(cell, 1), np.eye(4))  # parent b: generic
 
 
 def test_matrix_for_one_parent_leaves_the_other_full(tmp_path):

@@ -163,12 +163,12 @@ def test_registry_holds_n2d2s_fillers_as_mask_methods():
     assert list(PRUNING_FILLERS) == ["None", "Random", "IterNonStruct"]
     rng = np.random.default_rng(0)
     scores = np.abs(W).astype(np.float64)  # the Magnitude criterion's
-    iter_method = PRUNING_FILLERS["IterNonStruct"](0.1, rng)
+    iter_method = PRUNING_FILLERS["IterNonStruct"](0.1)
     np.testing.assert_array_equal(iter_method.compute_mask(scores, ONES, 0.3),
                                   iter_nonstruct(W, 0.3, 0.1))
-    assert PRUNING_FILLERS["None"](0.1, rng).compute_mask(scores, ONES, 0.9) is ONES
+    assert PRUNING_FILLERS["None"]().compute_mask(scores, ONES, 0.9) is ONES
     half = np.array([0, 1] * (W.size // 2), dtype=np.uint8)
-    grown = PRUNING_FILLERS["Random"](0.1, rng).compute_mask(scores, half, 0.7)
+    grown = PRUNING_FILLERS["Random"](rng).compute_mask(scores, half, 0.7)
     assert zeros(grown) == 7 and not grown[half == 0].any()  # cumulative on the default mask
     with pytest.raises(ValueError, match="unknown QWeight.PruningFiller=IterNonstruct; did you "
                                          "mean IterNonStruct"):

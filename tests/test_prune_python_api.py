@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from layout import chwn
-from networks import classifier_tail
+from networks import classifier_tail, gradual_iter_nonstruct
 
 from n2prune.cells import Fc, Softmax
 from n2prune.cells.activations import Rectifier
@@ -28,13 +28,7 @@ NbOutputs=12
 ActivationFunction=Rectifier
 WeightsFiller=HeFiller
 QWeight=Prune
-QWeight.PruningMode=Gradual
-QWeight.PruningFiller=IterNonStruct
-QWeight.StartThreshold=0.2
-QWeight.GammaThreshold=0.2
-QWeight.Threshold=0.6
-QWeight.StepSizeThreshold=32
-ConfigSection=solver
+""" + gradual_iter_nonstruct(0.2, 0.2, 0.6, 32) + """ConfigSection=solver
 """ + classifier_tail() + """
 
 [solver]

@@ -214,7 +214,7 @@ class RecordingHalf:
     composes = False
     calls: ClassVar[list] = []  # (scores, default_mask, target) of every call
 
-    def __init__(self, delta, rng):
+    def __init__(self, delta):  # given only what it names (delta, rng)
         self.delta = delta
 
     def compute_mask(self, scores, default_mask, target):

@@ -5,14 +5,12 @@ Several inputs are concatenated along channels.
 
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Cell
-from n2prune.cells.registry import (
-    ACTIVATION,
-    CELL_TYPES,
-    NB_OUTPUTS,
+from n2prune.cells.channels import (
     check_channel_outputs,
     concat_channels,
     split_channels,
 )
+from n2prune.cells.registry import ACTIVATION, CELL_TYPES, NB_OUTPUTS
 
 
 @CELL_TYPES.register("Activation", NB_OUTPUTS, ACTIVATION)

@@ -8,7 +8,7 @@ serves one cell (the cache holds one batch).
 
 import numpy as np
 
-from n2prune.errors import SettingError
+from n2prune.errors import non_negative
 from n2prune.kernels import (
     add_bias_relu_channels,
     relu_backward,
@@ -35,10 +35,8 @@ class Rectifier:
     """``x`` if ``x > 0`` else ``leak_slope * x``; capped at ``clipping`` if ``> 0``."""
 
     def __init__(self, leak_slope=0.0, clipping=0.0):
-        if leak_slope < 0:
-            # The backward pass reads the branch from the sign of the output.
-            raise SettingError("leak_slope", f"Rectifier LeakSlope must be >= 0 (got {leak_slope})")
-        self.leak_slope = float(leak_slope)
+        # The backward pass reads the branch from the sign of the output.
+        self.leak_slope = non_negative("leak_slope", leak_slope, "Rectifier LeakSlope")
         self.clipping = float(clipping)
 
     def forward(self, x):

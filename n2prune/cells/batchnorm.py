@@ -19,15 +19,17 @@ import numpy as np
 
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Cell, Param
+from n2prune.cells.channels import (
+    check_channel_outputs,
+    concat_channels,
+    split_channels,
+)
 from n2prune.cells.registry import (
     ACTIVATION,
     CELL_TYPES,
     NB_OUTPUTS,
-    check_channel_outputs,
-    concat_channels,
     key_names,
     set_grad,
-    split_channels,
 )
 from n2prune.errors import SettingError
 from n2prune.registry import FLOAT, Key

@@ -27,20 +27,21 @@ from n2prune.cells.registry import (
     FILLER_KEYS,
     MAPPING,
     NB_OUTPUTS,
+    PADDING,
+    STRIDE,
     WEIGHT_PARAMETERS,
     as_pair,
     check_inputs,
-    common_plane,
     dims,
     key_names,
     set_grad,
     shape_error,
+    window_plane,
 )
 from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import (
     bias_grad_channels,
     col2im,
-    conv_out_size,
     covers_input,
     im2col,
     matmul,
@@ -49,7 +50,7 @@ from n2prune.kernels import (
     max_pool_backward,
     relu_backward,
 )
-from n2prune.registry import SIZE, UINT, Key
+from n2prune.registry import SIZE, Key
 
 
 class Connection:
@@ -139,8 +140,7 @@ class Connection:
 @CELL_TYPES.register(
     "Conv", NB_OUTPUTS,
     Key("KernelDims", "kernel", dims(SIZE), "kernel, W H (one value: square)"),
-    Key("StrideDims", "stride", dims(SIZE), "step, W H"),
-    Key("PaddingDims", "padding", dims(UINT), "symmetric zero padding, W H"),
+    STRIDE, PADDING,
     Key("DilationDims", "dilation", dims(SIZE), "dilation, W H"),
     MAPPING, *FILLER_KEYS, ACTIVATION, *WEIGHT_PARAMETERS,
 )
@@ -180,14 +180,8 @@ class Conv(WeightCell):
         self._pooled_state = None
 
     def _output_plane(self):
-        height, width = common_plane(self.name, self.input_shapes)
-        if self.nb_outputs < 1:
-            raise shape_error(self.name, f"NbOutputs must be >= 1, got {self.nb_outputs}")
-        try:
-            return tuple(conv_out_size(size, *args) for size, *args in zip(
-                (height, width), self.kernel, self.stride, self.padding, self.dilation))
-        except ValueError as exc:
-            raise shape_error(self.name, f"input {height}x{width}: {exc}") from None
+        return window_plane(self.name, self.input_shapes, self.nb_outputs, self.kernel,
+                            self.stride, self.padding, self.dilation)
 
     def _check_mappings(self, mappings):
         if mappings is None:

@@ -10,14 +10,12 @@ that. Several inputs are concatenated along channels.
 
 
 from n2prune.cells.base import Cell
-from n2prune.cells.registry import (
-    CELL_TYPES,
-    NB_OUTPUTS,
+from n2prune.cells.channels import (
     check_channel_outputs,
     concat_channels,
-    key_names,
     split_channels,
 )
+from n2prune.cells.registry import CELL_TYPES, NB_OUTPUTS, key_names
 from n2prune.errors import SettingError
 from n2prune.registry import FLOAT, Key
 

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from n2prune.errors import SettingError
+from n2prune.errors import SettingError, non_negative
 from n2prune.registry import FLOAT, Key, Registry, choice, unknown_message
 
 FILLERS = Registry("WeightsFiller")
@@ -126,10 +126,8 @@ class NormalFiller:
     """Normal(mean, std_dev); fans are ignored."""
 
     def __init__(self, mean=0.0, std_dev=1.0):
-        if std_dev < 0:
-            raise SettingError("std_dev", f"NormalFiller StdDev must be >= 0 (got {std_dev})")
         self.mean = float(mean)
-        self.std_dev = float(std_dev)
+        self.std_dev = non_negative("std_dev", std_dev, "NormalFiller StdDev")
 
     def fill(self, shape, fan_in, fan_out, rng):
         return rng.normal(self.mean, self.std_dev, size=shape).astype(np.float32)

@@ -8,14 +8,12 @@ or 0 outside the input. Several inputs are concatenated along channels.
 import numpy as np
 
 from n2prune.cells.base import Cell
-from n2prune.cells.registry import (
-    CELL_TYPES,
-    NB_OUTPUTS,
+from n2prune.cells.channels import (
     check_channel_outputs,
     concat_channels,
-    shape_error,
     split_channels,
 )
+from n2prune.cells.registry import CELL_TYPES, NB_OUTPUTS, shape_error
 from n2prune.registry import INT, Key
 
 

@@ -20,28 +20,28 @@ import numpy as np
 
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Cell
+from n2prune.cells.channels import concat_channels, split_channels
 from n2prune.cells.registry import (
     ACTIVATION,
     CELL_TYPES,
     MAPPING,
     NB_OUTPUTS,
+    PADDING,
+    STRIDE,
     as_pair,
     check_inputs,
-    common_plane,
-    concat_channels,
     dims,
     shape_error,
-    split_channels,
+    window_plane,
 )
 from n2prune.errors import SettingError
 from n2prune.kernels import (
     avg_pool_backward,
     avg_pool_forward,
-    conv_out_size,
     max_pool_backward,
     max_pool_forward,
 )
-from n2prune.registry import SIZE, UINT, Key, choice, unknown_message
+from n2prune.registry import SIZE, Key, choice, unknown_message
 
 
 def window_counts(size, pool, stride, padding, out):
@@ -56,8 +56,7 @@ POOLINGS = ("Max", "Average")
 @CELL_TYPES.register(
     "Pool", NB_OUTPUTS,
     Key("PoolDims", "pool", dims(SIZE), "window, W H (one value: square)"),
-    Key("StrideDims", "stride", dims(SIZE), "step, W H; as N2D2, not the window size"),
-    Key("PaddingDims", "padding", dims(UINT), "zero padding on each side, W H"),
+    STRIDE, PADDING,
     Key("Pooling", "pooling", choice(POOLINGS), "maximum or mean of each window"),
     MAPPING, ACTIVATION,
 )
@@ -86,14 +85,8 @@ class Pool(Cell):
         self._cache = None
 
     def _output_plane(self):
-        height, width = common_plane(self.name, self.input_shapes)
-        if self.nb_outputs < 1:
-            raise shape_error(self.name, f"NbOutputs must be >= 1, got {self.nb_outputs}")
-        try:
-            return tuple(conv_out_size(size, k, s, p, 1) for size, k, s, p in zip(
-                (height, width), self.pool, self.stride, self.padding))
-        except ValueError as exc:
-            raise shape_error(self.name, f"input {height}x{width}: {exc}") from None
+        return window_plane(self.name, self.input_shapes, self.nb_outputs, self.pool,
+                            self.stride, self.padding)
 
     def _mapping(self, mappings):
         """The (C_total, O) 0/1 matrix of the concatenated inputs (all ones if none given)."""

@@ -19,7 +19,8 @@ import numpy as np
 from n2prune.cells.activations import ACTIVATIONS
 from n2prune.cells.fillers import FILLERS
 from n2prune.errors import ShapeError
-from n2prune.registry import BOOL, SIZE, Key, Kind, Registry, choice
+from n2prune.kernels import conv_out_size
+from n2prune.registry import BOOL, SIZE, UINT, Key, Kind, Registry, choice
 
 CELL_TYPES = Registry("Type")
 
@@ -27,17 +28,20 @@ MAPPINGS = Kind("mappings")
 """One connection matrix per input (``None``: full), from the ``Mapping*`` keys."""
 
 
-def dims(item):
-    """A 2-D size of ``item`` values, an ``(h, w)`` pair in Python (``KernelDims=W H``...)."""
-    return Kind("dims", item=item)
-
-
 def key_names(keys):
     """The INI names of ``keys``, for a class's ``config_keys``."""
     return tuple(key.name for key in keys)
 
 
+def dims(item):
+    """A 2-D size of ``item`` values, an ``(h, w)`` pair in Python (``KernelDims=W H``...)."""
+    return Kind("dims", item=item)
+
+
 NB_OUTPUTS = Key("NbOutputs", "nb_outputs", SIZE, "output channels")
+# The sliding window of Conv and Pool (a Pool's stride defaults to 1, as N2D2's, not to its window).
+STRIDE = Key("StrideDims", "stride", dims(SIZE), "step, W H")
+PADDING = Key("PaddingDims", "padding", dims(UINT), "zero padding on each side, W H")
 ACTIVATION = Key("ActivationFunction", "activation", choice(ACTIVATIONS),
                  "activation applied to the outputs; none: identity")
 MAPPING = Key("Mapping", "mappings", MAPPINGS,
@@ -55,6 +59,18 @@ def shape_error(name, message):
     return ShapeError(f"[{name}] {message}")
 
 
+def window_plane(name, input_shapes, nb_outputs, window, stride, padding, dilation=(1, 1)):
+    """``(H, W)`` of a sliding window (Conv kernel, Pool window) over the inputs' plane."""
+    height, width = common_plane(name, input_shapes)
+    if nb_outputs < 1:
+        raise shape_error(name, f"NbOutputs must be >= 1, got {nb_outputs}")
+    try:
+        return tuple(conv_out_size(size, *args) for size, *args in zip(
+            (height, width), window, stride, padding, dilation))
+    except ValueError as exc:
+        raise shape_error(name, f"input {height}x{width}: {exc}") from None
+
+
 def common_plane(name, input_shapes):
     """``(H, W)`` shared by all inputs (C, H, W), else ``ShapeError``."""
     if not input_shapes:
@@ -64,32 +80,6 @@ def common_plane(name, input_shapes):
         sizes = ", ".join(f"{h}x{w}" for _, h, w in input_shapes)
         raise shape_error(name, f"inputs must have the same height x width, got {sizes}")
     return planes.pop()
-
-
-def check_channel_outputs(name, input_shapes, nb_outputs):
-    """``(C, H, W)``: inputs concatenated along channels, which must give ``nb_outputs``.
-
-    For cells that keep the channel count (Dropout, BatchNorm, Padding...).
-    """
-    height, width = common_plane(name, input_shapes)
-    channels = sum(s[0] for s in input_shapes)
-    if nb_outputs != channels:
-        raise shape_error(name, f"NbOutputs={nb_outputs} must equal the number of "
-                          f"input channels ({channels})")
-    return channels, height, width
-
-
-def concat_channels(xs):
-    """One (C, H, W, N) array from a list of them (no copy for a single input)."""
-    return xs[0] if len(xs) == 1 else np.concatenate(xs, axis=0)
-
-
-def split_channels(dx, input_shapes):
-    """``dx`` (C, H, W, N) cut back into one gradient per input."""
-    if len(input_shapes) == 1:
-        return [dx]
-    cuts = np.cumsum([s[0] for s in input_shapes])[:-1]
-    return [np.ascontiguousarray(part) for part in np.split(dx, cuts, axis=0)]
 
 
 def as_pair(name, key, value):

@@ -12,12 +12,8 @@ we keep them apart).
 import numpy as np
 
 from n2prune.cells.base import Cell
-from n2prune.cells.registry import (
-    CELL_TYPES,
-    NB_OUTPUTS,
-    check_channel_outputs,
-    shape_error,
-)
+from n2prune.cells.channels import check_channel_outputs
+from n2prune.cells.registry import CELL_TYPES, NB_OUTPUTS, shape_error
 from n2prune.registry import BOOL, UINT, Key
 
 

@@ -54,7 +54,7 @@ class SparseWeights:
         self.t_indptr, self.t_rows = compress_rows(mask.T)
         self.values = np.empty(self.indices.shape, dtype=np.float32)
         self.t_values = np.empty(self.t_rows.shape, dtype=np.float32)
-        self._values_key = self._t_values_key = None
+        self._values_keys = {False: None, True: None}  # per orientation: the weights gathered
         self.nnz = int(self.indices.shape[0])
         self.sparsity = 1.0 - self.nnz / mask.size if mask.size else 0.0
 
@@ -84,21 +84,23 @@ class SparseWeights:
         ``key`` identifies the weights' contents (``WeightCell.weights_key``):
         the kept values are gathered again only when it changes (None: always).
         """
-        x = self._operand(x, self.shape[1])
-        if key is None or key != self._values_key:
-            gather_rows(self._operand(w2d, *self.shape), self.indptr, self.indices,
-                        out=self.values)
-            self._values_key = key
-        return csr_matmul_trusted(self.indptr, self.indices, self.values, x)
+        return self._product(w2d, self._operand(x, self.shape[1]), key, transposed=False)
 
     def input_grad(self, w2d, dy, key=None):
         """``(W * M).T @ dy`` for ``dy`` (O, N); returns (K, N). ``key`` as ``forward``."""
-        dy = self._operand(dy, self.shape[0])
-        if key is None or key != self._t_values_key:
-            gather_columns(self._operand(w2d, *self.shape), self.t_indptr, self.t_rows,
-                           out=self.t_values)
-            self._t_values_key = key
-        return csr_matmul_trusted(self.t_indptr, self.t_rows, self.t_values, dy)
+        return self._product(w2d, self._operand(dy, self.shape[0]), key, transposed=True)
+
+    def _product(self, w2d, operand, key, transposed):
+        """CSR (or its transpose) times ``operand``, the kept values re-gathered from
+        ``w2d`` when ``key`` changed since the last product of that orientation."""
+        if transposed:
+            indptr, indices, values, gather = self.t_indptr, self.t_rows, self.t_values, gather_columns
+        else:
+            indptr, indices, values, gather = self.indptr, self.indices, self.values, gather_rows
+        if key is None or key != self._values_keys[transposed]:
+            gather(self._operand(w2d, *self.shape), indptr, indices, out=values)
+            self._values_keys[transposed] = key
+        return csr_matmul_trusted(indptr, indices, values, operand)
 
     def weight_grad(self, dy, x):
         """``(dy @ x.T) * M`` as a dense (O, K) array, computed at kept positions only."""

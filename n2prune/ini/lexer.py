@@ -102,10 +102,15 @@ def parse_property(line, where):
     key = key.rstrip(WHITESPACE)
     if not sep:
         raise IniError(f"missing '=' (no value) in line {line!r}", where)
-    value = value.lstrip(WHITESPACE)
+    return key, value_text(value)
+
+
+def value_text(raw):
+    """The value as written after ``=``: left-trimmed, without one pair of enclosing quotes."""
+    value = raw.lstrip(WHITESPACE)
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-        value = value[1:-1]
-    return key, value
+        return value[1:-1]
+    return value
 
 
 def clean_line(line, where):

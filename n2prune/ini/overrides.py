@@ -9,7 +9,7 @@ global section.
 import difflib
 
 from n2prune.errors import IniError
-from n2prune.ini.lexer import WHITESPACE
+from n2prune.ini.lexer import WHITESPACE, value_text
 from n2prune.ini.section import SET_ORIGIN
 
 
@@ -24,13 +24,10 @@ def parse_override(text, section_names):
     target = target.strip(WHITESPACE)
     if not sep:
         raise IniError(f"{text!r}: expected section.Key=value", SET_ORIGIN)
-    value = value.lstrip(WHITESPACE)
-    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-        value = value[1:-1]
     section, key = _split_target(target, section_names, text)
     if not key:
         raise IniError(f"{text!r}: empty key name", SET_ORIGIN)
-    return section, key, value
+    return section, key, value_text(value)
 
 
 def _split_target(target, section_names, text):

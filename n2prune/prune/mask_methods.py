@@ -9,7 +9,7 @@ with the weights' shape, read in flat (C) order; a method never modifies
 its inputs.
 
 N2D2's pruning fillers (``PRUNING_FILLERS``, the ``QWeight.PruningFiller``
-names, built as ``cls(delta, rng)``) follow ``PruneQuantizer_Frame_Kernels.cpp``:
+names, built by ``build_method``) follow ``PruneQuantizer_Frame_Kernels.cpp``:
 ``iter_nonstruct`` (scores |W|) and ``random_fill``. ``PatternMask`` serves
 every ``QWeight.Pattern``; ``LockedMask`` is ``QWeight.FixSparsity``;
 ``GivenMask`` installs masks read from files or checkpoints.
@@ -21,7 +21,7 @@ import numpy as np
 
 from n2prune.errors import UserError
 from n2prune.prune import patterns
-from n2prune.registry import Registry
+from n2prune.registry import Registry, signature_parameters
 
 # N2D2 counts Delta steps in an ``unsigned int``: past this the loop wraps around forever.
 MAX_STEP = 2**32 - 1
@@ -139,6 +139,12 @@ class _NextKept:
         self.parent[i] = i + 1
 
 
+def build_method(cls, **available):
+    """An instance of mask method ``cls`` given what the quantizer has (``delta``,
+    ``rng``): each method's constructor names only the parameters it uses."""
+    return cls(**{name: available[name] for name in signature_parameters(cls)})
+
+
 class MaskMethod:
     """What every mask method shares: ``compute_mask(scores, default_mask, target)``
     (each subclass's) and ``composes``.
@@ -152,12 +158,10 @@ class MaskMethod:
     composes = False
 
 
+
 @PRUNING_FILLERS.register("None")
 class KeepMask(MaskMethod):
     """N2D2's None: the default mask as it is."""
-
-    def __init__(self, delta, rng):
-        pass
 
     def compute_mask(self, scores, default_mask, target):
         return default_mask
@@ -167,7 +171,7 @@ class KeepMask(MaskMethod):
 class RandomFill(MaskMethod):
     """N2D2's Random (``random_fill``), cumulative on the default mask; ``rng`` draws."""
 
-    def __init__(self, delta, rng):
+    def __init__(self, rng):
         self.rng = rng
 
     def compute_mask(self, scores, default_mask, target):
@@ -178,7 +182,7 @@ class RandomFill(MaskMethod):
 class IterNonStruct(MaskMethod):
     """N2D2's IterNonStruct (``iter_nonstruct``) on scores |W|, in magnitude steps ``delta``."""
 
-    def __init__(self, delta, rng):
+    def __init__(self, delta):
         self.delta = delta
 
     def compute_mask(self, scores, default_mask, target):

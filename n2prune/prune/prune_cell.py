@@ -162,7 +162,8 @@ class PruneCell:
             return mask_methods.LockedMask()
         if self.options.pattern is not None:
             return mask_methods.PatternMask(self.options.pattern, self.params)
-        return mask_methods.PRUNING_FILLERS[self.prune_filler](self.delta, rng)
+        return mask_methods.build_method(mask_methods.PRUNING_FILLERS[self.prune_filler],
+                                         delta=self.delta, rng=rng)
 
     def update(self, batch_size):
         """After a solver step; True when a fire changed the target ("Update masks").
