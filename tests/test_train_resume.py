@@ -3,10 +3,11 @@
 import json
 import signal
 
+import numpy as np
 import pytest
-from networks import DROPOUT_MLP
+from networks import DROPOUT_MLP, gradual_iter_nonstruct
 from paths import N2D2_MODELS
-from runs import assert_same_weights, train, write_ini
+from runs import arrays_of, assert_same_weights, train, write_ini
 
 from n2prune import cli
 from n2prune.train.loop import Trainer
@@ -204,3 +205,24 @@ def test_run_killed_before_its_first_epoch_end_resumes(tiny_ini, tmp_path, monke
     assert resume(tiny_ini, cut) == 0
     assert_same_weights(straight, cut)
     assert step_rows(cut) == step_rows(straight)
+
+
+def test_a_snapshot_of_the_previous_quantizer_layout_resumes(tmp_path):
+    """Before the prune schedule was composed, snapshots named the fire index ``fires``
+    and the schedule start ``ramp_start``, and kept ``threshold`` and ``version``."""
+    ini = write_ini(tmp_path, "pruned.ini", DROPOUT_MLP.replace(
+        "WeightsFiller=HeFiller\n", "WeightsFiller=HeFiller\nQWeight=Prune\n"
+        + gradual_iter_nonstruct(0.2, 0.2, 0.8, 1536)))
+    train(ini, tmp_path / "straight", "--epochs", "2")
+    train(ini, tmp_path / "old", "--epochs", "1")
+    snapshot = tmp_path / "old" / "snapshot.npz"
+    arrays = arrays_of(snapshot)
+    renamed = {"fire_index": "fires", "schedule_start": "ramp_start"}
+    old = {"/".join([*k.split("/")[:-1], renamed.get(k.split("/")[-1], k.split("/")[-1])]): v
+           for k, v in arrays.items()}
+    old.update({"quant/fc1/threshold": np.float32(arrays["quant/fc1/target"]),
+                "quant/fc1/version": np.int64(7)})
+    assert "quant/fc1/fires" in old and "quant/fc1/fire_index" not in old
+    np.savez(snapshot, **old)
+    assert cli.main(["train", str(ini), "--resume", str(tmp_path / "old"), "--epochs", "2"]) == 0
+    assert_same_weights(tmp_path / "straight", tmp_path / "old")

@@ -85,7 +85,7 @@ def load_network_arrays(network, arrays, source):
         check_floats(arrays[key], p.name, source, p.value.dtype)
     for cell in network.cells:
         _check_cell_state(cell, _sub_dict(arrays, f"cell/{cell.name}/"), source)
-        _check_quantizer_state(cell, _sub_dict(arrays, f"quant/{cell.name}/"), source)
+        _check_quantizer_state(cell, _quantizer_state(arrays, cell), source)
     for p in network.params():
         p.value[...] = arrays[f"param/{p.name}"]
         p.changed()
@@ -93,9 +93,15 @@ def load_network_arrays(network, arrays, source):
         state = _sub_dict(arrays, f"cell/{cell.name}/")
         if state:
             cell.load_state(state)
-        state = _sub_dict(arrays, f"quant/{cell.name}/")
+        state = _quantizer_state(arrays, cell)
         if state:
             cell.quantizer.load_state(state)
+
+
+# Snapshots written before the prune schedule was a composed object name two
+# quantizer entries otherwise and keep two that are now derived.
+RENAMED_QUANT_STATE = {"fires": "fire_index", "ramp_start": "schedule_start"}
+DERIVED_QUANT_STATE = ("threshold", "version")
 
 
 def _check_cell_state(cell, state, source):
@@ -104,6 +110,16 @@ def _check_cell_state(cell, state, source):
         check_known(key, expected, f"[{cell.name}]", source)
         check_shape(value, np.shape(expected[key]), f"{key} of [{cell.name}]", source)
         check_floats(value, f"{key} of [{cell.name}]", source)
+
+
+def _quantizer_state(arrays, cell):
+    """The ``quant/<cell>/`` entries; those of a snapshot in the previous layout
+    translated, so that a run interrupted before an upgrade resumes."""
+    state = _sub_dict(arrays, f"quant/{cell.name}/")
+    if not any(name in state for name in RENAMED_QUANT_STATE):
+        return state
+    return {RENAMED_QUANT_STATE.get(name, name): value for name, value in state.items()
+            if name not in DERIVED_QUANT_STATE}
 
 
 def _check_quantizer_state(cell, state, source):
