@@ -416,3 +416,11 @@ def test_pooling_is_required_as_in_n2d2(tmp_path):
         "Input=c", "Input=p")
     message, path = error_of(tmp_path, text)
     assert message == f"{path}:{line_of(text, '[p]')} [p] Pooling: missing required key"
+
+
+def test_a_missing_key_names_the_misspelt_one_written_instead(tmp_path):
+    text = SP + CONV.replace("KernelDims=", "KernelDim=") + FC_TARGET
+    message, _path = error_of(tmp_path, text)
+    assert message.endswith(f"missing required key (KernelDims, KernelSize or KernelWidth+"
+                            f"KernelHeight); is KernelDim (line {line_of(text, 'KernelDim=')}) "
+                            "a misspelling of KernelDims?")

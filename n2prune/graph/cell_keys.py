@@ -25,7 +25,7 @@ from n2prune.cells.base import Cell
 from n2prune.cells.registry import MAPPINGS, dims
 from n2prune.cells.weighted import WeightCell
 from n2prune.errors import IniError
-from n2prune.graph.keys import construct, parser, read_keys, read_member
+from n2prune.graph.keys import construct, misspelt_hint, parser, read_keys, read_member
 from n2prune.graph.mappings import mapping_keys
 from n2prune.ini import MISSING, values
 from n2prune.registry import (
@@ -139,7 +139,8 @@ def read_cell(ini, section, cls, type_name, params):
         if found is not None:
             kwargs[key.attr], located[key.attr] = found
         elif key.required:
-            raise IniError(f"missing required key{_other_spellings(key.name)}",
+            raise IniError(f"missing required key{_other_spellings(key.name)}"
+                           f"{misspelt_hint(ini, section, spellings(key.name), section_names(cls, []))}",
                            ini.where(section, key.name))
     for entry in unsupported(UNSUPPORTED, cls):
         if any(ini.section(section).has(name) for name in spellings(entry.name)):

@@ -10,7 +10,7 @@ key's kind, an absent key is left to the constructor's default.
 
 from n2prune.errors import IniError, SettingError
 from n2prune.ini import values
-from n2prune.registry import unknown_message
+from n2prune.registry import closest, unknown_message
 
 _PARSERS = {"float": values.as_float, "uint": values.as_uint, "int": values.as_int,
             "bool": values.as_bool, "str": values.as_str, "size": values.as_size}
@@ -94,3 +94,15 @@ def read_member(ini, section, key, registry):
     member = registry.lookup(name, place(ini, section, key), what=key)
     kwargs, located = read_keys(ini, refs, member.key_table, f"{name} parameter", (section, key))
     return member, kwargs, located
+
+
+def misspelt_hint(ini, section, names, known):
+    """``"; is KernelDim (line 23) a misspelling of KernelDims?"``: a written key that
+    is not ``known`` and is close to one of the missing ``names``; else empty."""
+    sec = ini.section(section)
+    written = [key for key in sec if key not in known]
+    for name in names:
+        close = closest(name, written)
+        if close is not None:
+            return f"; is {close} (line {sec.entry(close).line}) a misspelling of {name}?"
+    return ""
