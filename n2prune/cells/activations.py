@@ -34,6 +34,8 @@ def _sigmoid(x):
 class Rectifier:
     """``x`` if ``x > 0`` else ``leak_slope * x``; capped at ``clipping`` if ``> 0``."""
 
+    maps_zero_to_zero = True  # a removed (zero) channel stays zero
+
     def __init__(self, leak_slope=0.0, clipping=0.0):
         # The backward pass reads the branch from the sign of the output.
         self.leak_slope = non_negative("leak_slope", leak_slope, "Rectifier LeakSlope")
@@ -64,6 +66,8 @@ class Linear:
     ``Linear()`` is also what a cell uses when no activation is given.
     """
 
+    maps_zero_to_zero = True  # a removed (zero) channel stays zero
+
     def __init__(self, clipping=0.0):
         self.clipping = abs(float(clipping))
 
@@ -85,6 +89,8 @@ class Linear:
 class Saturation:
     """``x`` clamped to ``[-threshold, threshold]``."""
 
+    maps_zero_to_zero = True  # a removed (zero) channel stays zero
+
     def __init__(self, threshold=1.0):
         self.threshold = abs(float(threshold))
 
@@ -99,6 +105,8 @@ class Saturation:
 @ACTIVATIONS.register("Tanh", Key("Alpha", "alpha", FLOAT, "slope: tanh(Alpha * x)"))
 class Tanh:
     """``tanh(alpha * x)``."""
+
+    maps_zero_to_zero = True  # a removed (zero) channel stays zero
 
     def __init__(self, alpha=1.0):
         self.alpha = float(alpha)
@@ -129,6 +137,8 @@ class TanhLeCun(Tanh):
 class Logistic:
     """``1 / (1 + exp(-x))``."""
 
+    maps_zero_to_zero = False  # a removed (zero) channel stays zero
+
     with_loss = False
 
     def forward(self, x):
@@ -156,6 +166,8 @@ class LogisticWithLoss(Logistic):
 class Softplus:
     """``log(1 + exp(x))``; its derivative ``sigmoid(x) = 1 - exp(-y)``."""
 
+    maps_zero_to_zero = False  # a removed (zero) channel stays zero
+
     def forward(self, x):
         self.y = np.logaddexp(x.dtype.type(0), x)
         return self.y
@@ -167,6 +179,8 @@ class Softplus:
 @ACTIVATIONS.register("Swish")
 class Swish:
     """``x * sigmoid(x)``; derivative ``s + y * (1 - s)``."""
+
+    maps_zero_to_zero = True  # a removed (zero) channel stays zero
 
     def forward(self, x):
         self.sigmoid = _sigmoid(x)

@@ -28,6 +28,9 @@ class Network:
         self.targets = [t if isinstance(t, Target) else Target(t) for t in targets]
         self.outputs = {}
         self.solvers = {}  # cell name -> (weights solver, bias solver)
+        # Cell name -> indices of its output channels a channel group removed
+        # (``prune.channels``): kept at exactly 0, dropped by ``shrink``.
+        self.removed_channels = {}
         # Nobody reads the gradient of the stimuli: the first Conv skips its
         # col2im and input-gradient GEMM, a third of LeNet's backward pass.
         for cell in self.cells:

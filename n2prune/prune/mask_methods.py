@@ -208,8 +208,9 @@ class PatternMask(MaskMethod):
 
 
 class GivenMask(MaskMethod):
-    """A mask read from files or a checkpoint, as torch's ``custom_from_mask``; it
-    replaces the default mask (N2D2's import does not combine them)."""
+    """A mask decided elsewhere (read from files or a checkpoint, as torch's
+    ``custom_from_mask``, or a channel group's rows); it replaces the default mask
+    (N2D2's import does not combine them)."""
 
     def __init__(self, mask):
         self.mask = mask

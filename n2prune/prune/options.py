@@ -17,6 +17,8 @@ from n2prune.prune import criteria, patterns
 from n2prune.prune.schedules import SCHEDULES
 from n2prune.registry import UnknownName, unknown_message
 
+# How the scores of the cells that share channels add up (channel groups).
+GROUP_REDUCTIONS = ("Sum", "Mean", "Max")
 SCOPES = ("Layer", "Global")
 
 
@@ -41,6 +43,8 @@ class PruneOptions:
     min_sparsity: float = 0.0
     max_sparsity: float = 1.0
     gamma_penalty: float = 0.0
+    group_reduction: str = "Sum"
+    round_to: int = 1
 
     def __post_init__(self):
         if self.pattern is not None:
@@ -48,12 +52,15 @@ class PruneOptions:
         member("criterion", criteria.CRITERIA, self.criterion)
         member("schedule", SCHEDULES, self.schedule)
         check_choice("scope", "QWeight.Scope", self.scope, SCOPES)
+        check_choice("group_reduction", "QWeight.GroupReduction", self.group_reduction,
+                     GROUP_REDUCTIONS)
         self._check_numbers()
         self._check_combinations()
 
     def _check_numbers(self):
         for name in ("schedule_delay", "schedule_length"):
             setattr(self, name, whole(name, getattr(self, name), 0))
+        self.round_to = whole("round_to", self.round_to, 1)
         for name in ("min_sparsity", "max_sparsity"):
             check_fraction(name, getattr(self, name))
         if self.min_sparsity > self.max_sparsity:

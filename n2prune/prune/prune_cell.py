@@ -179,8 +179,8 @@ class PruneCell:
             return False
         self.fire_index += 1
         self.target = self.schedule.target(self.fire_index)
-        if self.options.scope == "Layer":
-            self.refresh_masks()
+        if self.options.scope == "Layer" and self.options.pattern != "Channel":
+            self.refresh_masks()  # else the cell's channel or global group decides
         return True
 
     # -- the seam -----------------------------------------------------------
@@ -210,7 +210,17 @@ class PruneCell:
         then soft masks, and hard zeros of what they dropped. A global scope's
         group calls this with each tensor's share of the pooled target."""
         targets = [self.target] * len(self.weights) if targets is None else list(targets)
-        masks = self._computed_masks(targets)
+        self._install(self._computed_masks(targets))
+
+    def keep_channels(self, keep):
+        """Masks keeping the output channels where ``keep`` (bool, one per output) is
+        True in every tensor: a channel group's decision (``prune.channels``), given
+        through the seam as ``GivenMask``s."""
+        given = [np.broadcast_to(keep.reshape(-1, *[1] * (w.ndim - 1)), w.shape) for w in self.weights]
+        self._install([mask_methods.GivenMask(g.astype(np.uint8)).compute_mask(None, m, self.target)
+                       for g, m in zip(given, self.masks)])
+
+    def _install(self, masks):
         if any(not np.array_equal(new, old) for new, old in zip(masks, self.masks)):
             self.version += 1
         self.masks = masks

@@ -9,7 +9,7 @@ schedule and scope, ``PatternParams`` for the pattern's sizes).
 
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.mask_methods import PRUNING_FILLERS
-from n2prune.prune.options import SCOPES, PruneOptions
+from n2prune.prune.options import GROUP_REDUCTIONS, SCOPES, PruneOptions
 from n2prune.prune.pattern_base import PATTERNS, PatternParams
 from n2prune.prune.prune_cell import KERNELS, PRUNING_MODES, PruneCell
 from n2prune.prune.schedules import SCHEDULES
@@ -53,4 +53,8 @@ PRUNE_KEYS = KeyTable([
     Key("MaxSparsity", "max_sparsity", FLOAT, "upper cap of a global-scope cell"),
     Key("GammaPenalty", "gamma_penalty", FLOAT,
         "λ of the slimming penalty on the next BatchNorm's γ"),
+    Key("GroupReduction", "group_reduction", choice(GROUP_REDUCTIONS),
+        "Pattern=Channel: how the channel scores of cells that share channels add up"),
+    Key("RoundTo", "round_to", UINT,
+        "Pattern=Channel: kept channels of a group are a multiple of this (hardware lanes)"),
 ], sources=(PruneCell, PruneOptions, PatternParams))

@@ -10,6 +10,7 @@ import numpy as np
 from n2prune.cells.batchnorm import BatchNorm
 from n2prune.errors import UserError
 from n2prune.prune import criteria, scope
+from n2prune.prune.channels import resolve_channels, zero_removed_channels
 
 
 def pruned_cells(network):
@@ -30,6 +31,7 @@ def initialize_masks(network, rng, log_period, cells=None):
     for cell in cells if cells is not None else pruned_cells(network):
         cell.quantizer.initialize(cell.weight_arrays(), rng, log_period)
     resolve_global(network)
+    resolve_channels(network)
 
 
 def step_quantizers(network, batch_size):
@@ -46,12 +48,16 @@ def step_quantizers(network, batch_size):
             changed.append(cell)
     if any(c.quantizer.options.scope == "Global" for c in changed):
         resolve_global(network)
+    if any(c.quantizer.options.pattern == "Channel" for c in changed):
+        resolve_channels(network)
+    zero_removed_channels(network)
     return changed
 
 
 def global_members(network):
     """Pruned cells with ``Scope=Global``, in build order."""
-    return [c for c in pruned_cells(network) if c.quantizer.options.scope == "Global"]
+    return [c for c in pruned_cells(network) if c.quantizer.options.scope == "Global"
+            and c.quantizer.options.pattern != "Channel"]  # channels: prune.channels
 
 
 def resolve_global(network):
@@ -74,10 +80,7 @@ def resolve_global(network):
     for cell in members:
         q = cell.quantizer
         for k in range(len(q.weights)):
-            s = q.scores(k)
-            if q.options.pattern == "Channel":
-                s = scope.zscore(s.reshape(s.shape[0], -1).sum(axis=1))
-            scores.append(s)
+            scores.append(q.scores(k))
             owners.append((cell, k))
     sparsities = scope.global_sparsities(
         scores, targets.pop(), [c.quantizer.options.min_sparsity for c, _ in owners],
