@@ -7,6 +7,7 @@ from n2prune.errors import UserError
 from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
 from n2prune.io.checkpoint import load_weights_file
 from n2prune.io.syntxt import import_network
+from n2prune.prune.channels import refresh_removed_channels
 from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, set_kernel
 from n2prune.train.evaluate import accuracy
 from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
@@ -29,10 +30,13 @@ def load_weights(network, source):
         path = path / "weights.npz"
     if path.suffix == ".npz":
         arrays = load_weights_file(path, network)
-        return {k.split("/")[1] for k in arrays if k.startswith("quant/")}
-    if path.is_dir():
-        return set(import_network(network, path))
-    raise UserError(f"{path}: not a run folder, .npz file or N2D2 weights folder")
+        loaded = {k.split("/")[1] for k in arrays if k.startswith("quant/")}
+    elif path.is_dir():
+        loaded = set(import_network(network, path))
+    else:
+        raise UserError(f"{path}: not a run folder, .npz file or N2D2 weights folder")
+    refresh_removed_channels(network)
+    return loaded
 
 
 def _run_settings(args):

@@ -14,6 +14,7 @@ from n2prune.cells import WeightCell
 from n2prune.errors import UserError
 from n2prune.io.checkpoint import byte_budget, load_network_arrays
 from n2prune.io.npz import read_npz
+from n2prune.prune.channels import refresh_removed_channels
 from n2prune.train.model import Model
 
 
@@ -30,6 +31,7 @@ def load_run(run):
     arrays = read_npz(weights, "weights file", "train the run again, or restore the file from a copy",
                       text_keys=("meta",), max_bytes=byte_budget(model.network))
     load_network_arrays(model.network, arrays, weights)
+    refresh_removed_channels(model.network)
     return model.network, weights
 
 

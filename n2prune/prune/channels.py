@@ -29,35 +29,33 @@ def channel_cells(network):
             and c.quantizer.options.pattern == "Channel"]
 
 
-def resolve_channels(network):
-    """Every channel group's decision, from its producers' current scores and target.
-
-    Sets ``network.removed_channels`` (cell -> removed output channel indices,
-    every cell the removed units pass through) and zeroes them.
+def resolve_channels(network, cells=None):
+    """The decision of every channel group (of those ``cells`` produce for, default all),
+    from its producers' current scores and target; then ``network.removed_channels``
+    follows the masks (``refresh_removed_channels``) and the removed channels are zeroed.
     """
     wanted = {c.name for c in channel_cells(network)}
+    if cells is not None:
+        wanted &= {c.name for c in cells}
     if not wanted:
         return
     graph = ChannelGraph(network)
     groups = [g for g in graph.groups if wanted & set(g.producers)]
-    _check_members(network, graph, groups, wanted)
+    _check_members(network, groups, wanted | {c.name for c in channel_cells(network)})
     scores = [_unit_scores(network, group) for group in groups]
     fractions = _group_fractions(network, groups, scores)
-    removed = {}
     for group, unit_scores, fraction in zip(groups, scores, fractions):
-        for unit in _removed_units(group, unit_scores, fraction, network):
-            for name, channel in unit.channels:
-                removed.setdefault(name, []).append(channel)
+        removed = _removed_units(group, unit_scores, fraction, network)
         for name in group.producers:
             cell = network.by_name[name]
             keep = np.ones(cell.output_shape[0], dtype=bool)
-            keep[removed.get(name, [])] = False
+            keep[[c for unit in removed for c in unit.of(name)]] = False
             cell.quantizer.keep_channels(keep)
-    network.removed_channels = {name: np.array(sorted(c)) for name, c in removed.items()}
+    refresh_removed_channels(network, graph)
     zero_removed_channels(network)
 
 
-def _check_members(network, graph, groups, wanted):
+def _check_members(network, groups, wanted):
     """Every producer of a pruned group must prune channels, with one target."""
     for name in wanted - {p for g in groups for p in g.producers}:
         raise UserError(f"[{name}] QWeight.Pattern=Channel: none of its channels can be "
@@ -127,6 +125,31 @@ def _removed_units(group, unit_scores, fraction, network):
     kept = kept_units(len(group.units), fraction, round_to)
     order = np.argsort(-unit_scores, kind="stable")  # ties keep the lower channel
     return [group.units[i] for i in sorted(order[kept:])]
+
+
+def refresh_removed_channels(network, graph=None):
+    """``network.removed_channels`` from the masks (decided, or just loaded from a weights
+    file or snapshot): a unit is removed when every producer's rows of it are masked."""
+    wanted = {c.name for c in channel_cells(network)}
+    removed = {}
+    for group in (graph or ChannelGraph(network)).groups if wanted else []:
+        if not wanted & set(group.producers):
+            continue
+        if any(not network.by_name[p].quantizer.masks for p in group.producers):
+            continue  # masks still to be computed (initialize_masks refreshes after)
+        rows = {p: _masked_rows(network.by_name[p]) for p in group.producers}
+        for unit in group.units:
+            if all(rows[p][c] for p in group.producers for c in unit.of(p)):
+                for name, channel in unit.channels:
+                    removed.setdefault(name, []).append(channel)
+    network.removed_channels = {name: np.array(sorted(c)) for name, c in removed.items()}
+
+
+def _masked_rows(cell):
+    """True for each output channel whose weights are masked in every tensor."""
+    q = cell.quantizer
+    return np.logical_and.reduce([~q.mask(k).reshape(cell.output_shape[0], -1).any(axis=1)
+                                  for k in range(len(cell.weights))])
 
 
 def zero_removed_channels(network):

@@ -31,7 +31,7 @@ def initialize_masks(network, rng, log_period, cells=None):
     for cell in cells if cells is not None else pruned_cells(network):
         cell.quantizer.initialize(cell.weight_arrays(), rng, log_period)
     resolve_global(network)
-    resolve_channels(network)
+    resolve_channels(network, cells)
 
 
 def step_quantizers(network, batch_size):

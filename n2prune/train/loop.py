@@ -15,6 +15,7 @@ import numpy as np
 
 from n2prune.errors import UserError
 from n2prune.io.checkpoint import load_snapshot, save_snapshot
+from n2prune.prune.channels import refresh_removed_channels
 from n2prune.prune.pruned_cells import drain_kernel_notes, step_quantizers
 from n2prune.train.evaluate import accuracy
 from n2prune.train.health import check_loss, looks_diverging, nonfinite_cell
@@ -94,6 +95,7 @@ class Trainer:
 
     def resume(self, extra_fields=()):
         meta, arrays = load_snapshot(self.run.file("snapshot.npz"), self.net, self.model.epoch_size)
+        refresh_removed_channels(self.net)
         self.state = RunState.from_meta(meta["state"], self.state.epochs)
         self.data_rng.bit_generator.state = meta["data_rng"]
         self.model.rng.bit_generator.state = meta["cell_rng"]

@@ -1,0 +1,91 @@
+"""Channel pruning while training: coupled cells stay coupled, and a run resumes to the bit."""
+
+import numpy as np
+from networks import mnist_input, softmax_loss
+from runs import arrays_of, assert_same_weights, train, write_ini
+
+from n2prune import cli
+
+CHANNELS = """QWeight=Prune
+QWeight.PruningMode=Gradual
+QWeight.Pattern=Channel
+QWeight.StartThreshold=0.25
+QWeight.GammaThreshold=0.25
+QWeight.Threshold=0.5
+QWeight.StepSizeThreshold=640
+"""
+
+# c1 and c2 meet at the residual add: one set of 8 channels, decided together.
+RESIDUAL = mnist_input(64, validation=0.97) + f"""
+[c1]
+Input=sp
+Type=Conv
+KernelDims=3 3
+Stride=2
+NbOutputs=8
+ConfigSection=solver
+{CHANNELS}
+[bn1]
+Input=c1
+Type=BatchNorm
+NbOutputs=8
+ActivationFunction=Rectifier
+ConfigSection=solver
+
+[c2]
+Input=bn1
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=8
+ConfigSection=solver
+{CHANNELS}
+[bn2]
+Input=c2
+Type=BatchNorm
+NbOutputs=8
+ConfigSection=solver
+
+[add]
+Input=bn2,bn1
+Type=ElemWise
+NbOutputs=8
+Operation=Sum
+ActivationFunction=Rectifier
+
+[fc2]
+Input=add
+Type=Fc
+NbOutputs=10
+ConfigSection=solver
+""" + softmax_loss() + """
+[solver]
+Solvers.LearningRate=0.05
+Solvers.Momentum=0.9
+"""
+
+
+def removed_rows(weights, name):
+    w = weights[f"param/{name}.weights[0]"]
+    mask = weights[f"quant/{name}/mask0"]
+    return np.flatnonzero(~mask.reshape(w.shape[0], -1).any(axis=1))
+
+
+def test_coupled_cells_prune_the_same_channels_and_they_stay_zero(tmp_path):
+    ini = write_ini(tmp_path, "res.ini", RESIDUAL)
+    assert train(ini, tmp_path / "run", "--epochs", "1") == 0
+    weights = arrays_of(tmp_path / "run" / "weights.npz")
+    removed = removed_rows(weights, "c1")
+    assert len(removed) == 4  # 50% of 8, reached after 3 fires
+    np.testing.assert_array_equal(removed_rows(weights, "c2"), removed)
+    for name in ("param/c1.biases", "param/c2.biases", "param/bn1.scales", "param/bn1.biases",
+                 "param/bn2.scales", "param/bn2.biases"):
+        assert not weights[name][removed].any(), name
+
+
+def test_a_channel_pruned_run_resumes_to_the_bit(tmp_path):
+    ini = write_ini(tmp_path, "res.ini", RESIDUAL)
+    train(ini, tmp_path / "straight", "--epochs", "2")
+    train(ini, tmp_path / "split", "--epochs", "1")
+    assert cli.main(["train", str(ini), "--resume", str(tmp_path / "split"), "--epochs", "2"]) == 0
+    assert_same_weights(tmp_path / "straight", tmp_path / "split")
