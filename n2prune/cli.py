@@ -94,6 +94,10 @@ def make_parser():
     inspect.add_argument("--plot", action="store_true",
                          help="write sparsity.png and masks/<cell>.png into the run folder")
     inspect.add_argument("--debug", action="store_true", help="show tracebacks")
+    shrink = verbs.add_parser("shrink", help="remove a run's pruned channels: a smaller model")
+    shrink.add_argument("run", help="a run folder whose cells pruned channels (Pattern=Channel)")
+    shrink.add_argument("--out", default=None, help="folder of the shrunk model (default RUN/shrunk)")
+    shrink.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 

@@ -118,3 +118,13 @@ def run_check(args):
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
     return 0
+
+
+def run_shrink(args):
+    from n2prune.shrink import shrink_run
+    out, notes, difference = shrink_run(args.run, args.out)
+    for note in notes:
+        print(note)
+    print(f"wrote {out / 'model.ini'}, {out / 'weights.npz'} and {out / 'weights'}/ "
+          f"(outputs equal the run's to {difference:.1e})")
+    return 0

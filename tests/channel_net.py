@@ -90,7 +90,7 @@ Mapping.ChannelsPerGroup=1
 [fc]
 Input=pool
 Type=Fc
-NbOutputs=3
+NbOutputs=10
 
 [fc.Target]
 """

@@ -89,3 +89,21 @@ def test_a_channel_pruned_run_resumes_to_the_bit(tmp_path):
     train(ini, tmp_path / "split", "--epochs", "1")
     assert cli.main(["train", str(ini), "--resume", str(tmp_path / "split"), "--epochs", "2"]) == 0
     assert_same_weights(tmp_path / "straight", tmp_path / "split")
+
+
+def test_the_shrunk_run_scores_the_same_and_trains_on_its_own(tmp_path, capsys):
+    ini = write_ini(tmp_path, "res.ini", RESIDUAL)
+    train(ini, tmp_path / "run", "--epochs", "1")
+    assert cli.main(["shrink", str(tmp_path / "run"), "--out", str(tmp_path / "small")]) == 0
+    capsys.readouterr()
+    scores = []
+    for model, weights in ((tmp_path / "run" / "config.ini", tmp_path / "run"),
+                           (tmp_path / "small" / "model.ini", tmp_path / "small")):
+        assert cli.main(["test", str(model), "--weights", str(weights)]) == 0
+        scores.append(capsys.readouterr().out)
+    assert scores[0] == scores[1] and "test accuracy" in scores[0]
+    small = tmp_path / "small" / "model.ini"
+    assert train(small, tmp_path / "again", "--steps", "5", "--weights", str(tmp_path / "small")) == 0
+    weights = arrays_of(tmp_path / "again" / "weights.npz")
+    assert weights["param/c1.weights[0]"].shape == (4, 1, 3, 3)
+    assert not any(k.startswith("quant/") for k in weights)

@@ -21,7 +21,8 @@ TinyNeuralNetwork's graph modifier, on N2D2's implicit concatenations).
 Some channels cannot go: the stimuli's, a target's outputs, the inputs of a
 Softmax or of a Pool that mixes channels, and the outputs of a cell whose
 activation does not map 0 to 0 or whose ElemWise shifts are not 0 (the
-removed channel would not be zero there). Their units are *locked*.
+removed channel would not be zero there), or per-channel ElemWise
+coefficients. Their units are *locked*.
 """
 
 from dataclasses import dataclass, field
@@ -110,7 +111,9 @@ class ChannelGraph:
             for name in inputs:
                 for c in range(self.sizes[cell.name]):
                     self._union(self.node(name, c), self.node(cell.name, c))
-            if np.any(np.asarray(cell.shifts) != 0):
+            # A shifted channel is not 0; per-channel coefficients would need the
+            # INI's Weights= list cut too (not done: such channels stay).
+            if np.any(np.asarray(cell.shifts) != 0) or cell.coeff_mode == "PerChannel":
                 self._lock(cell.name)
         elif isinstance(cell, Conv):
             self._conv(cell, inputs)

@@ -1,0 +1,80 @@
+"""``n2prune shrink``: the removed channels leave the model, and nothing else changes."""
+
+import numpy as np
+import pytest
+from channel_net import channel_net_text, random_batch
+from runs import arrays_of
+
+from n2prune import cli
+from n2prune.errors import UserError
+from n2prune.ini import parse_ini_text
+from n2prune.ini.dump import dumps
+from n2prune.inspect import load_run
+from n2prune.io.checkpoint import load_network_arrays, network_arrays
+from n2prune.prune.channels import zero_removed_channels
+from n2prune.shrink import shrink_run
+from n2prune.train.model import Model
+
+
+def pruned_run(tmp_path, **kwargs):
+    """A run folder (config.ini, weights.npz) of the channel network, its channels decided
+    and every parameter made non-zero where it is kept, so a leak would show."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.ini").write_text(dumps(parse_ini_text(channel_net_text(**kwargs))))
+    network = Model(run / "config.ini", need_data=False).network
+    rng = np.random.default_rng(1)
+    for cell in network.cells:
+        for param in cell.params():
+            param.value += rng.uniform(0.1, 0.5, param.value.shape).astype(np.float32)
+            param.changed()
+    network.cell("bn").mean[:] = rng.uniform(-0.2, 0.2, 8)
+    network.cell("bn").variance[:] = rng.uniform(0.5, 2.0, 8)
+    zero_removed_channels(network)
+    np.savez(run / "weights.npz", **network_arrays(network))
+    return run
+
+
+def test_shrink_removes_the_channels_and_keeps_the_outputs(tmp_path):
+    run = pruned_run(tmp_path)
+    assert cli.main(["shrink", str(run)]) == 0
+    masked, _ = load_run(run)
+    shrunk = Model(run / "shrunk" / "model.ini", need_data=False).network
+    cli_arrays = arrays_of(run / "shrunk" / "weights.npz")
+    load_network_arrays(shrunk, cli_arrays, "shrunk")
+    shapes = {c.name: c.output_shape[0] for c in shrunk.cells}
+    assert shapes == {"c1": 4, "dw": 4, "pw": 4, "bn": 4, "add": 4, "c3": 2, "cat": 3,
+                      "pool": 3, "fc": 10}
+    assert [w.value.shape for w in shrunk.cell("cat").weights] == [(3, 4, 3, 3), (3, 2, 3, 3)]
+    assert shrunk.cell("fc").weights[0].value.shape == (10, 3 * 4 * 4)
+    assert shrunk.cell("dw").connections[0].kind == "depthwise"
+    x = random_batch(masked)
+    np.testing.assert_allclose(shrunk.forward(x), masked.forward(x), rtol=1e-5, atol=1e-5)
+    text = (run / "shrunk" / "model.ini").read_text()
+    assert "; [cat] NbOutputs 6 -> 3 (removed output channels" in text
+    assert "; (shrink) QWeight.Pattern=Channel" in text
+    assert (run / "shrunk" / "weights" / "cat_weights.syntxt").is_file()
+
+
+def test_fewer_macs_after_shrinking(tmp_path):
+    run = pruned_run(tmp_path)
+    shrink_run(run)
+    masked, _ = load_run(run)
+    shrunk = Model(run / "shrunk" / "model.ini", need_data=False).network
+    before = sum(c.macs_per_sample() for c in masked.cells)
+    after = sum(c.macs_per_sample() for c in shrunk.cells)
+    assert after < 0.45 * before  # about half the channels, on both sides of most convs
+
+
+def test_a_run_without_removed_channels_is_refused(tmp_path):
+    run = pruned_run(tmp_path, threshold=0.0)
+    with pytest.raises(UserError, match="no channel was removed"):
+        shrink_run(run)
+
+
+def test_an_existing_output_folder_is_not_overwritten(tmp_path):
+    run = pruned_run(tmp_path)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("mine")
+    assert cli.main(["shrink", str(run), "--out", str(tmp_path / "taken")]) == 2
+    assert (tmp_path / "taken" / "x").read_text() == "mine"
