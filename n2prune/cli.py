@@ -85,6 +85,8 @@ def make_parser():
                       help="run folder, weights .npz or N2D2 weights folder")
     check = verbs.add_parser("check", help="parse a model and print its cell graph")
     _common(check)
+    check.add_argument("--json", action="store_true",
+                       help="machine-readable output (params and MACs: dense, effective, shrunk)")
     inspect = verbs.add_parser("inspect", help="per-cell sparsity and masks of a run")
     inspect.add_argument("run", help="a run folder written by n2prune train")
     inspect.add_argument("--cell", default=None, help="per-output-channel sparsity of one cell")

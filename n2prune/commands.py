@@ -1,5 +1,6 @@
 """What each ``n2prune`` verb does, on top of the library."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
 from n2prune.io.checkpoint import load_weights_file
 from n2prune.io.syntxt import import_network
 from n2prune.prune.channels import refresh_removed_channels
+from n2prune.prune.costs import cell_costs, totals
 from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, set_kernel
 from n2prune.train.evaluate import accuracy
 from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
@@ -107,17 +109,31 @@ def run_check(args):
     model = Model(args.model, args.overrides, seed, args.strict, need_data=False,
                   max_memory=args.max_memory)
     net = model.network
-    rows = [("cell", "type", "inputs", "output CxHxW", "params", "MACs")]
-    for cell in net.cells:
-        shape = "x".join(str(d) for d in cell.output_shape)
-        params = sum(p.value.size for p in cell.params())
-        rows.append((cell.name, cell.type_name, ",".join(net.inputs[cell.name]), shape,
-                     str(params), str(cell.macs_per_sample())))
-    rows.append(("total", "", "", "", str(net.nb_params()), str(net.macs_per_sample())))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    rows = cell_costs(net)
+    if args.json:
+        print(json.dumps({"cells": [{**r, "inputs": net.inputs[r["cell"]],
+                                     "output": list(net.cell(r["cell"]).output_shape)}
+                                    for r in rows], "total": totals(rows)}, indent=2))
+        return 0
+    table = [("cell", "type", "inputs", "output CxHxW", "params", "MACs", "effective MACs",
+              "shrunk MACs")]
+    for r in rows:
+        shape = "x".join(str(d) for d in net.cell(r["cell"]).output_shape)
+        table.append((r["cell"], r["type"], ",".join(net.inputs[r["cell"]]), shape,
+                      str(r["params_dense"]), str(r["macs_dense"]), str(r["macs_effective"]),
+                      str(r["macs_shrunk"])))
+    total = totals(rows)
+    table.append(("total", "", "", "", str(total["params_dense"]), str(total["macs_dense"]),
+                  f"{total['macs_effective']} ({total['macs_effective_ratio']:.1%})",
+                  f"{total['macs_shrunk']} ({total['macs_shrunk_ratio']:.1%})"))
+    print(format_rows(table))
     return 0
+
+
+def format_rows(rows):
+    """Left-aligned columns, two spaces apart."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def run_shrink(args):

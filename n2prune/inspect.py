@@ -15,6 +15,7 @@ from n2prune.errors import UserError
 from n2prune.io.checkpoint import byte_budget, load_network_arrays
 from n2prune.io.npz import read_npz
 from n2prune.prune.channels import refresh_removed_channels
+from n2prune.prune.costs import cell_costs, totals
 from n2prune.train.model import Model
 
 
@@ -95,12 +96,21 @@ def print_check(report):
 
 
 def network_report(network):
-    cells = [c for c in network.cells if isinstance(c, WeightCell)]
-    rows = [cell_row(c) for c in cells]
+    """Weighted cells' sparsity and quantizer state, with every cell's MACs and parameters
+    dense, effective and shrunk (``prune.costs``); totals over the whole network."""
+    costs = cell_costs(network)
+    by_name = {r["cell"]: r for r in costs}
+    rows = [{**cell_row(c), **_counts(by_name[c.name])}
+            for c in network.cells if isinstance(c, WeightCell)]
     params = sum(r["params"] for r in rows)
     nonzero = sum(r["nonzero"] for r in rows)
-    return {"cells": rows, "total": {"params": params, "nonzero": nonzero,
-                                     "sparsity": 1.0 - nonzero / params if params else 0.0}}
+    total = {"params": params, "nonzero": nonzero,
+             "sparsity": 1.0 - nonzero / params if params else 0.0, **totals(costs)}
+    return {"cells": rows, "total": total}
+
+
+def _counts(costs):
+    return {k: v for k, v in costs.items() if k.startswith(("macs_", "params_"))}
 
 
 def channel_report(network, name):
@@ -117,17 +127,20 @@ def channel_report(network, name):
 
 def format_table(report):
     head = ("cell", "type", "weights", "params", "nonzero", "sparsity", "mode", "masks by",
-            "threshold", "next update")
+            "threshold", "next update", "MACs", "effective", "shrunk")
     rows = [head]
     for r in report["cells"]:
         shape = "+".join("x".join(map(str, s)) for s in r["weight_shape"])
         threshold = "-" if r["threshold"] is None else f"{r['threshold']:.4g}"
         nxt = "-" if r["next_update"] is None else f"{r['next_update']} stimuli"
         rows.append((r["cell"], r["type"], shape, str(r["params"]), str(r["nonzero"]),
-                     f"{r['sparsity']:.4f}", r["mode"], r["filler"], threshold, nxt))
+                     f"{r['sparsity']:.4f}", r["mode"], r["filler"], threshold, nxt,
+                     str(r["macs_dense"]), str(r["macs_effective"]), str(r["macs_shrunk"])))
     t = report["total"]
     rows.append(("total", "", "", str(t["params"]), str(t["nonzero"]), f"{t['sparsity']:.4f}",
-                 "", "", "", ""))
+                 "", "", "", "", str(t["macs_dense"]),
+                 f"{t['macs_effective']} ({t['macs_effective_ratio']:.1%})",
+                 f"{t['macs_shrunk']} ({t['macs_shrunk_ratio']:.1%})"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)
 

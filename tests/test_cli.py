@@ -21,17 +21,21 @@ def run_cli(*args):
 def test_check_prints_graph_and_totals(capsys):
     assert cli.main(["check", LENET]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["cell", "type", "inputs", "output", "CxHxW", "params", "MACs"]
+    assert out[0].split() == ["cell", "type", "inputs", "output", "CxHxW", "params", "MACs",
+                              "effective", "MACs", "shrunk", "MACs"]
     conv2 = next(line for line in out if line.startswith("conv2"))
     # 60 of 96 kernel pairs connected: 1500 live weights x 10x10 outputs.
-    assert conv2.split()[1:] == ["Conv", "pool1", "16x10x10", "2400", "150000"]
-    assert out[-1].split() == ["total", "61470", "332824"]
+    assert conv2.split()[1:] == ["Conv", "pool1", "16x10x10", "2400", "150000", "150000",
+                                 "150000"]
+    assert out[-1].split() == ["total", "61470", "332824", "332824", "(100.0%)", "332824",
+                               "(100.0%)"]
 
 
 def test_set_override_changes_the_network(capsys):
     assert cli.main(["check", LENET, "--set", "fc1.NbOutputs=50"]) == 0
     fc1 = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fc1 "))
-    assert fc1.split()[1:] == ["Fc", "conv3", "50x1x1", "6000", "6000"]
+    assert fc1.split()[1:4] == ["Fc", "conv3", "50x1x1"]
+    assert fc1.split()[4:] == ["6000", "6000", "6000", "6000"]
 
 
 def test_bad_value_is_one_line_with_file_and_line(tmp_path):

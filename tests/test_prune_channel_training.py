@@ -1,5 +1,7 @@
 """Channel pruning while training: coupled cells stay coupled, and a run resumes to the bit."""
 
+import json
+
 import numpy as np
 from networks import mnist_input, softmax_loss
 from runs import arrays_of, assert_same_weights, train, write_ini
@@ -107,3 +109,16 @@ def test_the_shrunk_run_scores_the_same_and_trains_on_its_own(tmp_path, capsys):
     weights = arrays_of(tmp_path / "again" / "weights.npz")
     assert weights["param/c1.weights[0]"].shape == (4, 1, 3, 3)
     assert not any(k.startswith("quant/") for k in weights)
+
+
+def test_inspect_counts_the_shrunk_macs_the_shrunk_model_has(tmp_path, capsys):
+    ini = write_ini(tmp_path, "res.ini", RESIDUAL)
+    train(ini, tmp_path / "run", "--epochs", "1")
+    capsys.readouterr()
+    assert cli.main(["inspect", str(tmp_path / "run"), "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)["total"]["macs_shrunk"]
+    assert cli.main(["shrink", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert cli.main(["check", str(tmp_path / "run" / "shrunk" / "model.ini"), "--json"]) == 0
+    total = json.loads(capsys.readouterr().out)["total"]
+    assert total["macs_dense"] == total["macs_shrunk"] == predicted

@@ -1,0 +1,82 @@
+"""Parameters and MACs of each cell three ways: dense, effective, shrunk.
+
+* dense: the cell as built (its ``macs_per_sample``, every parameter);
+* effective: only the weights that are not zero after their masks (what
+  the skip and direct kernels pay for), other parameters as they are;
+* shrunk: the cell after ``n2prune shrink`` removes the removed channels
+  (``prune.shrink``), computed from the cut arrays, nothing built.
+"""
+
+import numpy as np
+
+from n2prune.cells import Conv, Fc, Pool
+from n2prune.prune.shrink import kept_channels, kept_inputs, mapping_of
+
+KINDS = ("dense", "effective", "shrunk")
+
+
+def cell_costs(network):
+    """One dict per cell: ``cell``, ``type``, ``params_<kind>`` and ``macs_<kind>``."""
+    kept = kept_channels(network)
+    return [_costs(network, cell, kept[cell.name], kept_inputs(network, kept, cell))
+            for cell in network.cells]
+
+
+def totals(rows):
+    """The sums of ``cell_costs`` rows, and the fraction of dense each kind keeps."""
+    total = {f"{what}_{kind}": sum(r[f"{what}_{kind}"] for r in rows)
+             for what in ("params", "macs") for kind in KINDS}
+    for what in ("params", "macs"):
+        dense = total[f"{what}_dense"]
+        for kind in KINDS[1:]:
+            total[f"{what}_{kind}_ratio"] = total[f"{what}_{kind}"] / dense if dense else 1.0
+    return total
+
+
+def _costs(network, cell, keep_out, keep_in):
+    params = cell.params()
+    weights = getattr(cell, "weights", [])
+    dense_macs = cell.macs_per_sample()
+    nonzero = sum(int(np.count_nonzero(cell.effective_weights(k))) for k in range(len(weights)))
+    others = [p for p in params if not any(p is w for w in weights)]
+    row = {"cell": cell.name, "type": cell.type_name,
+           "params_dense": sum(p.value.size for p in params),
+           "params_effective": nonzero + sum(p.value.size for p in others),
+           "macs_dense": dense_macs, "macs_effective": _effective_macs(cell, nonzero, dense_macs)}
+    row["params_shrunk"] = _shrunk_params(cell, params, weights, keep_out, keep_in)
+    row["macs_shrunk"] = _shrunk_macs(cell, keep_out, keep_in, dense_macs)
+    return row
+
+
+def _effective_macs(cell, nonzero, dense_macs):
+    if isinstance(cell, Conv):
+        return nonzero * cell.output_shape[1] * cell.output_shape[2]
+    if isinstance(cell, Fc):
+        return nonzero
+    return dense_macs
+
+
+def _shrunk_params(cell, params, weights, keep_out, keep_in):
+    count = 0
+    for param in params:
+        k = next((i for i, w in enumerate(weights) if w is param), None)
+        if k is None:  # a per-channel vector
+            count += int(keep_out.sum()) if param.value.shape[0] == keep_out.size else param.value.size
+        else:
+            per_channel = param.value.size // (param.value.shape[0] * keep_in[k].size)
+            count += int(keep_out.sum()) * int(keep_in[k].sum()) * per_channel
+    return count
+
+
+def _shrunk_macs(cell, keep_out, keep_in, dense_macs):
+    if isinstance(cell, Conv):
+        kernels = sum(int(mapping_of(cell, k)[keep][:, keep_out].sum())
+                      for k, keep in enumerate(keep_in))
+        return kernels * cell.kernel[0] * cell.kernel[1] * cell.output_shape[1] * cell.output_shape[2]
+    if isinstance(cell, Fc):
+        return int(keep_out.sum()) * sum(int(keep.sum()) * s[1] * s[2]
+                                         for keep, s in zip(keep_in, cell.input_shapes))
+    if isinstance(cell, Pool):
+        mapping = cell.mapping[np.concatenate(keep_in)][:, keep_out]
+        return int(mapping.sum()) * cell.pool[0] * cell.pool[1] * cell.output_shape[1] * cell.output_shape[2]
+    return dense_macs * int(keep_out.sum()) // max(1, keep_out.size)
