@@ -40,6 +40,7 @@ KernelDims=3 3
 Padding=1
 NbOutputs=8
 Mapping.ChannelsPerGroup=1
+{dw}
 
 [pw]
 Input=dw
@@ -98,7 +99,8 @@ NbOutputs=10
 
 def channel_net_text(threshold=0.5, pruned=("c1", "pw", "c3", "cat"), extra=""):
     keys = PRUNE.format(threshold=threshold, extra=extra)
-    return NET.format(**{name: keys if name in pruned else "" for name in ("c1", "pw", "c3", "cat")})
+    cells = ("c1", "dw", "pw", "c3", "cat")
+    return NET.format(**{name: keys if name in pruned else "" for name in cells})
 
 
 def channel_net(threshold=0.5, pruned=("c1", "pw", "c3", "cat"), extra="", seed=3):

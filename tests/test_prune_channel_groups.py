@@ -7,6 +7,7 @@ from channel_net import channel_net, random_batch
 from n2prune.errors import UserError
 from n2prune.prune.channel_graph import ChannelGraph
 from n2prune.prune.channels import kept_units, zero_removed_channels
+from n2prune.prune.prune_cell import PruneCell
 from n2prune.prune.pruned_cells import initialize_masks
 
 
@@ -84,3 +85,17 @@ def test_round_to_keeps_a_multiple_of_channels():
     removed = resolved(threshold=0.7, extra="QWeight.RoundTo=4").removed_channels
     assert len(removed["c1"]) == 4  # kept 2 of 8, rounded up to 4
     assert "c3" not in removed  # kept 1 of 4, rounded up to 4
+
+
+def test_a_depthwise_cell_with_a_channel_quantizer_follows_its_producer():
+    network = resolved(pruned=("c1", "dw", "pw", "c3", "cat"))
+    dw = network.cell("dw")
+    dead = np.flatnonzero(~dw.quantizer.mask(0).reshape(8, -1).any(axis=1))
+    np.testing.assert_array_equal(dead, network.removed_channels["c1"])
+
+
+def test_a_channel_quantizer_where_no_channel_can_go_is_an_error():
+    network = channel_net()
+    network.cell("fc").quantizer = PruneCell(prune_mode="Static", threshold=0.5, pattern="Channel")
+    with pytest.raises(UserError, match=r"\[fc\] QWeight.Pattern=Channel: none of its channels"):
+        initialize_masks(network, np.random.default_rng(0), 0)

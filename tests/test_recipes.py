@@ -17,7 +17,7 @@ from n2prune.io.syntxt import import_network
 from n2prune.train.model import Model
 
 STEPS = 3
-FASHION = {"lenet_fashion.ini"}
+FASHION = {"lenet_fashion.ini", "residual_fashion.ini", "residual_fashion_channels.ini"}
 RECIPES = [pytest.param(p.name, marks=[pytest.mark.fashion_mnist] if p.name in FASHION else [])
            for p in sorted(MODELS_INI.glob("*.ini"))]
 

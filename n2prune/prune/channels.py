@@ -41,12 +41,15 @@ def resolve_channels(network, cells=None):
         return
     graph = ChannelGraph(network)
     groups = [g for g in graph.groups if wanted & set(g.producers)]
-    _check_members(network, groups, wanted | {c.name for c in channel_cells(network)})
+    everyone = {c.name for c in channel_cells(network)}
+    _check_members(network, graph, groups, everyone)
     scores = [_unit_scores(network, group) for group in groups]
     fractions = _group_fractions(network, groups, scores)
     for group, unit_scores, fraction in zip(groups, scores, fractions):
         removed = _removed_units(group, unit_scores, fraction, network)
-        for name in group.producers:
+        # Producers, and the depthwise cells that follow them when they carry a
+        # channel quantizer too (their rows go with their input channel).
+        for name in sorted(everyone & {n for unit in group.units for n, _ in unit.channels}):
             cell = network.by_name[name]
             keep = np.ones(cell.output_shape[0], dtype=bool)
             keep[[c for unit in removed for c in unit.of(name)]] = False
@@ -55,9 +58,11 @@ def resolve_channels(network, cells=None):
     zero_removed_channels(network)
 
 
-def _check_members(network, groups, wanted):
-    """Every producer of a pruned group must prune channels, with one target."""
-    for name in wanted - {p for g in groups for p in g.producers}:
+def _check_members(network, graph, groups, wanted):
+    """Every producer of a pruned group must prune channels, with one target; a channel
+    quantizer elsewhere must sit on a cell some group's channels pass through."""
+    grouped = {name for g in graph.groups for unit in g.units for name, _ in unit.channels}
+    for name in wanted - grouped:
         raise UserError(f"[{name}] QWeight.Pattern=Channel: none of its channels can be "
                         "removed (they reach a target, a Softmax, a channel-mixing Pool, or "
                         "an activation that does not keep 0)")
