@@ -126,7 +126,13 @@ def test_prune_logs_each_shrunk_cell(tmp_path, caplog):
 def test_prune_writes_a_model_that_loads(tmp_path):
     facade = pruner(tmp_path, {"sparsity": 0.5, "metrics": "fpgm"})
     perturb(facade.network)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("mine")
+    with pytest.raises(UserError, match="taken: exists and is not empty"):
+        facade.prune(tmp_path / "taken")
+    assert facade.masked_network is None and (tmp_path / "taken" / "x").read_text() == "mine"
     shrunk = facade.prune(tmp_path / "out")
+    assert facade.ini_text == (tmp_path / "out" / "model.ini").read_text()
     text = (tmp_path / "out" / "model.ini").read_text()
     assert "; [cat] NbOutputs 6 -> 3 (removed output channels" in text
     reloaded = Model(tmp_path / "out" / "model.ini", need_data=False).network

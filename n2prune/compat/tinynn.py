@@ -63,7 +63,7 @@ class OneShotChannelPruner:
                             f"of its INI file, not {type(model).__name__}: prune() rewrites the INI")
         self.model = model if isinstance(model, Model) else Model(model, need_data=False)
         self.network = self.model.network
-        self.masked_network = None
+        self.masked_network = self.ini_text = None
         self.dummy_input = checked_input(self.network, dummy_input)
         self.config = read_config(config)
         taken = [c.name for c in channel_cells(self.network)]
@@ -87,10 +87,13 @@ class OneShotChannelPruner:
 
         Logs ``cell: before -> after`` for each cell whose outputs shrink. With ``out``
         (a folder, empty or new) writes ``model.ini``, ``weights.npz`` and N2D2's
-        ``weights/`` there, as ``n2prune shrink``. Returns the shrunk network.
+        ``weights/`` there, as ``n2prune shrink`` (refused before anything changes when
+        the folder is not empty). ``ini_text`` is the shrunk INI. Returns the shrunk network.
         """
         if self.masked_network is not None:
             raise UserError("prune() was already called: the network is shrunk")
+        if out is not None and Path(out).exists() and any(Path(out).iterdir()):
+            raise UserError(f"{out}: exists and is not empty; give another folder")
         masked = self.network
         zero_removed_channels(masked)  # weights trained since the decisions leak no bias
         shrunk, self.ini_text = shrink_model(self.model, list(self._kwargs))
@@ -237,8 +240,6 @@ def output_difference(masked, shrunk, x):
 
 def save_model(out, text, network):
     """``model.ini``, ``weights.npz`` and ``weights/`` of the shrunk model into ``out``."""
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out}: exists and is not empty; give another folder")
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.ini").write_text(text, encoding="utf-8")
     np.savez(out / "weights.npz", **network_arrays(network))
