@@ -1,10 +1,11 @@
 """Other pruning tools' Python APIs as thin facades over an n2prune Network.
 
-``PrunerModule`` (Texas Instruments' edgeai-torchmodelopt, ``compat.ti``)
-and ``Prune`` (Moffett AI's pruning tools, ``compat.moffett``) take their
+``PrunerModule`` (Texas Instruments' edgeai-torchmodelopt, ``compat.ti``),
+``Prune`` (Moffett AI's pruning tools, ``compat.moffett``) and
+``OneShotChannelPruner`` (TinyNeuralNetwork, ``compat.tinynn``) take their
 tool's arguments and only configure ``PruneCell`` quantizers on the
 network's cells: the pruning itself is n2prune's (patterns, criteria,
-schedules). Each facade's ``ini_keys()`` gives the same configuration as
+schedules, channel groups). Each facade's ``ini_keys()`` gives the same configuration as
 ``QWeight.*`` keys (docs/pruning-facades.rst).
 
 This module holds what both facades share: attaching the quantizers and
@@ -19,11 +20,12 @@ from n2prune.prune.prune_cell import PruneCell
 from n2prune.prune.prune_keys import PRUNE_KEYS
 from n2prune.prune.pruned_cells import initialize_masks
 
-__all__ = ["Prune", "PrunerModule", "attach_quantizers", "ini_values", "masks_sparsity"]
+__all__ = ["OneShotChannelPruner", "Prune", "PrunerModule", "attach_quantizers", "ini_values", "masks_sparsity"]
 
-# The facades are imported on first use (PEP 562), so ``compat.ti`` and
-# ``compat.moffett`` can import the helpers below without an import cycle.
-_FACADES = {"PrunerModule": "n2prune.compat.ti", "Prune": "n2prune.compat.moffett"}
+# The facades are imported on first use (PEP 562), so the facade modules
+# can import the helpers below without an import cycle.
+_FACADES = {"PrunerModule": "n2prune.compat.ti", "Prune": "n2prune.compat.moffett",
+            "OneShotChannelPruner": "n2prune.compat.tinynn"}
 # Python keyword of PruneCell -> its INI key (``QWeight.X``), from the one table.
 _INI_NAMES = {key.attr: key.name for key in PRUNE_KEYS}
 
