@@ -1,0 +1,72 @@
+"""Inference of a channel-pruned run: the masked network against its shrunk model.
+
+    python benchmarks/shrink_speed.py RUN [RUN ...] [--batch 256] [--rounds 5] [--json FILE]
+
+Each ``RUN`` is a run folder trained with ``QWeight.Pattern=Channel`` cells
+and already shrunk (``n2prune shrink RUN``, which writes ``RUN/shrunk``).
+The masked side is the run as trained (removed channels at exactly 0, every
+cell at its full size, the skip or direct kernels where the masks make them
+pay); the shrunk side is ``RUN/shrunk/model.ini`` with its weights. One
+sample = ``Network.predict`` on ``--batch`` random images, timed over
+``--calls`` images after 10 warm-up calls, in a fresh process; the two sides
+alternate between quiet checks (``harness.py``).
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import harness
+
+HERE = Path(__file__).resolve()
+
+
+def predict_fn(job):
+    import numpy as np
+
+    from n2prune.commands import load_weights
+    from n2prune.train.model import Model
+    run = Path(job["run"])
+    model_ini = run / "config.ini" if job["side"] == "masked" else run / "shrunk" / "model.ini"
+    weights = run if job["side"] == "masked" else run / "shrunk"
+    model = Model(model_ini, overrides=[f"sp.BatchSize={job['batch']}"], seed=1, need_data=False)
+    load_weights(model.network, weights)
+    x = np.random.default_rng(0).random((job["batch"], *model.network.input_shape),
+                                        dtype=np.float32)
+    return lambda: model.network.predict(x, batch_size=job["batch"])
+
+
+def one_sample(job):
+    predict = predict_fn(job)
+    calls = max(5, job["calls"] // job["batch"])
+    for _ in range(10):
+        predict()
+    start = time.perf_counter()
+    for _ in range(calls):
+        predict()
+    seconds = (time.perf_counter() - start) / calls
+    return {"s/call": seconds, "samples/s": job["batch"] / seconds}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", help="shrunk run folders")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--calls", type=int, default=5120, help="images per sample")
+    args = harness.parse_or_sample(parser, argv, one_sample)
+    if args is None:
+        return 0
+    machine, session = harness.start()
+    for run in args.runs:
+        jobs = {side: {"run": str(Path(run).resolve()), "side": side, "batch": args.batch,
+                       "calls": args.calls} for side in ("shrunk", "masked")}
+        session.compare(f"{Path(run).name} batch {args.batch}: inference",
+                        harness.subprocess_sides(HERE, jobs), rounds=args.rounds,
+                        primary="s/call")
+    harness.report(session, args.json, machine)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
