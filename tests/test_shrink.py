@@ -1,5 +1,9 @@
 """``n2prune shrink``: the removed channels leave the model, and nothing else changes."""
 
+import os
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from channel_net import channel_net_text, random_batch
@@ -17,19 +21,25 @@ from n2prune.train.model import Model
 
 
 def pruned_run(tmp_path, **kwargs):
-    """A run folder (config.ini, weights.npz) of the channel network, its channels decided
-    and every parameter made non-zero where it is kept, so a leak would show."""
+    """A run folder of the channel network (``run_folder``), its BatchNorm statistics set."""
+    return run_folder(tmp_path, channel_net_text(**kwargs), {"bn": 8})
+
+
+def run_folder(tmp_path, text, batchnorms=()):
+    """A run folder (config.ini, weights.npz) of INI ``text``, its channels decided and
+    every parameter made non-zero where it is kept, so a leak would show."""
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.ini").write_text(dumps(parse_ini_text(channel_net_text(**kwargs))))
+    (run / "config.ini").write_text(dumps(parse_ini_text(text)))
     network = Model(run / "config.ini", need_data=False).network
     rng = np.random.default_rng(1)
     for cell in network.cells:
         for param in cell.params():
             param.value += rng.uniform(0.1, 0.5, param.value.shape).astype(np.float32)
             param.changed()
-    network.cell("bn").mean[:] = rng.uniform(-0.2, 0.2, 8)
-    network.cell("bn").variance[:] = rng.uniform(0.5, 2.0, 8)
+    for name, size in dict(batchnorms).items():
+        network.cell(name).mean[:] = rng.uniform(-0.2, 0.2, size)
+        network.cell(name).variance[:] = rng.uniform(0.5, 2.0, size)
     zero_removed_channels(network)
     np.savez(run / "weights.npz", **network_arrays(network))
     return run
@@ -78,3 +88,25 @@ def test_an_existing_output_folder_is_not_overwritten(tmp_path):
     (tmp_path / "taken" / "x").write_text("mine")
     assert cli.main(["shrink", str(run), "--out", str(tmp_path / "taken")]) == 2
     assert (tmp_path / "taken" / "x").read_text() == "mine"
+
+
+N2D2_MULTIBRANCH = "tests/tests_data/mnist_multibranch_model/model.ini"
+
+
+def test_n2d2s_multibranch_network_prunes_shrinks_and_reloads(tmp_path):
+    """N2D2's own multi-branch test network (three branches concatenated into conv4, a
+    residual sum at elemwise7), read from an N2D2 checkout (``$N2D2_SOURCE``)."""
+    source = Path(os.environ.get("N2D2_SOURCE", "")) / N2D2_MULTIBRANCH
+    if not os.environ.get("N2D2_SOURCE") or not source.is_file():
+        pytest.skip(f"set N2D2_SOURCE to an N2D2 checkout holding {N2D2_MULTIBRANCH}")
+    keys = "QWeight=Prune\nQWeight.PruningMode=Static\nQWeight.Pattern=Channel\nQWeight.Threshold=0.5\n"
+    text = re.sub(r"(\[conv(?!9)[^\]]*\]\n)", lambda m: m.group(1) + keys, source.read_text())
+    run = run_folder(tmp_path, text)
+    out, notes, difference = shrink_run(run)
+    assert difference <= 1e-5 and "[elemwise7] NbOutputs 10 -> 5" in " ".join(notes)
+    masked, _ = load_run(run)
+    shrunk = Model(out / "model.ini", need_data=False).network
+    load_network_arrays(shrunk, arrays_of(out / "weights.npz"), out)
+    x = random_batch(masked)
+    np.testing.assert_allclose(shrunk.forward(x), masked.forward(x), rtol=1e-5, atol=1e-5)
+    assert shrunk.macs_per_sample() < 0.3 * masked.macs_per_sample()
