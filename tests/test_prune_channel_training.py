@@ -122,3 +122,22 @@ def test_inspect_counts_the_shrunk_macs_the_shrunk_model_has(tmp_path, capsys):
     assert cli.main(["check", str(tmp_path / "run" / "shrunk" / "model.ini"), "--json"]) == 0
     total = json.loads(capsys.readouterr().out)["total"]
     assert total["macs_dense"] == total["macs_shrunk"] == predicted
+
+
+def test_shrunk_then_nm_pruned_with_the_skip_kernels(tmp_path, capsys):
+    """Channels first, then 2:4 on what remains: the two compose, and the MACs add up."""
+    ini = write_ini(tmp_path, "res.ini", RESIDUAL)
+    train(ini, tmp_path / "run", "--epochs", "1")
+    assert cli.main(["shrink", str(tmp_path / "run"), "--out", str(tmp_path / "small")]) == 0
+    nm = [f"--set={cell}.QWeight{key}" for cell in ("c2", "fc2") for key in (
+        "=Prune", ".PruningMode=Static", ".Pattern=NM", ".Threshold=0.5", ".Kernel=Sparse")]
+    assert train(tmp_path / "small" / "model.ini", tmp_path / "nm", "--steps", "10",
+                 "--weights", str(tmp_path / "small"), *nm) == 0
+    assert "skip kernels at sparsity 0.500" in (tmp_path / "nm" / "train.log").read_text()
+    capsys.readouterr()
+    assert cli.main(["inspect", str(tmp_path / "nm"), "--json", "--check"]) == 0
+    report = json.loads(capsys.readouterr().out.split("\ncheck [")[0])
+    cells = {c["cell"]: c for c in report["cells"]}
+    assert cells["c2"]["macs_effective"] * 2 == cells["c2"]["macs_dense"]
+    assert cells["fc2"]["macs_effective"] * 2 == cells["fc2"]["macs_dense"]
+    assert report["total"]["macs_shrunk"] == report["total"]["macs_dense"]  # nothing left to cut
