@@ -289,6 +289,18 @@ def seconds_per_call(fn, min_seconds=0.02, warmup=3):
             return elapsed / count
 
 
+def call_rate(call, calls, batch, warmup=10):
+    """``{"s/call", "samples/s"}`` of ``calls`` calls of ``call`` (``batch`` samples each)
+    after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    seconds = (time.perf_counter() - start) / calls
+    return {"s/call": seconds, "samples/s": batch / seconds}
+
+
 def step_rate(step, steps, batch, warmup=5):
     """``{"s/step", "samples/s"}`` of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
     for _ in range(warmup):

@@ -14,9 +14,9 @@ through the GEMV). One sample = ``--calls`` calls (batch 256:
 
 import json
 import sys
-import time
 from pathlib import Path
 
+import harness
 import lenet_sides
 
 HERE = Path(__file__).resolve()
@@ -41,15 +41,8 @@ def predict_fn(job):
 
 
 def one_sample(job):
-    predict = predict_fn(job)
     calls = max(5, job["calls"] // job["batch"]) if job["batch"] > 1 else job["calls"]
-    for _ in range(10):
-        predict()
-    start = time.perf_counter()
-    for _ in range(calls):
-        predict()
-    seconds = (time.perf_counter() - start) / calls
-    return {"s/call": seconds, "samples/s": job["batch"] / seconds}
+    return harness.call_rate(predict_fn(job), calls, job["batch"])
 
 
 def main(argv=None):

@@ -14,7 +14,6 @@ alternate between quiet checks (``harness.py``).
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import harness
@@ -38,15 +37,7 @@ def predict_fn(job):
 
 
 def one_sample(job):
-    predict = predict_fn(job)
-    calls = max(5, job["calls"] // job["batch"])
-    for _ in range(10):
-        predict()
-    start = time.perf_counter()
-    for _ in range(calls):
-        predict()
-    seconds = (time.perf_counter() - start) / calls
-    return {"s/call": seconds, "samples/s": job["batch"] / seconds}
+    return harness.call_rate(predict_fn(job), max(5, job["calls"] // job["batch"]), job["batch"])
 
 
 def main(argv=None):
