@@ -303,13 +303,8 @@ def call_rate(call, calls, batch, warmup=10):
 
 def step_rate(step, steps, batch, warmup=5):
     """``{"s/step", "samples/s"}`` of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = (time.perf_counter() - start) / steps
-    return {"s/step": seconds, "samples/s": batch / seconds}
+    rate = call_rate(step, steps, batch, warmup)
+    return {"s/step": rate["s/call"], "samples/s": rate["samples/s"]}
 
 
 def in_subprocess(script, args, env=None):
