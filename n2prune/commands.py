@@ -11,6 +11,7 @@ from n2prune.io.syntxt import import_network
 from n2prune.prune.channels import refresh_removed_channels
 from n2prune.prune.costs import cell_costs, totals
 from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, set_kernel
+from n2prune.sensitivity import run_sensitivity  # noqa: F401  (the sensitivity verb)
 from n2prune.train.evaluate import accuracy
 from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
 from n2prune.train.model import Model
@@ -66,6 +67,9 @@ def _apply_kernel(model, args):
 
 
 def run_train(args):
+    if args.iterations:
+        from n2prune.iterative import run_iterative
+        return run_iterative(args)
     every = DEFAULT_SNAPSHOT_EVERY if args.snapshot_every is None else args.snapshot_every
     settings = _run_settings(args)
     model = Model(args.model, settings["overrides"], settings["seed"], args.strict,
