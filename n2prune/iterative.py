@@ -38,11 +38,12 @@ FIELDS = ("round", "fraction", "thresholds", "test_accuracy", "best_validation_a
           "params_shrunk", "macs_shrunk", "macs_shrunk_fraction")
 
 
-def run_iterative(args):
-    """K rounds of prune -> fine-tune; prints and writes ``iterations.csv``."""
-    from n2prune.commands import DEFAULT_SEED, format_rows, run_train
+def run_iterative(args, default_seed, run_train, format_rows):
+    """K rounds of prune -> fine-tune; prints and writes ``iterations.csv``. ``run_train``
+    (the train verb) runs each round; it and ``format_rows`` are ``commands``' (passed:
+    no import cycle)."""
     _check_options(args)
-    seed = DEFAULT_SEED if args.seed is None else args.seed
+    seed = default_seed if args.seed is None else args.seed
     finals = final_thresholds(Model(args.model, args.overrides, seed, args.strict,
                                     need_data=False, max_memory=args.max_memory).network)
     out = new_run_dir(args.model, args.out)

@@ -64,7 +64,7 @@ class Analysis:
     ``n2prune shrink``) or ``effective`` (non-zero weights, ``--unstructured``).
     """
 
-    def __init__(self, args, seed):
+    def __init__(self, args, seed, load_weights):
         self.unstructured = args.unstructured
         self.kind = "effective" if self.unstructured else "shrunk"
         probe = Model(args.model, args.overrides, seed, args.strict, need_data=False,
@@ -78,7 +78,7 @@ class Analysis:
                            max_memory=args.max_memory)
         self.network = self.model.network
         _check_validation(self.model, args.model)
-        _load(self.model, args.weights)
+        _load(self.model, args.weights, load_weights)
         self.saved = {k: np.array(v) for k, v in network_arrays(self.network).items()}
 
     def prune(self, choice):
@@ -133,8 +133,9 @@ def _check_validation(model, path):
                         "--set database.Validation=0.1 (and the run's --seed)")
 
 
-def _load(model, weights):
-    from n2prune.commands import load_weights
+def _load(model, weights, load_weights):
+    """``load_weights(network, source)`` (the ``train --weights`` loader, handed down by
+    ``commands``), then the masks of the cells the file held none for, as ``train`` does."""
     restored = load_weights(model.network, weights)
     stale = [c for c in pruned_cells(model.network) if c.name not in restored]
     initialize_masks(model.network, model.rng, model.epoch_size, stale)
@@ -204,10 +205,10 @@ def budget_text(choice, notes, unstructured):
     return "\n".join(lines) + "\n"
 
 
-def run_sensitivity(args):
-    """The ``sensitivity`` verb: measure, write CSV (and picture), print, budget."""
-    from n2prune.commands import DEFAULT_SEED, format_rows
-    analysis = Analysis(args, run_seed(args, DEFAULT_SEED))
+def run_sensitivity(args, default_seed, load_weights, format_rows):
+    """The ``sensitivity`` verb: measure, write CSV (and picture), print, budget. The
+    loader, default seed and table printer are ``commands``' (passed: no import cycle)."""
+    analysis = Analysis(args, run_seed(args, default_seed), load_weights)
     ratios = args.ratios or list(DEFAULT_RATIOS)
     out = Path(args.out) if args.out else _default_out(args.weights)
     out.mkdir(parents=True, exist_ok=True)

@@ -135,7 +135,7 @@ def test_the_weights_are_restored_after_each_point(dense_run):
     ini, run = dense_run
     args = cli.make_parser().parse_args(["sensitivity", str(ini), "--weights", str(run),
                                          *SMALL_VALIDATION])
-    analysis = Analysis(args, seed=1)
+    analysis = Analysis(args, 1, load_weights)
     before = {k: v.copy() for k, v in analysis.saved.items()}
     x = np.random.default_rng(0).standard_normal((*analysis.network.input_shape, 4)).astype(np.float32)
     expected = analysis.network.forward(x).copy()
