@@ -37,3 +37,9 @@ def test_a_budget_already_met_prunes_nothing():
 def test_an_unreachable_budget_says_how_far_the_curves_go():
     with pytest.raises(UserError, match=r"keeps 55\.0%.*--ratios"):
         choose_ratios({"a": [(0.5, 0.1), (0.9, 0.2)]}, additive, 0.3)
+
+
+def test_a_jump_that_overshoots_comes_back_down_to_the_budget():
+    # 0.9 is cheaper per cost saved (0.011 / 0.45 < 0.01 / 0.25), but 0.5 meets 0.8 with less loss.
+    curves = {"a": [(0.5, 0.01), (0.9, 0.011)]}
+    assert choose_ratios(curves, additive, 0.8) == ({"a": 0.5}, pytest.approx(0.75))

@@ -13,7 +13,9 @@ The search is greedy: from every group unpruned, repeatedly move the one
 group to the higher measured ratio that buys the most cost per unit of
 predicted loss (the least ``Δdrop / Δcost``), until the budget is met. Any
 higher ratio is a candidate, not only the next one, so a curve that is flat
-after a bump is not stuck behind it.
+after a bump is not stuck behind it. Such a jump may overshoot the budget,
+so a last pass lowers each group to the ratio of least drop that still
+meets it.
 """
 
 from n2prune.errors import UserError
@@ -36,7 +38,7 @@ def choose_ratios(curves, cost, limit):
                             "--ratios (up to 0.95), or more cells")
         _, group, ratio, current = best
         choice[group] = ratio
-    return choice, current
+    return _relax(curves, cost, limit, choice, current)
 
 
 def predicted_drop(curves, choice):
@@ -46,6 +48,20 @@ def predicted_drop(curves, choice):
 
 def _drop_at(points, ratio):
     return 0.0 if ratio == 0 else dict(points)[ratio]
+
+
+def _relax(curves, cost, limit, choice, current):
+    """Each group, in turn, moved down to the lower ratio of least drop within the budget."""
+    for group, points in curves.items():
+        now = _drop_at(points, choice[group])
+        lower = [(drop, ratio) for ratio, drop in [(0.0, 0.0), *points]
+                 if ratio < choice[group] and drop < now]
+        for drop, ratio in sorted(lower):
+            after = cost({**choice, group: ratio})
+            if after <= limit:
+                choice, current = {**choice, group: ratio}, after
+                break
+    return choice, current
 
 
 def _best_move(curves, cost, choice, current):
