@@ -79,6 +79,12 @@ class Analysis:
         self.network = self.model.network
         _check_validation(self.model, args.model)
         _load(self.model, args.weights, load_weights)
+        analysed = {name for group in self.groups for name in group}
+        for cell in pruned_cells(self.network):
+            if cell.name not in analysed:
+                # Outputs unchanged (W * M); resolving all channel groups at each point
+                # then removes the INI's own removed channels again: they score 0.
+                cell.quantizer.finalize()
         self.saved = {k: np.array(v) for k, v in network_arrays(self.network).items()}
 
     def prune(self, choice):
@@ -117,7 +123,7 @@ def analysed_groups(network, unstructured, exclude=()):
         candidates = [g.producers for g in ChannelGraph(network).groups]
     skipped = {c.name for c in pruned_cells(network)} | {t.cell for t in network.targets} | set(exclude)
     for group in candidates:
-        if set(group) & skipped - set(exclude):
+        if set(group) & (skipped - set(exclude)):
             log.info("notice: %s left out (a target, or it prunes in the INI already)", "+".join(group))
     groups = [g for g in candidates if not set(g) & skipped]
     if not groups:

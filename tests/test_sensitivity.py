@@ -144,3 +144,25 @@ def test_the_weights_are_restored_after_each_point(dense_run):
     assert not analysis.network.removed_channels
     for key, value in before.items():
         np.testing.assert_array_equal(analysis.saved[key], value, err_msg=key)
+
+
+def test_a_cell_pruned_in_the_ini_keeps_its_channels_at_every_point(tmp_path, capsys):
+    from n2prune.sensitivity import Analysis
+    static = "QWeight=Prune\nQWeight.PruningMode=Static\nQWeight.Pattern=Channel\nQWeight.Threshold=0.5\n"
+    ini = write_ini(tmp_path, "c3.ini", DENSE.replace("[fc2]", static + "\n[fc2]"))
+    assert train(ini, tmp_path / "run", "--steps", "5") == 0
+    # Masked weights keep their values (N2D2): make the removed channels' the largest.
+    arrays = arrays_of(tmp_path / "run" / "weights.npz")
+    gone = arrays["quant/c3/mask0"].reshape(8, -1).any(axis=1) == 0
+    arrays["param/c3.weights[0]"][gone] = 100
+    np.savez(tmp_path / "run" / "weights.npz", **arrays)
+    args = cli.make_parser().parse_args(["sensitivity", str(ini), "--weights",
+                                         str(tmp_path / "run"), *SMALL_VALIDATION])
+    analysis = Analysis(args, 1, load_weights)
+    assert analysis.groups == [("c1", "c2")] and "c3 left out" in capsys.readouterr().err
+    removed = analysis.network.removed_channels["c3"].copy()
+    np.testing.assert_array_equal(removed, np.flatnonzero(gone))
+    for ratio in (0.25, 0.75):
+        analysis.prune({("c1", "c2"): ratio})
+        np.testing.assert_array_equal(analysis.network.removed_channels["c3"], removed)
+        analysis.restore()
