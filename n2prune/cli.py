@@ -41,6 +41,9 @@ def _common(parser):
     parser.add_argument("model", help="the network's INI file")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override an INI key (repeatable)")
+    parser.add_argument("--set-file", action=_SetFile, metavar="FILE",
+                        help="every key of an INI file as a --set, in its place on the line "
+                             "(e.g. the budget.ini of sensitivity)")
     parser.add_argument("--seed", type=_whole_number(0), default=None,
                         help="random seed, 0 or more (default 1)")
     parser.add_argument("--strict", action="store_true", help="unknown INI keys are errors")
@@ -48,6 +51,34 @@ def _common(parser):
     parser.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
                         help="refuse a network whose training would need more than SIZE "
                              "(e.g. 8G, 512M; default: half the physical memory)")
+
+
+class _SetFile(argparse.Action):
+    """``--set-file FILE``: the file's keys join ``--set``'s list where the option stands."""
+
+    def __call__(self, parser, namespace, path, option_string=None):
+        from n2prune.ini.overrides import file_overrides
+        try:
+            found = file_overrides(path)
+        except UserError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
+        namespace.overrides = [*namespace.overrides, *found]
+
+
+def _fraction(text):
+    """An argparse type: a number in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def _ratios(text):
+    """An argparse type: comma-separated fractions in (0, 1), sorted, no repeats."""
+    return sorted({_fraction(part) for part in text.split(",")})
 
 
 def _memory(text):
@@ -75,6 +106,7 @@ def make_parser():
     train.add_argument("--resume", metavar="RUN", default=None, help="continue the run in RUN")
     train.add_argument("--weights", metavar="DIR", default=None,
                        help="start from these weights (run folder, .npz or N2D2 folder)")
+    _iterations(train)
     test = verbs.add_parser("test", help="measure accuracy on the test set")
     _common(test)
     for verb in (train, test):
@@ -100,7 +132,37 @@ def make_parser():
     shrink.add_argument("run", help="a run folder whose cells pruned channels (Pattern=Channel)")
     shrink.add_argument("--out", default=None, help="folder of the shrunk model (default RUN/shrunk)")
     shrink.add_argument("--debug", action="store_true", help="show tracebacks")
+    _sensitivity(verbs)
     return parser
+
+
+def _iterations(train):
+    train.add_argument("--iterations", type=_whole_number(1), default=None, metavar="K",
+                       help="prune -> fine-tune K rounds from --weights, raising the channel-"
+                            "pruning cells toward their QWeight.Threshold in equal steps")
+    train.add_argument("--finetune-epochs", type=_whole_number(1), default=1, metavar="E",
+                       help="epochs of each --iterations round (default 1)")
+
+
+def _sensitivity(verbs):
+    verb = verbs.add_parser("sensitivity", help="accuracy of each cell (channel group) "
+                                                "pruned alone; a per-cell budget")
+    _common(verb)
+    verb.add_argument("--weights", metavar="RUN", required=True,
+                      help="the trained weights (run folder, .npz or N2D2 folder)")
+    verb.add_argument("--ratios", type=_ratios, default=None, metavar="R,R,...",
+                      help="pruning ratios to measure (default 0.1,0.2,...,0.9,0.95)")
+    verb.add_argument("--out", default=None, help="folder of the results (default RUN/sensitivity)")
+    verb.add_argument("--unstructured", action="store_true",
+                      help="prune single weights by magnitude, per cell, instead of channels")
+    verb.add_argument("--exclude", type=lambda t: [n for n in t.split(",") if n], default=[],
+                      metavar="CELL,...", help="cells never pruned")
+    target = verb.add_mutually_exclusive_group()
+    target.add_argument("--target-macs", type=_fraction, default=None, metavar="F",
+                        help="choose per-group ratios keeping at most F of the dense MACs; "
+                             "writes budget.ini")
+    target.add_argument("--target-params", type=_fraction, default=None, metavar="F",
+                        help="the same for parameters")
 
 
 class _StderrHandler(logging.Handler):

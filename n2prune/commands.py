@@ -66,6 +66,9 @@ def _apply_kernel(model, args):
 
 
 def run_train(args):
+    if args.iterations:
+        from n2prune.iterative import run_iterative
+        return run_iterative(args, DEFAULT_SEED, run_train, format_rows)
     every = DEFAULT_SNAPSHOT_EVERY if args.snapshot_every is None else args.snapshot_every
     settings = _run_settings(args)
     model = Model(args.model, settings["overrides"], settings["seed"], args.strict,
@@ -134,6 +137,11 @@ def format_rows(rows):
     """Left-aligned columns, two spaces apart."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def run_sensitivity(args):
+    from n2prune.sensitivity import run_sensitivity as measure_and_budget
+    return measure_and_budget(args, DEFAULT_SEED, load_weights, format_rows)
 
 
 def run_shrink(args):

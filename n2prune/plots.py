@@ -63,3 +63,22 @@ def plot_run(network, run_dir):
         paths.append(run_dir / "masks" / f"{cell.name}.png")
         plot_mask(plt, cell, paths[-1])
     return paths
+
+
+def plot_sensitivity(points, baseline, path):
+    """One curve per group: validation accuracy against the ratio it was pruned at alone
+    (``points``: ``sensitivity.Point``), the unpruned accuracy dashed."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in dict.fromkeys(p.group for p in points):
+        mine = [p for p in points if p.group == name]
+        ax.plot([0] + [p.ratio for p in mine], [baseline] + [p.accuracy for p in mine],
+                marker="o", label=name)
+    ax.axhline(baseline, color="gray", linestyle="--", label="unpruned")
+    ax.set_xlabel("pruning ratio (QWeight.Threshold)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("sensitivity: each group pruned alone")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

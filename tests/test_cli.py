@@ -119,3 +119,22 @@ def test_sizes_that_used_to_end_in_a_traceback(override, where, capsys):
     assert cli.main(["check", LENET, "--set", override]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and where in err[0], err
+
+
+@pytest.mark.parametrize("file_last, outputs", [(True, "30x1x1"), (False, "50x1x1")])
+def test_set_file_keys_apply_in_place_among_set(file_last, outputs, tmp_path, capsys):
+    keys = tmp_path / "keys.ini"
+    keys.write_text("; a budget-style override file\n[fc1]\nNbOutputs=30\n")
+    options = ["--set", "fc1.NbOutputs=50", "--set-file", str(keys)]
+    assert cli.main(["check", LENET, *(options if file_last else options[2:] + options[:2])]) == 0
+    fc1 = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("fc1 "))
+    assert fc1.split()[3] == outputs
+
+
+def test_set_file_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[fc1]\nNbOutputs=30\n[fc1]\nNbOutputs=20\n")
+    for path, named in ((tmp_path / "none.ini", "none.ini"), (bad, "bad.ini:3")):
+        assert cli.main(["check", LENET, "--set-file", str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--set-file" in err[0] and named in err[0], err

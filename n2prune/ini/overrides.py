@@ -44,3 +44,14 @@ def _split_target(target, section_names, text):
     hint = f"; close names: {', '.join(f'[{name}]' for name in close)}" if close else ""
     raise IniError(f"{text!r}: unknown section [{head}]{hint} "
                    f"(use .Key=value for a global key)", SET_ORIGIN)
+
+
+def file_overrides(path):
+    """Every key of the INI file ``path`` as a ``section.Key=value`` override, in file
+    order (``--set-file``); keys before the first section as ``.Key=value``."""
+    from n2prune.ini.inifile import load_ini  # inifile imports this module
+    ini = load_ini(path)
+    found = [f".{key}={ini.global_section.raw(key)}" for key in ini.global_section]
+    for section in ini.sections():
+        found += [f"{section.name}.{key}={section.raw(key)}" for key in section]
+    return found

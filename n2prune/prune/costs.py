@@ -80,3 +80,15 @@ def _shrunk_macs(cell, keep_out, keep_in, dense_macs):
         mapping = cell.mapping[np.concatenate(keep_in)][:, keep_out]
         return int(mapping.sum()) * cell.pool[0] * cell.pool[1] * cell.output_shape[1] * cell.output_shape[2]
     return dense_macs * int(keep_out.sum()) // max(1, keep_out.size)
+
+
+def shrunk_totals(network):
+    """``(params_shrunk, macs_shrunk)`` of the whole network for its current
+    ``removed_channels``; reads no weight, so a budget search can ask often."""
+    kept = kept_channels(network)
+    params = macs = 0
+    for cell in network.cells:
+        keep_out, keep_in = kept[cell.name], kept_inputs(network, kept, cell)
+        params += _shrunk_params(cell, cell.params(), getattr(cell, "weights", []), keep_out, keep_in)
+        macs += _shrunk_macs(cell, keep_out, keep_in, cell.macs_per_sample())
+    return params, macs
