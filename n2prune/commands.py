@@ -41,6 +41,14 @@ def load_weights(network, source):
     return loaded
 
 
+def load_masked_weights(model, source):
+    """``load_weights``, then masks computed from the imported weights for the pruned
+    cells whose files carried none (N2D2's weights folder, a dense run)."""
+    restored = load_weights(model.network, source)
+    stale = [c for c in pruned_cells(model.network) if c.name not in restored]
+    initialize_masks(model.network, model.rng, model.epoch_size, stale)
+
+
 def _run_settings(args):
     """Seed, overrides and epochs, from the command line or the run being resumed."""
     settings = {"seed": args.seed, "overrides": list(args.overrides), "epochs": args.epochs}
@@ -84,10 +92,7 @@ def run_train(args):
         trainer.resume(sparsity_fields)
     else:
         if args.weights:
-            restored = load_weights(model.network, args.weights)
-            # Masks follow the imported weights, unless the files carried them.
-            stale = [c for c in pruned_cells(model.network) if c.name not in restored]
-            initialize_masks(model.network, model.rng, model.epoch_size, stale)
+            load_masked_weights(model, args.weights)
         run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings},
                    sparsity_fields)
     log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
@@ -101,7 +106,7 @@ def run_test(args):
     seed = DEFAULT_SEED if args.seed is None else args.seed
     model = Model(args.model, args.overrides, seed, args.strict, max_memory=args.max_memory)
     _apply_kernel(model, args)
-    load_weights(model.network, args.weights)
+    load_masked_weights(model, args.weights)
     acc = accuracy(model.network, model, "test")
     print(f"test accuracy {acc:.4f} on {model.partition_size('test')} images")
     return 0

@@ -10,7 +10,9 @@ from paths import N2D2_MODELS
 from runs import arrays_of, assert_same_weights, train, write_ini
 
 from n2prune import cli
+from n2prune.commands import load_masked_weights
 from n2prune.train.loop import Trainer
+from n2prune.train.model import Model
 
 
 @pytest.fixture
@@ -226,3 +228,17 @@ def test_a_snapshot_of_the_previous_quantizer_layout_resumes(tmp_path):
     np.savez(snapshot, **old)
     assert cli.main(["train", str(ini), "--resume", str(tmp_path / "old"), "--epochs", "2"]) == 0
     assert_same_weights(tmp_path / "straight", tmp_path / "old")
+
+
+def test_weights_without_masks_get_masks_from_those_weights(tiny_ini, tmp_path):
+    """``test --weights`` of a dense run on a pruned model: the masks follow the loaded
+    weights, not the random initialisation the model was built with."""
+    train(tiny_ini, tmp_path / "dense", "--epochs", "1")
+    pruned = write_ini(tmp_path, "pruned.ini", DROPOUT_MLP.replace(
+        "WeightsFiller=HeFiller\n", "WeightsFiller=HeFiller\nQWeight=Prune\n"
+        "QWeight.PruningMode=Static\nQWeight.Pattern=Unstructured\nQWeight.Threshold=0.5\n"))
+    model = Model(pruned, seed=1, need_data=False)
+    load_masked_weights(model, tmp_path / "dense")
+    fc1 = model.network.cell("fc1")
+    w, mask = fc1.weights[0].value, fc1.quantizer.mask(0)
+    assert np.abs(w[mask == 0]).max() <= np.abs(w[mask == 1]).min()
