@@ -424,3 +424,10 @@ def test_a_missing_key_names_the_misspelt_one_written_instead(tmp_path):
     assert message.endswith(f"missing required key (KernelDims, KernelSize or KernelWidth+"
                             f"KernelHeight); is KernelDim (line {line_of(text, 'KernelDim=')}) "
                             "a misspelling of KernelDims?")
+
+
+def test_the_stimuli_provider_with_an_input_is_an_error(tmp_path):
+    text = SP.replace("[sp]\n", "[sp]\nInput=c\n") + CONV + FC_TARGET
+    message, path = error_of(tmp_path, text)
+    assert message.startswith(f"{path}:{line_of(text, 'Input=c')} [sp] Input: [sp] is the "
+                              "stimuli provider, not a cell")

@@ -81,6 +81,9 @@ def check_global(ini):
 def cell_sections(ini):
     """Cell sections (those with ``Input=``) sorted by level, then file order."""
     cells = {s.name: s for s in ini.sections() if s.has("Input")}
+    for name in cells.keys() & set(PROVIDER_SECTIONS):
+        raise IniError(f"[{name}] is the stimuli provider, not a cell: it takes no Input= "
+                       "(remove the key, or rename the section)", ini.where(name, "Input"))
     inputs = {}
     for name in cells:
         names = ini.value(name, "Input").split(",")
