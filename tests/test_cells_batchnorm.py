@@ -3,7 +3,7 @@ import pytest
 from gradcheck import check_cell
 from layout import chwn
 
-from n2prune.cells.activations import Tanh
+from n2prune.cells.activations import Rectifier, Tanh
 from n2prune.cells.batchnorm import BatchNorm
 from n2prune.errors import ShapeError, UserError
 
@@ -46,6 +46,28 @@ def test_test_mode_uses_running_statistics():
     y = cell.forward([x], train=False)
     np.testing.assert_allclose(y.reshape(-1), [2.0 * (5 - 1) / 2, (0 + 1) / 0.5 + 3])
 
+
+
+@pytest.mark.parametrize("activation", [None, Rectifier(leak_slope=0.1), Tanh()])
+def test_inference_folds_the_statistics_into_one_scale_and_shift(activation):
+    """The inference pass (scale and shift folded, the activation fused where it
+    can be) computes the textbook formula, in float32."""
+    rng = _rng(7)
+    cell = BatchNorm("bn", [(4, 3, 3)], 4, activation=activation)
+    cell.load_state({"mean": rng.standard_normal(4), "variance": rng.random(4) + 0.1})
+    cell.scale.value[...] = rng.standard_normal(4)
+    cell.bias.value[...] = rng.standard_normal(4)
+    x = chwn(rng.standard_normal((4, 16, 3, 3))).astype(np.float32)
+    c = (slice(None), None, None, None)
+    ref = (cell.scale.value[c] * (x - cell.mean[c]) / np.sqrt(cell.variance[c] + 1e-5)
+           + cell.bias.value[c])
+    if isinstance(activation, Tanh):
+        ref = np.tanh(ref)
+    elif isinstance(activation, Rectifier):
+        ref = np.where(ref > 0, ref, 0.1 * ref)
+    y = cell.forward([x], train=False)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 def test_gradients_train_mode():
     rng = _rng(3)

@@ -115,6 +115,27 @@ def test_grouped_forward_and_gradients(channels, outputs, groups, kind):
     assert np.all(cell.weights[0].grad[np.broadcast_to(off_block, w.shape)] == 0)
 
 
+
+@pytest.mark.parametrize("channels,outputs,groups", [(4, 6, 2), (6, 6, 6), (3, 6, 3)])
+def test_grouped_float32_runs_direct_and_matches_the_float64_path(channels, outputs, groups):
+    """From batch 8 on, float32 grouped and depthwise cells run the direct kernels
+    (a depthwise output costs its own taps only); forward and gradients equal
+    the float64 grouped path's."""
+    rng = _rng(9)
+    cell = _grouped_cell(group_mapping(channels, outputs, groups), channels, outputs, rng)
+    x = _x(rng, channels, 16, 6, 6).astype(np.float32)
+    dy = rng.standard_normal((outputs, 6, 6, 16)).astype(np.float32)
+    y32 = cell.forward([x], True)
+    assert cell._saved[0][0] is not None  # served by DirectWeights
+    dx32 = cell.backward(dy)[0]
+    dw32 = cell.weights[0].grad.copy()
+    to_float64(cell)
+    y64 = cell.forward([x.astype(np.float64)], True)
+    dx64 = cell.backward(dy.astype(np.float64))[0]
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx32, dx64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dw32, cell.weights[0].grad, rtol=1e-4, atol=1e-4)
+
 def test_lenet_table_mapping():
     rng = _rng(4)
     cell = Conv("conv2", [(6, 8, 8)], 16, kernel=3, mappings=[LENET_TABLE], rng=rng)

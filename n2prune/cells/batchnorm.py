@@ -32,6 +32,7 @@ from n2prune.cells.registry import (
     set_grad,
 )
 from n2prune.errors import SettingError
+from n2prune.kernels import add_bias_channels
 from n2prune.registry import FLOAT, Key
 
 PARAMETERS = (
@@ -79,18 +80,33 @@ class BatchNorm(Cell):
     def forward(self, xs, train):
         x = concat_channels(xs)
         rows = x.reshape(x.shape[0], -1)
-        use_batch = train and self.momentum > 0
+        if not train:
+            return self._infer(rows).reshape(x.shape)
+        use_batch = self.momentum > 0
         if use_batch:
             mean, var = rows.mean(axis=1), rows.var(axis=1)
             self._update_running(mean, var, rows.shape[1])
-        else:
+        else:  # frozen statistics
             mean, var = self.mean.astype(x.dtype), self.variance.astype(x.dtype)
         inv_std = 1.0 / np.sqrt(var + x.dtype.type(self.epsilon))
         normalized = (rows - mean[:, None]) * inv_std[:, None]
         scale, bias = (p.value.astype(x.dtype, copy=False) for p in (self.scale, self.bias))
         y = scale[:, None] * normalized + bias[:, None]
-        self._cache = (normalized, inv_std, use_batch) if train else None
+        self._cache = (normalized, inv_std, use_batch)
         return self.activation.forward(y.reshape(x.shape))
+
+    def _infer(self, rows):
+        """The running statistics folded into one scale and shift per channel:
+        two passes over ``rows`` (C, M) instead of five (inference is the
+        shrunk network's hot path: 9 of its 50 ms were bn1)."""
+        self._cache = None
+        inv_std = 1.0 / np.sqrt(self.variance.astype(np.float64) + self.epsilon)
+        scale = self.scale.value * inv_std
+        shift = self.bias.value - self.mean * scale
+        y = np.multiply(rows, scale.astype(rows.dtype)[:, None])
+        if hasattr(self.activation, "forward_with_bias"):
+            return self.activation.forward_with_bias(y, shift)
+        return self.activation.forward(add_bias_channels(y, shift))
 
     def _update_running(self, mean, var, count):
         unbiased = var * (count / (count - 1)) if count > 1 else var

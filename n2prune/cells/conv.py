@@ -7,10 +7,11 @@ kernels exist: unconnected kernels are zero at init and get zero gradient.
 Grouped and depthwise mappings are computed per group instead of as a dense
 GEMM full of zeros.
 
-Two ways to compute a float32 dense or mapping-masked connection: the direct
-kernels (``cells/direct_weights``: no im2col, pruned and unconnected weights
-skipped), chosen for thin or sparse tensors, and im2col + GEMM (BLAS, or the
-skip kernels on the cols) otherwise. A kernel covering its whole unpadded
+Two ways to compute a float32 connection: the direct kernels
+(``cells/direct_weights``: no im2col, pruned and unconnected weights
+skipped), chosen for thin or sparse tensors (grouped and depthwise tables
+are sparse: a depthwise output costs its own taps only), and im2col + GEMM
+(BLAS, per group, or the skip kernels on the cols) otherwise. A kernel covering its whole unpadded
 input (LeNet's conv3) is a plain GEMM on a view of its input.
 """
 
@@ -307,12 +308,10 @@ class Conv(WeightCell):
         return sparse.input_grad(w2d, dy2, self.weights_key(k)) if wanted else None
 
     def _direct_weights(self, k, x):
-        """Direct kernels for float32 ``x`` (or ``dy``) on dense or mapping-masked
-        connections, except where im2col is free (a kernel covering its whole
+        """Direct kernels for float32 ``x`` (or ``dy``) on any connection, except where im2col is free (a kernel covering its whole
         unpadded input: a GEMM) and for small batches."""
         conn = self.connections[k]
-        if (x.dtype != np.float32 or conn.kind not in ("dense", "masked")
-                or covers_input(self.input_shapes[k][1:], self.kernel, self.padding)
+        if (x.dtype != np.float32 or covers_input(self.input_shapes[k][1:], self.kernel, self.padding)
                 or x.shape[3] < DIRECT_MIN_BATCH):
             return None
         geometry = (self.stride, self.padding, self.dilation)
