@@ -163,6 +163,8 @@ class Registry(dict):
     def __init__(self, what):
         super().__init__()
         self.what = what
+        # Names of the reference system n2prune knows and declines: name -> why.
+        self.refused = {}
 
     def register(self, name, *keys, sources=()):
         """Decorator filing ``obj`` under ``name``, with ``obj.key_table`` its ``KeyTable``.
@@ -188,7 +190,19 @@ class Registry(dict):
         (``BiasFiller`` for the fillers' ``WeightsFiller``)."""
         if name in self:
             return self[name]
-        raise UnknownName(unknown_message(f"{what or self.what}={name}", name, list(self), where))
+        written = f"{what or self.what}={name}"
+        if name in self.refused:
+            place = f" in {where}" if where else ""
+            raise UnknownName(f"{written}{place}: {self.refused[name]}")
+        raise UnknownName(unknown_message(written, name, list(self), where))
+
+    def refuse(self, names, why):
+        """Names a user may write (N2D2 has them) that ``lookup`` declines with ``why``
+        ("... are not supported; ...") instead of "unknown ... did you mean"."""
+        for name in names:
+            if name in self:
+                raise ValueError(f"{self.what}={name} is registered and refused")
+            self.refused[name] = why
 
     def names(self):
         return tuple(self)

@@ -29,6 +29,7 @@ from n2prune.graph.objects import build_solvers
 from n2prune.graph.pruning_section import pruning_section_refs
 from n2prune.graph.qweight import attach_prune_quantizer
 from n2prune.graph.reader import SectionReader, unknown_key_message
+from n2prune.graph.refusals import REFUSED_QUANTIZERS
 from n2prune.graph.stimuli import PROVIDER_SECTIONS, build_provider
 from n2prune.graph.targets import read_targets
 from n2prune.ini import values
@@ -124,6 +125,8 @@ def _check_quantizer(ctx, name, cls, type_name):
         return
     ctx.routed(name)  # QWeight.* keys are routed and kept for the quantizer
     kind = reader.get("QWeight", values.as_str)
+    if kind in REFUSED_QUANTIZERS:
+        raise reader.error("QWeight", REFUSED_QUANTIZERS[kind])
     if kind not in QUANTIZERS:
         raise reader.error("QWeight", unknown_message(f"QWeight={kind}", kind, QUANTIZERS))
     if not issubclass(cls, WeightCell):
