@@ -95,10 +95,10 @@ N2D2_MULTIBRANCH = "tests/tests_data/mnist_multibranch_model/model.ini"
 
 def test_n2d2s_multibranch_network_prunes_shrinks_and_reloads(tmp_path):
     """N2D2's own multi-branch test network (three branches concatenated into conv4, a
-    residual sum at elemwise7), read from an N2D2 checkout (``$N2D2_SOURCE``)."""
-    source = Path(os.environ.get("N2D2_SOURCE", "")) / N2D2_MULTIBRANCH
-    if not os.environ.get("N2D2_SOURCE") or not source.is_file():
-        pytest.skip(f"set N2D2_SOURCE to an N2D2 checkout holding {N2D2_MULTIBRANCH}")
+    residual sum at elemwise7), read from an N2D2 checkout (``$N2D2_CHECKOUT``)."""
+    source = Path(os.environ.get("N2D2_CHECKOUT", "")) / N2D2_MULTIBRANCH
+    if not os.environ.get("N2D2_CHECKOUT") or not source.is_file():
+        pytest.skip(f"set N2D2_CHECKOUT to an N2D2 checkout holding {N2D2_MULTIBRANCH}")
     keys = "QWeight=Prune\nQWeight.PruningMode=Static\nQWeight.Pattern=Channel\nQWeight.Threshold=0.5\n"
     text = re.sub(r"(\[conv(?!9)[^\]]*\]\n)", lambda m: m.group(1) + keys, source.read_text())
     run = run_folder(tmp_path, text)
