@@ -32,7 +32,7 @@ def ini_files(checkout):
 
 def _run(args, ini, checkout):
     env = dict(os.environ, N2D2_MODELS=str(checkout / "models"))
-    return subprocess.run([sys.executable, *args], cwd=ini.parent, env=env, text=True,
+    return subprocess.run([sys.executable, *args], check=False, cwd=ini.parent, env=env, text=True,
                           capture_output=True, timeout=TIMEOUT)
 
 
