@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from networks import mnist_input, softmax_loss
 from runs import arrays_of, assert_same_weights, train, write_ini
 
@@ -124,18 +125,41 @@ def test_inspect_counts_the_shrunk_macs_the_shrunk_model_has(tmp_path, capsys):
     assert total["macs_dense"] == total["macs_shrunk"] == predicted
 
 
-def test_shrunk_then_nm_pruned_with_the_skip_kernels(tmp_path, capsys):
-    """Channels first, then 2:4 on what remains: the two compose, and the MACs add up."""
-    ini = write_ini(tmp_path, "res.ini", RESIDUAL)
-    train(ini, tmp_path / "run", "--epochs", "1")
-    assert cli.main(["shrink", str(tmp_path / "run"), "--out", str(tmp_path / "small")]) == 0
-    nm = [f"--set={cell}.QWeight{key}" for cell in ("c2", "fc2") for key in (
-        "=Prune", ".PruningMode=Static", ".Pattern=NM", ".Threshold=0.5", ".Kernel=Sparse")]
-    assert train(tmp_path / "small" / "model.ini", tmp_path / "nm", "--steps", "10",
-                 "--weights", str(tmp_path / "small"), *nm) == 0
-    assert "skip kernels at sparsity 0.500" in (tmp_path / "nm" / "train.log").read_text()
+@pytest.fixture(scope="module")
+def shrunk_residual(tmp_path_factory):
+    """The residual network channel-pruned for an epoch, then shrunk: its folder."""
+    folder = tmp_path_factory.mktemp("shrunk_residual")
+    ini = write_ini(folder, "res.ini", RESIDUAL)
+    assert train(ini, folder / "run", "--epochs", "1") == 0
+    assert cli.main(["shrink", str(folder / "run"), "--out", str(folder / "small")]) == 0
+    return folder / "small"
+
+
+# Each pattern at 50%, exact on the shrunk shapes (c2 4x4x3x3, fc2 10x784).
+WEIGHT_PATTERNS = {
+    "NM": (".Pattern=NM",),
+    "Unstructured": (".Pattern=Unstructured",),
+    "Bank": (".Pattern=Bank", ".BankSize=4"),
+}
+
+
+@pytest.mark.parametrize("pattern", sorted(WEIGHT_PATTERNS))
+def test_shrunk_then_pruned_weights_with_the_skip_kernels(shrunk_residual, tmp_path, capsys,
+                                                          pattern):
+    """Channels first, then unstructured, N:M or bank masks on what remains: the two
+    compose, the run reloads to the same score, and the MACs add up."""
+    keys = ("=Prune", ".PruningMode=Static", ".Threshold=0.5", ".Kernel=Sparse",
+            *WEIGHT_PATTERNS[pattern])
+    pruned = [f"--set={cell}.QWeight{key}" for cell in ("c2", "fc2") for key in keys]
+    run = tmp_path / "pruned"
+    assert train(shrunk_residual / "model.ini", run, "--steps", "10",
+                 "--weights", str(shrunk_residual), *pruned) == 0
+    assert "skip kernels at sparsity 0.500" in (run / "train.log").read_text()
     capsys.readouterr()
-    assert cli.main(["inspect", str(tmp_path / "nm"), "--json", "--check"]) == 0
+    assert cli.main(["test", str(run / "config.ini"), "--weights", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert f"test accuracy {summary['test_accuracy']:.4f}" in capsys.readouterr().out
+    assert cli.main(["inspect", str(run), "--json", "--check"]) == 0
     report = json.loads(capsys.readouterr().out.split("\ncheck [")[0])
     cells = {c["cell"]: c for c in report["cells"]}
     assert cells["c2"]["macs_effective"] * 2 == cells["c2"]["macs_dense"]
