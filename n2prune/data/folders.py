@@ -58,8 +58,8 @@ class FolderWalk:
 
     def walk(self, folder, depth, label_name="", label_depth=1):
         """Add the images of ``folder`` (``depth`` levels down, -1: all) with their labels."""
-        files, subdirs = self._list(pathlib.Path(folder))
-        if not files and not subdirs:
+        files, subdirs, masked = self._list(pathlib.Path(folder))
+        if not files and not subdirs and not masked:  # IgnoreMasks may empty a folder on purpose
             raise DataError(f"{folder}: no image files (extensions "
                             f"{', '.join(self.extensions)}); remove the folder or add images")
         if files:
@@ -78,10 +78,11 @@ class FolderWalk:
             entries = sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name))
         except OSError as error:
             raise DataError(f"{folder}: cannot list the folder: {error.strerror}") from None
-        files, subdirs = [], []
+        files, subdirs, masked = [], [], False
         for entry in entries:
             path = pathlib.Path(folder) / entry.name
             if any(m.fullmatch(str(path)) for m in self.masks):
+                masked = True
                 continue
             try:
                 is_dir = entry.is_dir()
@@ -91,7 +92,7 @@ class FolderWalk:
                 subdirs.append(path)
             elif path.suffix[1:].lower() in self.extensions:
                 files.append(path)
-        return files, subdirs
+        return files, subdirs, masked
 
 
 class FileDatabase(Database):
@@ -155,8 +156,8 @@ def partition_counts(nb_stimuli, learn, validation, test, rng):
 def _refuse(**given):
     for setting, value in given.items():
         if value:
-            raise SettingError(setting, "is not supported (regions of interest, chained "
-                               "sections): remove it")
+            raise SettingError(setting, "regions of interest are not supported, nor chained "
+                               "[database] sections; remove the key")
 
 
 DIR_KEYS = (
