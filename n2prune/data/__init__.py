@@ -1,11 +1,17 @@
-"""Data: IDX files, the MNIST databases, image transformations, the stimuli provider.
+"""Data: the databases (MNIST, CIFAR, folders of images), image transformations, the stimuli provider.
 
 Plain Python with PEP 8 keyword arguments; ``graph/`` maps INI keys onto them.
 ``DATABASES`` and ``TRANSFORMATIONS`` are registries keyed by N2D2's
 ``Type=`` names, each member with the key table of its constructor.
 """
 
+from n2prune.data.cifar import CifarDatabase
+from n2prune.data.database import Database, ImageInfo
+from n2prune.data.folders import DirDatabase
+from n2prune.data.gtsrb import GtsrbDatabase
 from n2prune.data.idx import read_idx, write_idx
+from n2prune.data.ilsvrc import Ilsvrc2012Database
+from n2prune.data.imagelist import ImageFiles, ImageList
 from n2prune.data.mnist import (
     DATABASES,
     PARTITIONS,
@@ -25,6 +31,7 @@ from n2prune.data.transforms import (
 
 __all__ = [
     "DATABASES", "PARTITIONS", "TRANSFORMATIONS",
-    "ChannelExtraction", "Flip", "MnistIdxDatabase", "PadCrop", "RangeAffine", "Rescale",
+    "ChannelExtraction", "CifarDatabase", "Database", "DirDatabase", "Flip", "GtsrbDatabase",
+    "Ilsvrc2012Database", "ImageFiles", "ImageInfo", "ImageList", "MnistIdxDatabase", "PadCrop", "RangeAffine", "Rescale",
     "StimuliProvider", "Transform", "bundled_mnist_dir", "read_idx", "write_idx",
 ]

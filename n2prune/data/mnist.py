@@ -12,19 +12,15 @@ import pathlib
 
 import numpy as np
 
+from n2prune.data.database import DATABASES, PARTITIONS, ImageInfo
 from n2prune.data.idx import read_idx, read_idx_header
 from n2prune.errors import DataError, SettingError
-from n2prune.registry import BOOL, FLOAT, STR, Key, Registry, unknown_message
-
-PARTITIONS = ("learn", "validation", "test")
+from n2prune.registry import BOOL, FLOAT, STR, Key, unknown_message
 
 # Installed by Debian/Ubuntu's ``dataset-fashion-mnist`` package.
 FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 # N2D2's defaults under $N2D2_DATA (MNIST_IDX_DatabaseGenerator and its Fashion twin).
 N2D2_SUBDIRS = {False: "mnist", True: "fashion-mnist/data/fashion"}
-
-# N2D2's ``Type=`` of ``[database]`` -> a function building the database.
-DATABASES = Registry("Type")
 
 
 def bundled_mnist_dir():
@@ -81,6 +77,7 @@ class IdxPair:
         if shape[0] != len(labels):
             raise DataError(f"{labels_path}: {len(labels)} labels for {shape[0]} images "
                             f"in {self.images_path}")
+        self.shape = shape
         self.labels = labels.astype(np.int64)
         self.labels.flags.writeable = False
         self._images = None
@@ -179,6 +176,11 @@ class MnistIdxDatabase:
         if part == "test":
             return self._test.images()
         return self._train.images()[self._indices[part]]
+
+    def image_info(self):
+        """``ImageInfo`` of the training and test images, from the files' headers."""
+        count = self._train.shape[0] + self._test.shape[0]
+        return ImageInfo(count, self._test.shape[1:])
 
     def labels(self, part):
         """int64 (N,) labels in ``0 .. nb_classes - 1`` of ``part`` (same ownership as images)."""

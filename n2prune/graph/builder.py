@@ -179,8 +179,8 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None):
     before any cell reads it (solver step sizes). Training memory is
     estimated before each cell allocates (``ctx.budget``); over
     ``max_memory`` bytes (default: ``sizes.default_max_memory()``) the build
-    stops with a ``UserError`` naming the key. ``images`` is ``(count,
-    shape)`` of the database's images, for the data path's share.
+    stops with a ``UserError`` naming the key. ``images`` is the database's
+    ``data.ImageInfo``, for the data path's share.
     """
     ctx = BuildContext(ini, np.random.default_rng(seed))
     check_global(ini)

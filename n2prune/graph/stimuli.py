@@ -11,6 +11,7 @@ import math
 import re
 
 from n2prune import data
+from n2prune.data.imagelist import describe_sizes
 from n2prune.data.provider import PREPARE_CHUNK
 from n2prune.errors import DataError, IniError, SettingError, UserError
 from n2prune.graph import sizes
@@ -136,6 +137,7 @@ def build_provider(ini, known_keys, max_memory=None, images=None):
                                     on_the_fly=[t for _, t in on_the_fly])
     budget = sizes.MemoryBudget(max_memory, batch_size)
     charge_stimuli(reader, provider, cached + on_the_fly, budget, images)
+    check_sizes(reader, cached + on_the_fly, images)
     return name, provider, budget
 
 
@@ -143,9 +145,9 @@ def charge_stimuli(reader, provider, steps, budget, images=None):
     """Charge the input batch and the data path, before any image is transformed.
 
     ``steps`` are the ``(section, transform)`` pairs in the order they run;
-    ``images`` is ``(count, shape)`` of the database's images (all
-    partitions), or None when there is no database (``check``): then the
-    images are taken to be of the ``[sp]`` size, a full chunk of them.
+    ``images`` is the database's ``data.ImageInfo`` (all partitions), or
+    None when there is no database (``check``): then the images are taken
+    to be of the ``[sp]`` size, a full chunk of them.
     """
     height, width, channels = provider.size
     size_key = "Size" if reader.has("Size") else ("SizeX" if width >= height else "SizeY")
@@ -160,9 +162,11 @@ def charge_stimuli(reader, provider, steps, budget, images=None):
 def _charge_transforms(ini, provider, steps, budget, images):
     """The largest transformation in flight, plus the images held in memory
     (the database's and the cache of the leading cacheable transformations)."""
-    count, shape = images if images else (0, provider.size)
+    count, shape = images[:2] if images else (0, provider.size)
     shape = tuple(shape) + (1,) * (3 - len(shape))  # (H, W) grey images have one channel
-    held, peak = count * math.prod(shape), None
+    # Image files are decoded chunk by chunk (or batch by batch), never all held.
+    held = count * math.prod(shape) if not images or images.resident else 0
+    peak = None
     for section, transform in steps:
         try:
             out = transform.output_shape(shape)
@@ -181,6 +185,39 @@ def _charge_transforms(ini, provider, steps, budget, images):
     budget.charge("data", nbytes + held, ini.where(section, key),
                   f"{in_flight} images of {out[1]}x{out[0]}x{out[2]} in float32 at once, "
                   f"{sizes.format_bytes(held)} of uint8 images held")
+
+
+def _walk_shapes(ini, steps, shape):
+    """The (H, W, C) output of the transformations ``steps`` for an input of ``shape``."""
+    shape = tuple(shape) + (1,) * (3 - len(shape))
+    for section, transform in steps:
+        try:
+            shape = transform.output_shape(shape)
+        except UserError as exc:
+            raise IniError(f"{ini_where(ini, section)}: {exc}") from None
+    return tuple(shape)
+
+
+def check_sizes(reader, steps, images):
+    """Images that differ in size must come out of the transformations one size.
+
+    Only for image files (``images.resident`` false). When the
+    transformations give one size whatever the input (Rescale, PadCrop), no
+    file is opened; otherwise every image's header is read and images of
+    several sizes left several sizes are an error at the provider's line.
+    """
+    if not images or images.resident:
+        return
+    first = tuple(images.shape) + (1,) * (3 - len(images.shape))
+    other = (first[0] + 7, first[1] + 5, first[2])
+    if _walk_shapes(reader.ini, steps, first) == _walk_shapes(reader.ini, steps, other):
+        return
+    seen = images.sizes()
+    if len({_walk_shapes(reader.ini, steps, shape) for shape in seen}) > 1:
+        raise IniError(f"{ini_where(reader.ini, reader.section)}: the images of the database are "
+                       f"of {len(seen)} sizes ({describe_sizes(seen)}) and the transformations do "
+                       "not make them one size; add a RescaleTransformation or "
+                       "PadCropTransformation")
 
 
 def ini_where(ini, section):
@@ -203,8 +240,9 @@ def read_database(ini, known_keys, seed):
     table = database.key_table
     kwargs, located = read_keys(ini, written_refs(reader, table), table,
                                 required_at=("database", "Type"))
-    if "data_path" in kwargs:
-        kwargs["data_path"] = expand_env_path(kwargs["data_path"], ini.path.parent)
+    for path_key in ("data_path", "label_path"):
+        if path_key in kwargs:
+            kwargs[path_key] = expand_env_path(kwargs[path_key], ini.path.parent)
     # The data layer knows no INI: its errors get the line of the key that led there.
     where = located.get("data_path", reader.where("Type"))
     try:

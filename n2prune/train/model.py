@@ -11,8 +11,6 @@ from n2prune.prune.pruned_cells import initialize_masks
 
 log = logging.getLogger("n2prune")
 
-PARTITIONS = ("learn", "validation", "test")
-
 
 class Model:
     """Everything ``train``, ``test`` and ``check`` need from ``MODEL.ini``.
@@ -62,11 +60,10 @@ class Model:
             return None
 
     def _images(self):
-        """``(count, shape)`` of the database's images, for the memory estimate."""
+        """The database's ``data.ImageInfo``, for the memory estimate (no image decoded)."""
         if self.database is None:
             return None
-        count = sum(self.partition_size(part) for part in PARTITIONS)
-        return count, self.database.images("test").shape[1:]  # "test" is not a copy
+        return self.database.image_info()
 
     def _report_unknown(self, messages, strict):
         for message in messages:
