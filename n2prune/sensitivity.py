@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from n2prune.cells import Conv, Fc
+from n2prune.cells import Conv, Deconv, Fc
 from n2prune.errors import UserError
 from n2prune.io.atomic import atomic_write_text
 from n2prune.io.checkpoint import load_network_arrays, network_arrays
@@ -118,7 +118,7 @@ def analysed_groups(network, unstructured, exclude=()):
     if unknown:
         raise UserError(f"--exclude {','.join(unknown)}: no such cell; cells: {', '.join(sorted(known))}")
     if unstructured:
-        candidates = [(c.name,) for c in network.cells if isinstance(c, (Conv, Fc))]
+        candidates = [(c.name,) for c in network.cells if isinstance(c, (Conv, Deconv, Fc))]
     else:
         candidates = [g.producers for g in ChannelGraph(network).groups]
     skipped = {c.name for c in pruned_cells(network)} | {t.cell for t in network.targets} | set(exclude)

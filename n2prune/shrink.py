@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from n2prune.cells import Conv, Pool
+from n2prune.cells import Conv, Deconv, Pool
 from n2prune.errors import UserError
 from n2prune.ini import load_ini
 from n2prune.inspect import load_run
@@ -69,7 +69,7 @@ def cell_edits(network, kept, pruned):
             edit["keys"]["NbOutputs"] = str(int(keep_out.sum()))
             edit["notes"].append(f"[{cell.name}] NbOutputs {keep_out.size} -> {keep_out.sum()} "
                                  f"(removed output channels {removed})")
-        if isinstance(cell, (Conv, Pool)) and not (keep_out.all() and all(k.all() for k in keep_in)):
+        if isinstance(cell, (Conv, Deconv, Pool)) and not (keep_out.all() and all(k.all() for k in keep_in)):
             _mapping_edits(network, cell, keep_out, keep_in, edit)
         if cell.name in pruned:
             edit["drop"].append("QWeight")
@@ -93,7 +93,7 @@ def _mapping_edits(network, cell, keep_out, keep_in, edit):
 
 
 def _cut_mapping(cell, k, keep_out, keep_in):
-    if isinstance(cell, Conv):
+    if isinstance(cell, (Conv, Deconv)):
         return mapping_of(cell, k)[keep_in[k]][:, keep_out]
     starts = np.cumsum([0] + [s[0] for s in cell.input_shapes])
     return cell.mapping[starts[k]:starts[k + 1]][keep_in[k]][:, keep_out]

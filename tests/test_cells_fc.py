@@ -86,3 +86,26 @@ def test_seams_are_used():
 def test_errors():
     with pytest.raises(ShapeError, match=r"^\[fc\] NbOutputs must be >= 1"):
         Fc("fc", [(2, 2, 2)], 0, rng=np.random.default_rng(0))
+
+
+def test_normalize_rescales_each_outputs_weights_across_inputs():
+    """N2D2's Normalize=1: every forward first rescales each output's row, over all
+    input tensors, to unit L2 norm (sqrt(sum w^2 + 1e-6)); the output uses it."""
+    rng = _rng(5)
+    cell = Fc("fc", [(3, 2, 2), (4, 1, 1)], 5, no_bias=True, normalize=True, rng=rng)
+    to_float64(cell)
+    raw = [p.value.copy() for p in cell.weights]
+    norms = np.sqrt(sum((w ** 2).sum(axis=1) for w in raw) + 1e-6)
+    xs = [chwn(rng.standard_normal((3, 2, 2, 2))), chwn(rng.standard_normal((4, 2, 1, 1)))]
+    y = cell.forward(xs, train=True)
+    for w, p in zip(raw, cell.weights):
+        np.testing.assert_allclose(p.value, w / norms[:, None], rtol=1e-12)
+    want = sum(p.value @ features(x) for p, x in zip(cell.weights, xs))
+    np.testing.assert_allclose(y[:, 0, 0, :], want, rtol=1e-12)
+    # Not differentiated, as N2D2: the weight gradient is that of W @ x at the rescaled W.
+    dy = rng.standard_normal(y.shape)
+    dxs = cell.backward(dy)
+    np.testing.assert_allclose(cell.weights[1].grad, dy[:, 0, 0, :] @ features(xs[1]).T, rtol=1e-12)
+    np.testing.assert_allclose(dxs[0], (cell.weights[0].value.T @ dy[:, 0, 0, :]).reshape(xs[0].shape),
+                               rtol=1e-12)
+

@@ -198,3 +198,16 @@ def test_n2d2_keys_without_an_effect_are_read_and_ignored(tmp_path):
         ("c", "Model"), ("c", "DataType"), ("c", "SubSampleDims"), ("a", "WeightsExportFormat")])
     message = error_of(tmp_path, "ConfigSection=a\n", "[a]\nWeightsExportFormat=CHWO\n")
     assert "[a] WeightsExportFormat:" in message and "OCHW, HWCO" in message
+
+
+def test_fc_normalize_is_a_cell_parameter(tmp_path):
+    """N2D2's FcCell parameter Normalize (AM-Softmax's fc2.config); Conv has none."""
+    network, *_ = build(tmp_path, "", "")
+    assert not network.cell("fc").normalize
+    path = tmp_path / "m.ini"
+    path.write_text(SP + CONV + TAIL.replace("NbOutputs=3\n", "NbOutputs=3\nConfigSection=a\n")
+                    + "[a]\nNormalize=1\n")
+    network, _, _ = build_network(load_ini(path), 0, 10)
+    assert network.cell("fc").normalize
+    message = error_of(tmp_path, "ConfigSection=a\n", "[a]\nNormalize=1\n")
+    assert "[a] Normalize: unknown Conv parameter Normalize" in message

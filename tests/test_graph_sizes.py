@@ -225,3 +225,12 @@ def test_bad_max_memory_is_a_usage_error(capsys):
     assert main(["check", str(LENET), "--max-memory", "lots"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("error: argument --max-memory")
+
+
+def test_upsampling_deconv_is_refused_at_its_stride(tmp_path, capsys, capped):
+    """A Deconv's outputs grow with its stride: 8x8 at stride 100000 is 700k x 700k."""
+    text = BASE.replace("[fc]\nInput=c", "[up]\nInput=c\nType=Deconv\nKernelDims=3 3\n"
+                        "NbOutputs=4\nStride=100000\n\n[fc]\nInput=up")
+    path = tmp_path / "m.ini"
+    path.write_text(text)
+    one_line_error(capsys, ["check", str(path)], path, line_of(text, "up", "Stride"), "Stride")

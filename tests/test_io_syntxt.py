@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from layout import chwn
 
+from n2prune.cells import Deconv
 from n2prune.errors import UserError
-from n2prune.io.syntxt import export_network, import_network
+from n2prune.io.syntxt import export_cell, export_network, import_cell, import_network
 from n2prune.train.model import Model
 
 
@@ -50,3 +51,21 @@ def test_import_is_strict(lenet, tmp_path):
     path.unlink()
     with pytest.raises(UserError, match="fc2_weights.syntxt: missing weights file"):
         import_network(lenet.network, tmp_path)
+
+
+def test_deconv_files_are_n2d2s_and_round_trip(tmp_path):
+    """N2D2 keeps a Deconv's kernels as (C, O, KH, KW) and writes, per output o, the
+    kernels [c][o] of its connected channels c (DeconvCell::exportFreeParameters)."""
+    mapping = np.array([[1, 0, 1], [1, 1, 0]], dtype=np.int8)  # (C, O)
+    a, b = (Deconv("up", [(2, 3, 3)], 3, kernel=(2, 3), stride=2, mappings=[mapping],
+                   rng=np.random.default_rng(seed)) for seed in (1, 2))
+    export_cell(a, tmp_path)
+    n2d2 = a.weights[0].value.transpose(1, 0, 2, 3)  # N2D2's sharedSynapses[channel][output]
+    lines = (tmp_path / "up_weights.syntxt").read_text().splitlines()
+    assert len(lines) == 3
+    for o, line in enumerate(lines):
+        want = np.concatenate([n2d2[c, o].ravel() for c in range(2) if mapping[c, o]])
+        np.testing.assert_array_equal(np.array(line.split(), dtype=np.float32), want)
+    import_cell(b, tmp_path)
+    x = np.random.default_rng(0).standard_normal((2, 3, 3, 2)).astype(np.float32)
+    np.testing.assert_array_equal(a.forward([x], False), b.forward([x], False))

@@ -6,6 +6,8 @@ import numpy as np
 from channel_net import channel_net, channel_net_text
 
 from n2prune import cli
+from n2prune.graph.builder import build_network
+from n2prune.ini import parse_ini_text
 from n2prune.prune.costs import cell_costs, totals
 from n2prune.prune.pruned_cells import initialize_masks
 
@@ -49,3 +51,41 @@ def test_check_json_gives_the_three_counts(tmp_path, capsys):
     cat = next(r for r in report["cells"] if r["cell"] == "cat")
     assert cat["macs_shrunk"] == 3 * 6 * 9 * 64 and cat["inputs"] == ["add", "c3"]
     assert report["total"]["macs_shrunk"] < report["total"]["macs_effective"] < report["total"]["macs_dense"]
+
+
+DECONV_NET = """[sp]
+SizeX=6
+SizeY=6
+[c1]
+Input=sp
+Type=Conv
+KernelDims=3 3
+Stride=2
+NbOutputs=6
+{prune}
+[up]
+Input=c1
+Type=Deconv
+KernelDims=3 3
+Stride=2
+NbOutputs=8
+{prune}
+[fc]
+Input=up
+Type=Fc
+NbOutputs=10
+[fc.Target]
+"""
+
+
+def test_a_deconv_pays_its_kernels_at_every_input_pixel():
+    prune = "QWeight=Prune\nQWeight.PruningMode=Static\nQWeight.Pattern=Channel\nQWeight.Threshold=0.5"
+    network, _, _ = build_network(parse_ini_text(DECONV_NET.format(prune=prune)), seed=0)
+    initialize_masks(network, np.random.default_rng(0), 0)
+    row = {r["cell"]: r for r in cell_costs(network)}["up"]
+    # 6 -> 2x2 after c1; the Deconv scatters 8x6 3x3 kernels from each of the 4 input pixels
+    assert network.cell("up").output_shape == (8, 5, 5)
+    assert row["macs_dense"] == 8 * 6 * 9 * 4
+    assert row["macs_effective"] == 4 * 6 * 9 * 4  # 4 output channels masked
+    assert row["macs_shrunk"] == 4 * 3 * 9 * 4     # and 3 of c1's 6 channels removed
+    assert row["params_shrunk"] == 4 * 3 * 9 + 4

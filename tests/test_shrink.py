@@ -110,3 +110,76 @@ def test_n2d2s_multibranch_network_prunes_shrinks_and_reloads(tmp_path):
     x = random_batch(masked)
     np.testing.assert_allclose(shrunk.forward(x), masked.forward(x), rtol=1e-5, atol=1e-5)
     assert shrunk.macs_per_sample() < 0.3 * masked.macs_per_sample()
+
+
+DECONV_NET = """
+[sp]
+SizeX=6
+SizeY=6
+BatchSize=4
+
+[c1]
+Input=sp
+Type=Conv
+KernelDims=3 3
+Stride=2
+NbOutputs=6
+ActivationFunction=Rectifier
+{prune}
+
+[up]
+Input=c1
+Type=Deconv
+KernelDims=3 3
+Stride=2
+NbOutputs=8
+Mapping(c1)={mapping}
+ActivationFunction=Rectifier
+{prune}
+
+[norm]
+Input=up
+Type=Normalize
+NbOutputs=8
+Norm=L2
+
+[c2]
+Input=norm
+Type=Conv
+KernelDims=3 3
+NbOutputs=4
+
+[fc]
+Input=c2
+Type=Fc
+NbOutputs=10
+
+[fc.Target]
+"""
+
+
+def test_a_deconv_producer_and_consumer_through_normalize_shrinks(tmp_path):
+    """A Deconv removes its output channels (axis 0 of its OCHW weights) and loses the
+    input channels its producer removed (axis 1, and its mapping's rows); Normalize
+    passes the removed channels through, so the outputs do not change."""
+    mapping = " ".join(["1 1 0 1 1 1 0 1"] * 5 + ["0 1 1 1 1 0 1 1"])
+    prune = "QWeight=Prune\nQWeight.PruningMode=Static\nQWeight.Pattern=Channel\nQWeight.Threshold=0.5"
+    run = run_folder(tmp_path, DECONV_NET.format(prune=prune, mapping=mapping))
+    masked, _ = load_run(run)
+    assert len(masked.removed_channels["up"]) == 4
+    np.testing.assert_array_equal(masked.removed_channels["norm"], masked.removed_channels["up"])
+    out, _notes, difference = shrink_run(run)
+    assert difference <= 1e-5
+    shrunk = Model(out / "model.ini", need_data=False).network
+    load_network_arrays(shrunk, arrays_of(out / "weights.npz"), "shrunk")
+    assert shrunk.cell("up").weights[0].value.shape == (4, 3, 3, 3)
+    assert shrunk.cell("norm").output_shape == (4, 5, 5)  # 6 -> 2 -> (2 - 1)*2 + 3
+    assert shrunk.cell("c2").weights[0].value.shape == (4, 4, 3, 3)
+    x = random_batch(masked)
+    np.testing.assert_allclose(shrunk.forward(x), masked.forward(x), rtol=1e-5, atol=1e-5)
+    table = np.array(mapping.split(), dtype=int).reshape(6, 8)
+    kept_in, kept_out = (np.setdiff1d(np.arange(n), masked.removed_channels[name])
+                         for name, n in (("c1", 6), ("up", 8)))
+    np.testing.assert_array_equal(shrunk.cell("up").connections[0].mask[:, :, 0, 0].T,
+                                  table[kept_in][:, kept_out])
+    assert "[up] mapping tables cut to the kept channels" in (out / "model.ini").read_text()

@@ -8,9 +8,11 @@ with ``@CELL_TYPES.register`` when imported.
 from n2prune.cells.activation_cell import Activation
 from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.conv import Conv
+from n2prune.cells.deconv import Deconv
 from n2prune.cells.dropout import Dropout
 from n2prune.cells.elemwise import ElemWise
 from n2prune.cells.fc import Fc
+from n2prune.cells.normalize import Normalize
 from n2prune.cells.padding import Padding
 from n2prune.cells.pool import Pool
 from n2prune.cells.registry import CELL_TYPES
@@ -22,9 +24,11 @@ __all__ = [
     "Activation",
     "BatchNorm",
     "Conv",
+    "Deconv",
     "Dropout",
     "ElemWise",
     "Fc",
+    "Normalize",
     "Padding",
     "Pool",
     "Softmax",

@@ -25,7 +25,9 @@ from n2prune.cells.mapping import group_bounds, is_block_diagonal
 from n2prune.cells.registry import (
     ACTIVATION,
     CELL_TYPES,
+    DILATION,
     FILLER_KEYS,
+    KERNEL,
     MAPPING,
     NB_OUTPUTS,
     PADDING,
@@ -33,10 +35,9 @@ from n2prune.cells.registry import (
     WEIGHT_PARAMETERS,
     as_pair,
     check_inputs,
-    dims,
+    check_mappings,
     key_names,
     set_grad,
-    shape_error,
     window_plane,
 )
 from n2prune.cells.weighted import WeightCell
@@ -51,7 +52,6 @@ from n2prune.kernels import (
     max_pool_backward,
     relu_backward,
 )
-from n2prune.registry import SIZE, Key
 
 
 class Connection:
@@ -140,10 +140,7 @@ class Connection:
 
 @CELL_TYPES.register(
     "Conv", NB_OUTPUTS,
-    Key("KernelDims", "kernel", dims(SIZE), "kernel, W H (one value: square)"),
-    STRIDE, PADDING,
-    Key("DilationDims", "dilation", dims(SIZE), "dilation, W H"),
-    MAPPING, *FILLER_KEYS, ACTIVATION, *WEIGHT_PARAMETERS,
+    KERNEL, STRIDE, PADDING, DILATION, MAPPING, *FILLER_KEYS, ACTIVATION, *WEIGHT_PARAMETERS,
 )
 class Conv(WeightCell):
     """Convolution of (C, H, W, N) inputs into ``(nb_outputs, OH, OW, N)``.
@@ -170,7 +167,8 @@ class Conv(WeightCell):
         self.output_shape = (self.nb_outputs, *self._output_plane())
         weights_filler = weights_filler or fillers.DEFAULT_WEIGHTS_FILLER
         self.connections, self.weights = [], []
-        for k, mapping in enumerate(self._check_mappings(mappings)):
+        for k, mapping in enumerate(
+                check_mappings(name, self.input_shapes, self.nb_outputs, mappings)):
             conn = Connection(mapping, self.input_shapes[k][0], self.nb_outputs)
             self.connections.append(conn)
             value = self._initial_weights(k, conn, weights_filler, rng)
@@ -183,21 +181,6 @@ class Conv(WeightCell):
     def _output_plane(self):
         return window_plane(self.name, self.input_shapes, self.nb_outputs, self.kernel,
                             self.stride, self.padding, self.dilation)
-
-    def _check_mappings(self, mappings):
-        if mappings is None:
-            return [None] * len(self.input_shapes)
-        if len(mappings) != len(self.input_shapes):
-            raise shape_error(self.name, f"{len(mappings)} mappings for {len(self.input_shapes)} inputs")
-        checked = []
-        for (channels, _, _), mapping in zip(self.input_shapes, mappings):
-            if mapping is not None:
-                mapping = np.asarray(mapping)
-                if mapping.shape != (channels, self.nb_outputs):
-                    raise shape_error(self.name, f"mapping of shape {mapping.shape}, expected "
-                                      f"({channels}, {self.nb_outputs}) (input channels x outputs)")
-            checked.append(mapping)
-        return checked
 
     def _initial_weights(self, k, conn, filler, rng):
         channels = self.input_shapes[k][0]

@@ -45,16 +45,39 @@ def prefers_direct(nb_outputs, sparsity):
     return nb_outputs <= DIRECT_MAX_DENSE_OUTPUTS or sparsity >= DIRECT_MIN_SPARSITY
 
 
+def swapped_flat(flat, shape):
+    """Flat indices into an array of ``shape`` (A, B, KH, KW) mapped to the same
+    entries of its (B, A, KH, KW) transpose."""
+    a_count, b_count = shape[0], shape[1]
+    taps = int(np.prod(shape[2:]))
+    a, rest = np.divmod(flat, b_count * taps)
+    b, tap = np.divmod(rest, taps)
+    return (b * a_count + a) * taps + tap
+
+
 class DirectWeights:
     """Kept weights of ``mask`` (broadcastable to ``shape``, None: all) for ``geometry``.
 
-    ``geometry`` is the convolution's ``(stride, padding, dilation)`` pairs.
+    ``shape`` is the stored weight tensor's; ``geometry`` the convolution's
+    ``(stride, padding, dilation)`` pairs. ``transposed``: the stored tensor
+    (a Deconv's OCHW weights, ``shape`` (O, C, KH, KW)) is the convolution's
+    weights with axes 0 and 1 swapped: the products are those of that
+    (C, O, KH, KW) convolution, while the values are read from and the
+    gradient written to the stored layout, and ``flat_positions`` index it.
     """
 
-    def __init__(self, shape, mask, geometry):
-        zeros = np.zeros(shape, np.float32)
+    def __init__(self, shape, mask, geometry, transposed=False):
+        self.shape = tuple(shape)
+        conv_shape = self.shape
+        if transposed:
+            conv_shape = (self.shape[1], self.shape[0], *self.shape[2:])
+            mask = None if mask is None else np.swapaxes(np.asarray(mask), 0, 1)
+        zeros = np.zeros(conv_shape, np.float32)
         self.kept = compress(zeros, mask)
         self.kept_t = compress_transposed(zeros, mask)
+        if transposed:
+            self.kept = self.kept._replace(flat=swapped_flat(self.kept.flat, conv_shape))
+            self.kept_t = self.kept_t._replace(flat=swapped_flat(self.kept_t.flat, conv_shape))
         self.stride, self.padding, self.dilation = geometry
         self._key = self._t_key = None
 
@@ -93,7 +116,7 @@ class DirectWeights:
                                       self.dilation)
 
     def weight_grad(self, x, dy):
-        """Dense ``dW`` (O, C, KH, KW), computed at the kept positions only."""
+        """Dense ``dW`` of the stored ``shape``, computed at the kept positions only."""
         values = sparse_conv_weight_grad(x, dy, self.kept, self.stride, self.padding,
                                          self.dilation)
-        return scatter_values(self.kept, values)
+        return scatter_values(self.kept, values, self.shape)

@@ -31,6 +31,7 @@ from n2prune.kernels import (
     matmul_nt,
     matmul_tn,
 )
+from n2prune.registry import BOOL, Key
 
 
 def features(x):
@@ -38,19 +39,33 @@ def features(x):
     return np.ascontiguousarray(x).reshape(-1, x.shape[3])
 
 
-@CELL_TYPES.register("Fc", NB_OUTPUTS, *FILLER_KEYS, ACTIVATION, *WEIGHT_PARAMETERS)
+# N2D2's epsilon under the root of a weight row's norm (FcCell_Frame::propagate).
+NORM_EPSILON = 1e-6
+NORMALIZE = Key("Normalize", "normalize", BOOL,
+                "ConfigSection parameter; 1: each output's weights are rescaled to unit L2 norm "
+                "before every forward pass")
+
+
+@CELL_TYPES.register("Fc", NB_OUTPUTS, *FILLER_KEYS, ACTIVATION, *WEIGHT_PARAMETERS, NORMALIZE)
 class Fc(WeightCell):
     """``y = sum_k W_k @ features(x_k) + b``, then the activation.
 
     Fillers default to N2D2's Normal(0, 0.05), with the fans of
     ``fillers.fc_fans`` (fan-in C_k*H_k*W_k, fan-out nb_outputs), drawing
     from ``rng``, the ``numpy.random.Generator`` of the run.
+
+    ``normalize`` (N2D2's ``Normalize=1``, cosine-similarity outputs as in
+    AM-Softmax) rescales, in place before every forward pass, each output's
+    weights (its row across all input tensors) to unit L2 norm,
+    ``w / sqrt(sum w^2 + 1e-6)``. As in N2D2's FcCell_Frame this is a
+    projection of the stored weights, not part of the differentiated
+    function: the weight gradient is that of ``W @ x`` at the projected ``W``.
     """
 
-    config_keys = key_names(WEIGHT_PARAMETERS)
+    config_keys = key_names((*WEIGHT_PARAMETERS, NORMALIZE))
 
     def __init__(self, name, input_shapes, nb_outputs, no_bias=False, weights_filler=None,
-                 bias_filler=None, activation=None, *, rng):
+                 bias_filler=None, activation=None, normalize=False, *, rng):
         super().__init__(name, input_shapes)
         self.nb_outputs = int(nb_outputs)
         if self.nb_outputs < 1:
@@ -71,11 +86,23 @@ class Fc(WeightCell):
             value = filler.fill((self.nb_outputs,), *fillers.fc_bias_fans(self.nb_outputs), rng)
             self.bias = Param(f"{name}.biases", value, "biases")
         self.activation = resolve(activation)
+        self.normalize = bool(normalize)
         self._features = None
+
+    def normalize_weights(self):
+        """Rescale each output's weights (across all tensors) to unit L2 norm, in place."""
+        sum_sq = sum(np.einsum("ok,ok->o", p.value, p.value, dtype=np.float64)
+                     for p in self.weights)
+        scale = 1.0 / np.sqrt(sum_sq + NORM_EPSILON)
+        for param in self.weights:
+            param.value *= scale.astype(param.value.dtype)[:, None]
+            param.changed()
 
     def forward(self, xs, train):
         """``xs``: one (C_k, H_k, W_k, N) array per input; returns (O, 1, 1, N)."""
         check_inputs(self.name, xs, self.input_shapes)
+        if self.normalize:
+            self.normalize_weights()
         y, feats = None, []
         for k, x in enumerate(xs):
             f = features(x)  # (K, N)

@@ -42,6 +42,9 @@ NB_OUTPUTS = Key("NbOutputs", "nb_outputs", SIZE, "output channels")
 # The sliding window of Conv and Pool (a Pool's stride defaults to 1, as N2D2's, not to its window).
 STRIDE = Key("StrideDims", "stride", dims(SIZE), "step, W H")
 PADDING = Key("PaddingDims", "padding", dims(UINT), "zero padding on each side, W H")
+# The kernel of Conv and Deconv.
+KERNEL = Key("KernelDims", "kernel", dims(SIZE), "kernel, W H (one value: square)")
+DILATION = Key("DilationDims", "dilation", dims(SIZE), "dilation, W H")
 ACTIVATION = Key("ActivationFunction", "activation", choice(ACTIVATIONS),
                  "activation applied to the outputs; none: identity")
 MAPPING = Key("Mapping", "mappings", MAPPINGS,
@@ -94,6 +97,23 @@ def as_pair(name, key, value):
 def set_grad(param, grad):
     """Store ``grad`` as ``param.grad`` in the parameter's dtype (float32 or float64)."""
     param.grad = np.ascontiguousarray(grad, dtype=param.value.dtype)
+
+
+def check_mappings(name, input_shapes, nb_outputs, mappings):
+    """One mapping per input (None: full), each a ``(C_k, nb_outputs)`` array, else ``ShapeError``."""
+    if mappings is None:
+        return [None] * len(input_shapes)
+    if len(mappings) != len(input_shapes):
+        raise shape_error(name, f"{len(mappings)} mappings for {len(input_shapes)} inputs")
+    checked = []
+    for (channels, _, _), mapping in zip(input_shapes, mappings):
+        if mapping is not None:
+            mapping = np.asarray(mapping)
+            if mapping.shape != (channels, nb_outputs):
+                raise shape_error(name, f"mapping of shape {mapping.shape}, expected "
+                                  f"({channels}, {nb_outputs}) (input channels x outputs)")
+        checked.append(mapping)
+    return checked
 
 
 def check_inputs(name, xs, input_shapes):

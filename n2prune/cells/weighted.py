@@ -93,13 +93,14 @@ class WeightCell(Cell):
             return (SparseWeights(mask2d) if use else None), sparsity
         return self._operator(k, "skip kernels", build, final=True)
 
-    def direct_weights(self, k, connection_mask, geometry):
+    def direct_weights(self, k, connection_mask, geometry, transposed=False):
         """The direct-convolution operator of ``weights[k]``, or None for im2col.
 
         Kept: the prune mask (unless the kernel choice is Dense: ``Kernel=Dense``,
         soft masks or Taylor, which run im2col + BLAS on ``W * M``) times
         ``connection_mask``. ``geometry`` is the convolution's (stride,
-        padding, dilation). Conv hands the operator ``effective_weights``; at
+        padding, dilation); ``transposed`` as ``DirectWeights`` (a Deconv's).
+        Conv hands the operator ``effective_weights``; at
         the kept positions those equal the raw weights the skip kernels read,
         so the two paths gather the same values.
         """
@@ -116,7 +117,7 @@ class WeightCell(Cell):
             sparsity = 1.0 - kept / size
             forced = quantizer is not None and quantizer.kernel_choice == "Sparse"
             use = forced or prefers_direct(shape[0], sparsity)
-            return (DirectWeights(shape, mask, geometry) if use else None), sparsity
+            return (DirectWeights(shape, mask, geometry, transposed) if use else None), sparsity
         return self._operator(k, "direct kernels", build, final=False)
 
     def _operator(self, k, label, build, final):

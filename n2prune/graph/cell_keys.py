@@ -94,8 +94,6 @@ UNSUPPORTED_PARAMETERS = {
                     "layout of N2D2's weight export: accepted, no effect"),
         Unsupported("WeightsExportFlip", BOOL, "kernel flip of N2D2's weight export: accepted, no effect"),
     ),
-    Fc: (Unsupported("Normalize", BOOL, "Normalize=1 (normalised output weights) is not supported",
-                     (False,)),),
 }
 
 

@@ -1,7 +1,7 @@
 """A cell's training memory, charged to the budget before its constructor allocates.
 
-The cells that allocate with their keys (Conv: weights, outputs and im2col
-columns; Fc: weights and features; Pool and Padding: outputs) are charged
+The cells that allocate with their keys (Conv and Deconv: weights, outputs and
+im2col columns; Fc: weights and features; Pool and Padding: outputs) are charged
 from the keys already read, so an oversized cell is refused at the key that
 makes it big before any array exists. The others allocate little: they are
 charged from their own numbers once built (``charge_built``). One formula,
@@ -10,7 +10,8 @@ charged from their own numbers once built (``charge_built``). One formula,
 
 import math
 
-from n2prune.cells import Conv, Fc, Padding, Pool
+from n2prune.cells import Conv, Deconv, Fc, Padding, Pool
+from n2prune.cells.deconv import deconv_out_size
 from n2prune.graph import sizes
 from n2prune.kernels import conv_out_size
 
@@ -83,6 +84,25 @@ def _charge_conv(ctx, name, s, where, shapes):
                 connections=channels * nb_outputs)
 
 
+def _charge_deconv(ctx, name, s, where, shapes):
+    """Weights, the (upsampled) outputs and the im2col columns of the output's gradient."""
+    nb_outputs, kernel = s["nb_outputs"], s["kernel"]
+    geometry = (kernel, s["stride"], s["padding"], s["dilation"])
+    plane = tuple(deconv_out_size(size, *args) for size, *args in zip(shapes[0][1:], *geometry))
+    if min(plane) < 1:
+        return  # the cell's constructor says why
+    batch = ctx.budget.batch_size
+    channels = sum(shape[0] for shape in shapes)
+    taps = kernel[0] * kernel[1]
+    workspace = nb_outputs * taps * shapes[0][1] * shapes[0][2]
+    weights = sizes.PARAM_COPIES * nb_outputs * channels * taps
+    outputs = sizes.ACTIVATION_COPIES * batch * nb_outputs * plane[0] * plane[1]
+    # The stride is what upsamples: blame it when the outputs dominate and it is > 1.
+    attr = "stride" if outputs > weights and max(s["stride"]) > 1 else "nb_outputs"
+    charge_cell(ctx, name, where(attr), nb_outputs * (channels * taps + 1), (nb_outputs, *plane),
+                workspace, connections=channels * nb_outputs)
+
+
 def _charge_fc(ctx, name, s, where, shapes):
     nb_outputs = s["nb_outputs"]
     features = sum(math.prod(shape) for shape in shapes)
@@ -106,4 +126,4 @@ def _charge_padding(ctx, name, s, where, shapes):
                 (s["nb_outputs"], max(plane[0], 0), max(plane[1], 0)))
 
 
-_CHARGES = {Conv: _charge_conv, Fc: _charge_fc, Pool: _charge_pool, Padding: _charge_padding}
+_CHARGES = {Conv: _charge_conv, Deconv: _charge_deconv, Fc: _charge_fc, Pool: _charge_pool, Padding: _charge_padding}

@@ -103,11 +103,13 @@ def gather_values(kept, w):
     return kept._replace(values=values)
 
 
-def scatter_values(kept, values):
-    """A dense OCHW float32 array holding ``values`` at the kept positions."""
-    dense = np.zeros(int(np.prod(kept.shape)), np.float32)
+def scatter_values(kept, values, shape=None):
+    """A dense float32 array of ``shape`` (default ``kept.shape``, OCHW) holding
+    ``values`` at the kept positions (``kept.flat`` indexes that array raveled)."""
+    shape = kept.shape if shape is None else tuple(shape)
+    dense = np.zeros(int(np.prod(shape)), np.float32)
     dense[kept.flat] = values
-    return dense.reshape(kept.shape)
+    return dense.reshape(shape)
 
 
 @numba.njit(cache=True, inline="always")

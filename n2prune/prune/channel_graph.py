@@ -9,9 +9,11 @@ output channel, so the two are kept or removed together:
   is input ``j``'s channel ``c`` (several inputs are concatenated);
 * ElemWise (Sum, Prod, Max...): channel ``c`` of every input and of the
   output is one channel;
-* a depthwise Conv: output channel ``o`` follows the input channel it reads.
+* a depthwise Conv: output channel ``o`` follows the input channel it reads;
+* Normalize: channel ``c`` in and out (a removed channel is 0, adds nothing
+  to the norm and stays 0, so the other outputs do not change).
 
-Conv (other mappings) and Fc cells *produce* new channels from weights and
+Conv (other mappings), Deconv and Fc cells *produce* new channels from weights and
 *consume* their inputs' channels through weight columns, which shrinking
 removes, so they tie nothing. A connected set of nodes is a *unit*: one
 decision, keep or remove. Units whose channels come from the same producers
@@ -29,10 +31,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from n2prune.cells import BatchNorm, Conv, ElemWise, Fc, Pool, Softmax
+from n2prune.cells import BatchNorm, Conv, Deconv, ElemWise, Fc, Pool, Softmax
 
+# Cells whose weights make new output channels (weights OCHW or (O, I): axis 0).
+PRODUCERS = (Conv, Deconv, Fc)
 # Cells whose output channels are their (concatenated) inputs' channels.
-PASS_THROUGH = ("BatchNorm", "Activation", "Dropout", "Padding")
+PASS_THROUGH = ("BatchNorm", "Activation", "Dropout", "Padding", "Normalize")
 
 
 @dataclass
@@ -121,7 +125,7 @@ class ChannelGraph:
             for name in inputs:
                 self._lock(name)
             self._lock(cell.name)
-        elif not isinstance(cell, Fc):
+        elif not isinstance(cell, (Fc, Deconv)):
             for name in (*inputs, cell.name):  # a cell this analysis does not know
                 self._lock(name)
         activation = getattr(cell, "activation", None)
@@ -173,11 +177,11 @@ class ChannelGraph:
                      bool(self.locked[members].any())) for members in np.split(order, cuts)]
 
     def producers(self, unit):
-        """The Conv/Fc cells (not depthwise) whose weights make the unit's channels."""
+        """The Conv/Deconv/Fc cells (not depthwise) whose weights make the unit's channels."""
         found = []
         for name, _ in unit.channels:
             cell = self.network.by_name.get(name)
-            if isinstance(cell, (Conv, Fc)) and not _is_depthwise(cell) and name not in found:
+            if isinstance(cell, PRODUCERS) and not _is_depthwise(cell) and name not in found:
                 found.append(name)
         return tuple(found)
 

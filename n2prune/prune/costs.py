@@ -9,7 +9,7 @@
 
 import numpy as np
 
-from n2prune.cells import Conv, Fc, Pool
+from n2prune.cells import Conv, Deconv, Fc, Pool
 from n2prune.prune.shrink import kept_channels, kept_inputs, mapping_of
 
 KINDS = ("dense", "effective", "shrunk")
@@ -48,9 +48,16 @@ def _costs(network, cell, keep_out, keep_in):
     return row
 
 
+def _kernel_positions(cell):
+    """Where each kernel weight of a Conv or Deconv acts: the output plane of a
+    Conv, the input plane of a Deconv (each input pixel scatters a kernel)."""
+    plane = cell.input_shapes[0][1:] if isinstance(cell, Deconv) else cell.output_shape[1:]
+    return plane[0] * plane[1]
+
+
 def _effective_macs(cell, nonzero, dense_macs):
-    if isinstance(cell, Conv):
-        return nonzero * cell.output_shape[1] * cell.output_shape[2]
+    if isinstance(cell, (Conv, Deconv)):
+        return nonzero * _kernel_positions(cell)
     if isinstance(cell, Fc):
         return nonzero
     return dense_macs
@@ -69,10 +76,10 @@ def _shrunk_params(cell, params, weights, keep_out, keep_in):
 
 
 def _shrunk_macs(cell, keep_out, keep_in, dense_macs):
-    if isinstance(cell, Conv):
+    if isinstance(cell, (Conv, Deconv)):
         kernels = sum(int(mapping_of(cell, k)[keep][:, keep_out].sum())
                       for k, keep in enumerate(keep_in))
-        return kernels * cell.kernel[0] * cell.kernel[1] * cell.output_shape[1] * cell.output_shape[2]
+        return kernels * cell.kernel[0] * cell.kernel[1] * _kernel_positions(cell)
     if isinstance(cell, Fc):
         return int(keep_out.sum()) * sum(int(keep.sum()) * s[1] * s[2]
                                          for keep, s in zip(keep_in, cell.input_shapes))

@@ -10,7 +10,7 @@ INI side (``NbOutputs``, mapping tables) is ``n2prune.shrink``'s.
 
 import numpy as np
 
-from n2prune.cells import BatchNorm, Conv, Fc
+from n2prune.cells import BatchNorm, Conv, Deconv, Fc
 
 
 def kept_channels(network):
@@ -30,7 +30,7 @@ def kept_inputs(network, kept, cell):
 
 
 def mapping_of(cell, k):
-    """The (C_k, O) 0/1 connection matrix of input ``k`` of a Conv (all ones when dense)."""
+    """The (C_k, O) 0/1 connection matrix of input ``k`` of a Conv or Deconv (all ones when dense)."""
     connection = cell.connections[k]
     channels = cell.input_shapes[k][0]
     if connection.mask is None:
@@ -39,7 +39,7 @@ def mapping_of(cell, k):
 
 
 def _cut_weights(cell, k, array, keep_out, keep_in):
-    """Tensor ``k`` of a Conv (O, C, kh, kw) or an Fc (O, C·H·W) cut to the kept channels."""
+    """Tensor ``k`` of a Conv or Deconv (O, C, kh, kw) or an Fc (O, C·H·W) cut to the kept channels."""
     if isinstance(cell, Fc):
         _, height, width = cell.input_shapes[k]
         return array[keep_out][:, np.repeat(keep_in, height * width)]
@@ -74,7 +74,7 @@ def _cut(cell, key, value, keep_out, keep_in):
     tensor = _tensor_index(cell, key, last)
     if tensor is not None:
         return _cut_weights(cell, tensor, value, keep_out, keep_in[tensor])
-    if np.ndim(value) == 1 and (isinstance(cell, (BatchNorm, Conv, Fc)) and
+    if np.ndim(value) == 1 and (isinstance(cell, (BatchNorm, Conv, Deconv, Fc)) and
                                 np.shape(value)[0] == keep_out.size):
         return value[keep_out]  # biases, BatchNorm scales, shifts, mean, variance
     return value
