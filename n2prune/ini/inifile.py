@@ -104,9 +104,8 @@ class IniFile:
         where = source.where(raw.line)
         name, written = split_template_name(raw.name, where)
         if name in self._by_name:
-            first = self._by_name[name]
-            at = f"line {first.line}" if first.location == f"{self._file}:{first.line}" else first.location
-            raise IniError(f"section [{name}] already exists ({at})", where)
+            raise IniError(f"section [{name}] already exists "
+                           f"({self._short(self._by_name[name])})", where)
         parents = [self._parent(name, parent, where) for parent in raw.parents]
         file, line = source.locate(raw.line)
         section = Section(name, parents, file, line, source.via)
@@ -125,9 +124,15 @@ class IniFile:
             old = section.own(entry.key)
             if old is not None:
                 self._warn(f"{source.where(entry.line)} [{section.name}] {entry.key}: overriding "
-                           f"property (previous value {old.value!r} at {old.location})")
+                           f"property (previous value {old.value!r} at {self._short(old)})")
             used = entry.key.startswith("$")  # variables are never reported unused
             section.set_own(entry.key, Entry(entry.value, file, line, used, source.via))
+
+    def _short(self, written):
+        """``line N`` for a Section or Entry of the INI file itself, else its location."""
+        if written.file == self._file and not written.via:
+            return f"line {written.line}"
+        return written.location
 
     def _expand(self, section, raw, written, source):
         """Render the template of ``section`` (header ``raw``) and add the sections it writes."""

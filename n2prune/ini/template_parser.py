@@ -19,6 +19,8 @@ MAX_LOOP = 100_000
 def read_template(path, where):
     """The text of template file ``path``; an IniError at ``where`` if it cannot be read."""
     try:
+        if Path(path).exists() and not Path(path).is_file():  # /dev/zero, a FIFO: never ends
+            raise IniError(f"template file {path} is not a regular file", where)
         if Path(path).stat().st_size > MAX_TEMPLATE_BYTES:
             raise IniError(f"template file {path} is larger than "
                            f"{MAX_TEMPLATE_BYTES >> 20} MiB", where)
@@ -344,6 +346,8 @@ class Context:
         found = self.lookup(name)
         if found is None:
             hint = closest(name, list(self.params))
-            extra = f"; did you mean {hint}?" if hint else ""
-            raise IniError(f"undefined template variable {name!r}{extra}", self.where(origin))
+            extra = f"did you mean {hint}? " if hint else ""
+            known = ", ".join(sorted(self.params))
+            raise IniError(f"undefined template variable {name!r}; {extra}defined: {known}",
+                           self.where(origin))
         return found
