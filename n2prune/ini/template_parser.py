@@ -47,7 +47,7 @@ def parse(text, file, via, including=()):
     ``including`` are the resolved template files being included, to refuse
     an ``{% include %}`` loop.
     """
-    parser = _Parser(file, via, including)
+    parser = _Parser(via, including)
     for token in _tokens(text, file, via):
         parser.feed(token)
     return parser.finish()
@@ -110,8 +110,7 @@ def _code_tokens(code, file, line, via):
 class _Parser:
     """Builds the node tree from tokens; ``open`` holds the If/Set/For not yet closed."""
 
-    def __init__(self, file, via, including):
-        self.file = file
+    def __init__(self, via, including):
         self.via = via
         self.including = list(including)
         self.root = []

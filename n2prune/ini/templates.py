@@ -1,4 +1,4 @@
-"""N2D2 INI templates: a ``[name@file.tpl]`` section is replaced by the text of its template.
+"""N2D2 INI templates: a ``[name@file.tpl]`` section is followed by the sections its template writes.
 
 Semantics follow N2D2's ``TemplateParser`` (``src/utils/TemplateParser.cpp``)
 and ``IniParser::loadTplIni``:
