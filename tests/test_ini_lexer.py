@@ -59,9 +59,10 @@ def test_comment_after_header_is_not_a_parent():
     assert sections[2].name == "fc2" and sections[2].parents == []
 
 
-def test_template_section_is_refused_at_file_line():
-    with pytest.raises(IniError, match=r"^m\.ini:2: template sections are not supported yet"):
-        lex("x=1\n[block@res.ini.tpl]\n", "m.ini")
+def test_template_section_keeps_its_file_in_the_name():
+    # Expanded by n2prune.ini.templates, not by the lexer.
+    sections = lex("x=1\n[block@res.ini.tpl] base\n", "m.ini")
+    assert (sections[1].name, sections[1].parents) == ("block@res.ini.tpl", ["base"])
 
 
 def test_property_split_trim_and_quotes():

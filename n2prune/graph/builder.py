@@ -169,7 +169,7 @@ def _without_cell_name(exc, name):
 
 def ini_where_section(ini, name):
     sec = ini.section(name)
-    return f"{sec.file}:{sec.line} [{name}]"
+    return f"{sec.location} [{name}]"
 
 
 def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None):

@@ -34,8 +34,7 @@ def place(ini, section, key):
     """``[section] (file:line)``: where a name was written, for ``Registry.lookup``."""
     sec = ini.section(section)
     found = sec.entry(key)
-    file, line = (found.file, found.line) if found else (sec.file, sec.line)
-    return f"[{section}] ({file}:{line})"
+    return f"[{section}] ({(found or sec).location})"
 
 
 def prefixed_refs(ini, section, prefix):

@@ -107,7 +107,7 @@ def read_transforms(ini, sp_name, known_keys):
     cached, on_the_fly = [], []
     for sec in ini.sections():
         if _UNSUPPORTED_RE.match(sec.name) and sec.name.split(".", 1)[0] == sp_name:
-            raise IniError(f"{sec.file}:{sec.line} [{sec.name}]: this kind of provider "
+            raise IniError(f"{sec.location} [{sec.name}]: this kind of provider "
                            "section is not supported (only Transformation / OnTheFlyTransformation)")
         match = _TRANSFORM_RE.match(sec.name)
         if not match or match["sp"] != sp_name:
@@ -222,7 +222,7 @@ def check_sizes(reader, steps, images):
 
 def ini_where(ini, section):
     sec = ini.section(section)
-    return f"{sec.file}:{sec.line} [{section}]"
+    return f"{sec.location} [{section}]"
 
 
 def read_database(ini, known_keys, seed):

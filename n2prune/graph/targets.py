@@ -79,7 +79,7 @@ def read_targets(ini, cell_shapes, known_keys):
     if not targets:
         last = list(cell_shapes)[-1] if cell_shapes else None
         sec = ini.section(last) if last else None
-        where = f"{sec.file}:{sec.line} [{last}]" if last else ini.end_where()
+        where = f"{sec.location} [{last}]" if last else ini.end_where()
         raise IniError(f"{where}: no target cell: add a [{last or '<cell>'}.Target] section "
                        "naming the cell the loss is computed on")
     return targets
@@ -87,7 +87,7 @@ def read_targets(ini, cell_shapes, known_keys):
 
 def _read_target(ini, sec, cell_shapes, known):
     cell = sec.name[: sec.name.index(".Target")]
-    where = f"{sec.file}:{sec.line} [{sec.name}]"
+    where = f"{sec.location} [{sec.name}]"
     if cell not in cell_shapes:
         raise IniError(f"{where}: no cell [{cell}] to attach this target to")
     kind = TARGETS.lookup(ini.read(sec.name, "Type", values.as_str, "TargetScore"),

@@ -53,7 +53,7 @@ class _Evaluation:
         """The evaluated value of ``entry``, refusing a cycle through it."""
         if id(entry) in self.memo:
             return self.memo[id(entry)]
-        where = f"{entry.file}:{entry.line} {label}"
+        where = f"{entry.location} {label}"
         if any(seen is entry for seen, _ in stack):
             chain = " -> ".join([name for _, name in stack] + [label])
             raise IniError(f"self-referencing value: {chain}", where)
@@ -91,7 +91,7 @@ class _Evaluation:
         section = self.ini.section(name)
         entry = section.entry(key)
         if entry is None:
-            raise IniError(f"[{name}]{key}: section [{name}] ({section.file}:{section.line}) "
+            raise IniError(f"[{name}]{key}: section [{name}] ({section.location}) "
                            f"has no key {key!r}", where)
         return self.resolve(entry, f"[{name}] {key}", stack)
 
@@ -134,6 +134,11 @@ class _Evaluation:
         if self._previous is None:
             names = [""] + [section.name for section in self.ini.sections()]
             index = names.index(self.current.name)
+            # As N2D2: in a section written by a template, the template's own
+            # section (its $PARENT_SECTION_NAME) is skipped when it comes just before.
+            parent = self.current.entry("$PARENT_SECTION_NAME")
+            if index > 1 and parent is not None and parent.value == names[index - 1]:
+                index -= 1
             self._previous = names[index - 1] if index > 0 else ""
         return self._previous
 

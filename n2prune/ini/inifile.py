@@ -15,6 +15,7 @@ from n2prune.ini.dump import dumps
 from n2prune.ini.evaluate import evaluate_key
 from n2prune.ini.lexer import lex
 from n2prune.ini.overrides import parse_override
+from n2prune.ini.paths import template_path
 from n2prune.ini.section import (
     GENERATED_ORIGIN,
     MISSING,
@@ -22,6 +23,7 @@ from n2prune.ini.section import (
     Entry,
     Section,
 )
+from n2prune.ini.templates import Source, render_file, split_template_name
 from n2prune.registry import closest
 
 _log = logging.getLogger("n2prune.ini")
@@ -68,49 +70,114 @@ class IniFile:
     """A parsed INI file. Values are evaluated when read, not when parsed.
 
     ``overrides`` are ``"section.Key=value"`` strings (``--set``), applied
-    after parsing; the K-th records ``("--set", K)`` as its origin.
+    after parsing; the K-th records ``("--set", K)`` as its origin. Template
+    sections (``[name@file.tpl]``, ``n2prune.ini.templates``) are expanded
+    while parsing; the overrides of the global section and of a template
+    section are applied before its template is rendered, so they reach it.
     """
 
     def __init__(self, text, path=None, overrides=()):
         self.path = Path(path) if path is not None else None
         self.warnings = []
         self._file = str(path) if path is not None else "<string>"
-        self._by_name = {}
+        self._overrides = list(overrides)
+        self.global_section = Section("", [], self._file, 1)
+        self._by_name = {"": self.global_section}
         self._sections = []
         # The last line, where a missing section is reported (1 for an empty file).
         self.end_line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
-        for raw in lex(text, self._file):
-            self._add_section(raw)
-        self.global_section = self._sections.pop(0)
-        for number, override in enumerate(overrides, 1):
+        self._load(lex(text, self._file), Source(self._file))
+        for number, override in enumerate(self._overrides, 1):
             self._apply_override(override, number)
 
     # -- building -------------------------------------------------------
 
-    def _add_section(self, raw):
-        where = f"{self._file}:{raw.line}"
-        if raw.name in self._by_name:
-            first = self._by_name[raw.name].line
-            raise IniError(f"section [{raw.name}] already exists (line {first})", where)
-        parents = [self._parent(raw, name, where) for name in raw.parents]
-        section = Section(raw.name, parents, self._file, raw.line)
+    def _load(self, raws, source, template_of=None):
+        """Add lexed sections; ``template_of`` names the section whose template wrote them."""
+        for raw in raws:
+            if raw.name:
+                self._add_section(raw, source, template_of)
+            else:  # as N2D2, a template's lines before its first header are global
+                self._add_entries(self.global_section, raw, source)
+
+    def _add_section(self, raw, source, template_of):
+        where = source.where(raw.line)
+        name, written = split_template_name(raw.name, where)
+        if name in self._by_name:
+            raise IniError(f"section [{name}] already exists "
+                           f"({self._short(self._by_name[name])})", where)
+        parents = [self._parent(name, parent, where) for parent in raw.parents]
+        file, line = source.locate(raw.line)
+        section = Section(name, parents, file, line, source.via)
+        if template_of is not None:
+            # As N2D2: read by ${PREV_SECTION_NAME}, visible to nested templates.
+            section.set_own("$PARENT_SECTION_NAME", Entry(template_of, file, line, True, source.via))
+        self._add_entries(section, raw, source)
+        self._by_name[name] = section
+        self._sections.append(section)
+        if written is not None:
+            self._expand(section, raw, written, source)
+
+    def _add_entries(self, section, raw, source):
         for entry in raw.entries:
+            file, line = source.locate(entry.line)
             old = section.own(entry.key)
             if old is not None:
-                self._warn(f"{self._file}:{entry.line} [{raw.name}] {entry.key}: overriding "
-                           f"property (previous value {old.value!r} at line {old.line})")
+                self._warn(f"{source.where(entry.line)} [{section.name}] {entry.key}: overriding "
+                           f"property (previous value {old.value!r} at {self._short(old)})")
             used = entry.key.startswith("$")  # variables are never reported unused
-            section.set_own(entry.key, Entry(entry.value, self._file, entry.line, used))
-        self._by_name[raw.name] = section
-        self._sections.append(section)
+            section.set_own(entry.key, Entry(entry.value, file, line, used, source.via))
 
-    def _parent(self, raw, name, where):
-        if name not in self._by_name:
-            hint = closest(name, [s for s in self._by_name if s])
+    def _short(self, written):
+        """``line N`` for a Section or Entry of the INI file itself, else its location."""
+        if written.file == self._file and not written.via:
+            return f"line {written.line}"
+        return written.location
+
+    def _expand(self, section, raw, written, source):
+        """Render the template of ``section`` (header ``raw``) and add the sections it writes."""
+        where = f"{source.where(raw.line)} [{raw.name}]"
+        path = template_path(written, self._file, where)
+        inner = source.included(path, raw.line, raw.name)
+        self._apply_early_overrides(section)
+        text, inner.origins, read = render_file(path, self._template_params(section, path),
+                                                inner, where)
+        for key in read:
+            self.mark_used(section.name, key)
+        self._load(lex(text, str(path), inner.where), inner, section.name)
+
+    def _template_params(self, section, path):
+        """As N2D2's ``loadTplIni``: SECTION_NAME, SECTION_FILE_NAME and the section's
+        keys (own and inherited), evaluated."""
+        params = {"SECTION_NAME": section.name, "SECTION_FILE_NAME": str(path)}
+        for key in section:
+            if key in params:
+                raise IniError(f"{key} is set by the template itself; rename this key",
+                               section.where(key))
+            params[key] = evaluate_key(self, section, key)
+        return params
+
+    def _parent(self, name, parent, where):
+        if parent not in self._by_name:
+            hint = closest(parent, [s for s in self._by_name if s])
             extra = f"; did you mean [{hint}]?" if hint else ""
-            raise IniError(f"[{raw.name}] inherits from [{name}], which is not defined "
+            raise IniError(f"[{name}] inherits from [{parent}], which is not defined "
                            f"before it{extra}", where)
-        return self._by_name[name]
+        return self._by_name[parent]
+
+    def _apply_early_overrides(self, section):
+        """Apply now the overrides of the global section and of ``section``.
+
+        An override that names a section not written yet is left for the end.
+        """
+        names = [s.name for s in self._sections]
+        for number, text in enumerate(self._overrides, 1):
+            try:
+                name, key, value = parse_override(text, names)
+            except IniError:
+                continue  # reported when all overrides are applied
+            if name in ("", section.name):
+                self._by_name[name].set_own(key, Entry(value, SET_ORIGIN, number))
 
     def _apply_override(self, text, number):
         name, key, value = parse_override(text, [s.name for s in self._sections])

@@ -84,12 +84,12 @@ def strip_comment(line, where):
 
 
 def parse_header(line, where):
-    """``[name] p1 p2`` or ``[name]p1`` -> (name, parents). Name is not trimmed."""
+    """``[name] p1 p2`` or ``[name]p1`` -> (name, parents). Name is not trimmed.
+
+    A template section's name keeps its ``@file.tpl`` (``n2prune.ini.templates``).
+    """
     close = line.index("]")
-    name = line[1:close]
-    if "@" in name:
-        raise IniError(f"template sections are not supported yet ([{name}])", where)
-    return name, line[close + 1:].split()
+    return line[1:close], line[close + 1:].split()
 
 
 def parse_property(line, where):
@@ -122,15 +122,17 @@ def is_header(line):
     return line.startswith("[") and "]" in line
 
 
-def lex(text, file):
+def lex(text, file, where_of=None):
     """Split INI ``text`` into raw sections, the global one (``""``) first.
 
-    ``file`` is only used in error messages (``file:line``). Duplicate section
-    names and parent checks are left to the caller, which knows section order.
+    ``file`` is only used in error messages (``file:line``); ``where_of(number)``,
+    when given, names line ``number`` instead (a template's rendered text).
+    Duplicate section names and parent checks are left to the caller, which
+    knows section order.
     """
     sections = [RawSection("", [], 1)]
     for number, line in logical_lines(text):
-        where = f"{file}:{number}"
+        where = where_of(number) if where_of else f"{file}:{number}"
         if "\0" in line:
             # Text files have none; a NUL means a binary file (or a broken one).
             raise IniError("NUL character in the line: a binary file, not INI text?", where)

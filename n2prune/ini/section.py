@@ -23,11 +23,17 @@ class Entry:
     sections counts as used once any of them reads it.
     """
 
-    def __init__(self, value, file, line, used=False):
+    def __init__(self, value, file, line, used=False, via=""):
         self.value = value
         self.file = file
         self.line = line
         self.used = used
+        self.via = via
+
+    @property
+    def location(self):
+        """``file:line``, followed for a template's key by the line that included it."""
+        return f"{self.file}:{self.line}{self.via}"
 
 
 class Section:
@@ -37,19 +43,27 @@ class Section:
     (N2D2's ``IniParser::load``). Inheritance is resolved when a key is looked
     up, so a ``--set`` on a parent also reaches its children. Keys injected by
     generators (``_EpochSize``...) are readable but not part of ``keys()``.
+    A section written in a template has ``via`` set: `` (included from
+    file:line [name@file.tpl])``.
     """
 
-    def __init__(self, name, parents, file, line):
+    def __init__(self, name, parents, file, line, via=""):
         self.name = name
         self.parents = [parent.name for parent in parents]
         self.file = file
         self.line = line
+        self.via = via
         self._parents = list(parents)
         self._own = {}
         self._injected = {}
 
     def __repr__(self):
         return f"Section({self.name!r})"
+
+    @property
+    def location(self):
+        """``file:line`` of the header (with `` (included from ...)`` for a template's)."""
+        return f"{self.file}:{self.line}{self.via}"
 
     def entry(self, key):
         """The Entry a read of ``key`` sees (injected, own, inherited), or None."""
@@ -106,8 +120,7 @@ class Section:
     def where(self, key):
         """``file:line [name] Key``; the header's line when the key is absent."""
         found = self.entry(key)
-        file, line = (found.file, found.line) if found else (self.file, self.line)
-        return f"{file}:{line} [{self.name}] {key}"
+        return f"{(found or self).location} [{self.name}] {key}"
 
     def _require(self, key):
         found = self.entry(key)
