@@ -102,11 +102,11 @@ def test_database_keys_are_read(tmp_path):
 
 
 def test_unknown_database_type_leaves_its_keys_unjudged(tmp_path, caplog):
-    text = "[database]\nType=KITTI_Database\nValidation=0.1\nDataPath=x\n" + SP + NET
+    text = "[database]\nType=Custom_Database\nValidation=0.1\nDataPath=x\n" + SP + NET
     ini, path = load(tmp_path, text)
-    with pytest.raises(UnknownName, match=r"^unknown Type=KITTI_Database in \[database\] "
+    with pytest.raises(UnknownName, match=r"^unknown Type=Custom_Database in \[database\] "
                                           rf"\({path}:2\); (did you mean \S+\? )?known: MNIST_IDX_Database,"):
         read_database(ini, {}, 0)
     with caplog.at_level(logging.INFO, logger="n2prune"):
         assert Model(path, need_data=False, strict=True).database is None
-    assert "unknown Type=KITTI_Database" in caplog.text
+    assert "unknown Type=Custom_Database" in caplog.text
