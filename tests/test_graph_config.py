@@ -138,9 +138,9 @@ def test_quantizer_keys_without_qweight_are_an_error(tmp_path):
 
 
 def test_unknown_weight_quantizer_lists_the_known_ones(tmp_path):
-    message = error_of(tmp_path, "QWeight=SAT\n", "")
+    message = error_of(tmp_path, "QWeight=Sat\n", "")
     assert message.startswith(f"{tmp_path / 'm.ini'}:10 [c] QWeight:")  # 4 [sp] + 5 [c] lines
-    assert "SAT" in message and "known: Prune" in message
+    assert "Sat" in message and "known: Prune" in message
 
 
 def test_qweight_on_a_cell_without_weights_is_an_error(tmp_path):
