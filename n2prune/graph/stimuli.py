@@ -11,11 +11,18 @@ import math
 import re
 
 from n2prune import data
-from n2prune.data.provider import PREPARE_CHUNK
+from n2prune.data.provider import (
+    APPLY_TO,
+    PARTITIONS,
+    PREPARE_CHUNK,
+    chunk_size,
+    shapes_through,
+)
 from n2prune.errors import DataError, IniError, SettingError, UserError
 from n2prune.graph import sizes
 from n2prune.graph.keys import construct, place, read_keys
 from n2prune.graph.reader import SectionReader
+from n2prune.graph.stimuli_data import read_stimuli_data
 from n2prune.ini import expand_env_path, values
 from n2prune.registry import BOOL, SIZE, STR, Key, KeyTable, UnknownName, vector
 
@@ -51,7 +58,8 @@ _SEPARATE_SIZES = ("SizeX", "SizeY", "NbChannels")
 
 PROVIDER_SECTIONS = ("sp", "cenv", "env")
 _TRANSFORM_RE = re.compile(r"^(?P<sp>sp|cenv|env)\.(?P<kind>OnTheFly)?Transformation")
-_UNSUPPORTED_RE = re.compile(r"^(sp|cenv|env)\.(Channel|Channels|StimuliData|Adversarial)")
+_STIMULI_DATA_RE = re.compile(r"^(?P<sp>sp|cenv|env)\.StimuliData")
+_UNSUPPORTED_RE = re.compile(r"^(sp|cenv|env)\.(Channel|Channels|Adversarial)")
 
 
 def provider_section(ini):
@@ -85,44 +93,68 @@ def read_provider(reader):
     return construct(provider_settings, kwargs, where, reader.where("Size"))
 
 
-def _transform(ini, section, known):
+def _transform(ini, section, known, image_values):
+    """``(transform, partitions)`` of a transformation section."""
     reader = SectionReader(ini, section, known)
     name = reader.get("Type", values.as_str)
     transformation = data.TRANSFORMATIONS.lookup(name, place(ini, section, "Type"))
-    apply_to = reader.get("ApplyTo", values.as_str, "All")
-    if apply_to != "All":
-        raise reader.error("ApplyTo", "only ApplyTo=All is supported")
+    apply_to = reader.get("ApplyTo", values.enum(*APPLY_TO), "All")
     table = transformation.key_table
     kwargs, located = read_keys(ini, written_refs(reader, table), table,
                                 required_at=(section, "Type"))
-    return construct(transformation, kwargs, located, ini_where(ini, section))
+    if transformation is data.Affine:
+        for attr in ("first_value", "second_value"):
+            if attr in kwargs:
+                kwargs[attr] = _image_value(ini, kwargs[attr], image_values)
+    return construct(transformation, kwargs, located, ini_where(ini, section)), APPLY_TO[apply_to]
 
 
-def read_transforms(ini, sp_name, known_keys):
+def _image_value(ini, text, image_values):
+    """An AffineTransformation value: an image a StimuliData section computed, or a
+    file (relative to the INI file's folder)."""
+    if text in image_values:
+        return image_values[text]
+    return expand_env_path(text, ini.path.parent)
+
+
+def read_transforms(ini, sp_name, known_keys, size, stats_source=None):
     """Transformations of the provider in file order: (cached, on-the-fly).
 
-    Each list holds ``(section name, transform)`` pairs.
+    Each list holds ``(section name, transform, partitions)`` triples.
+    ``[sp.StimuliData*]`` sections are computed where they stand
+    (``graph.stimuli_data``), from ``stats_source`` or, without one,
+    placeholders for stimuli of ``size``. Returns ``(cached, on_the_fly,
+    stats)``, ``stats`` the ``{section: StimuliStats}`` computed.
     """
-    cached, on_the_fly = [], []
+    cached, on_the_fly, stats, image_values = [], [], {}, {}
+
+    def steps(part):
+        return [t for _, t, parts in cached + on_the_fly if part in parts]
+
     for sec in ini.sections():
-        if _UNSUPPORTED_RE.match(sec.name) and sec.name.split(".", 1)[0] == sp_name:
-            raise IniError(f"{sec.file}:{sec.line} [{sec.name}]: this kind of provider "
-                           "section is not supported (only Transformation / OnTheFlyTransformation)")
-        match = _TRANSFORM_RE.match(sec.name)
-        if not match or match["sp"] != sp_name:
+        if sec.name.split(".", 1)[0] != sp_name:
             continue
         known = known_keys.setdefault(sec.name, set())
-        target = on_the_fly if match["kind"] else cached
-        target.append((sec.name, _transform(ini, sec.name, known)))
-    return cached, on_the_fly
+        if _UNSUPPORTED_RE.match(sec.name):
+            raise IniError(f"{sec.file}:{sec.line} [{sec.name}]: this kind of provider "
+                           "section is not supported (only Transformation, "
+                           "OnTheFlyTransformation and StimuliData)")
+        if _STIMULI_DATA_RE.match(sec.name):
+            stats[sec.name] = read_stimuli_data(ini, sec.name, known, steps, stats_source,
+                                                size, image_values)
+        elif _TRANSFORM_RE.match(sec.name):
+            target = on_the_fly if _TRANSFORM_RE.match(sec.name)["kind"] else cached
+            target.append((sec.name, *_transform(ini, sec.name, known, image_values)))
+    return cached, on_the_fly, stats
 
 
-def build_provider(ini, known_keys, max_memory=None, images=None):
+def build_provider(ini, known_keys, max_memory=None, images=None, stats_source=None):
     """The ``StimuliProvider`` described by ``[sp]`` and its transformations.
 
-    Returns ``(section name, provider, budget)``: a ``MemoryBudget`` of
-    ``max_memory`` bytes already charged with the data path (see
-    ``charge_stimuli``; ``images`` is passed on to it).
+    Returns ``(section name, provider, budget, stats)``: a ``MemoryBudget``
+    of ``max_memory`` bytes already charged with the data path (see
+    ``charge_stimuli``; ``images`` is passed on to it), and the StimuliData
+    statistics (``read_transforms``; ``stats_source`` is passed on to it).
     """
     name = provider_section(ini)
     reader = SectionReader(ini, name, known_keys.setdefault(name, set()))
@@ -130,13 +162,14 @@ def build_provider(ini, known_keys, max_memory=None, images=None):
     if reader.has("ConfigSection"):
         raise reader.error("ConfigSection", "stimuli provider parameters (quantization...) "
                            "are not supported")
-    cached, on_the_fly = read_transforms(ini, name, known_keys)
-    provider = data.StimuliProvider(size=(height, width, channels), batch_size=batch_size,
-                                    transforms=[t for _, t in cached],
-                                    on_the_fly=[t for _, t in on_the_fly])
+    size = (height, width, channels)
+    cached, on_the_fly, stats = read_transforms(ini, name, known_keys, size, stats_source)
+    provider = data.StimuliProvider(size=size, batch_size=batch_size,
+                                    transforms=[(t, p) for _, t, p in cached],
+                                    on_the_fly=[(t, p) for _, t, p in on_the_fly])
     budget = sizes.MemoryBudget(max_memory, batch_size)
-    charge_stimuli(reader, provider, cached + on_the_fly, budget, images)
-    return name, provider, budget
+    charge_stimuli(reader, provider, [(s, t) for s, t, _ in cached + on_the_fly], budget, images)
+    return name, provider, budget, stats
 
 
 def charge_stimuli(reader, provider, steps, budget, images=None):
@@ -159,28 +192,44 @@ def charge_stimuli(reader, provider, steps, budget, images=None):
 
 def _charge_transforms(ini, provider, steps, budget, images):
     """The largest transformation in flight, plus the images held in memory
-    (the database's and the cache of the leading cacheable transformations)."""
+    (the database's and the cache of the leading cacheable transformations),
+    for the partition whose transformations (``ApplyTo``) need the most."""
     count, shape = images if images else (0, provider.size)
     shape = tuple(shape) + (1,) * (3 - len(shape))  # (H, W) grey images have one channel
+    charges = []
+    for part in PARTITIONS:
+        mine = [(s, t) for s, t in steps if any(t is x for x in provider.steps(part))]
+        if mine:
+            charges.append(_partition_charge(ini, provider, part, mine, count, shape))
+    if not charges:
+        return
+    nbytes, held, section, in_flight, out = max(charges, key=lambda c: c[0] + c[1])
+    key = "Width" if out[1] >= out[0] else "Height"
+    key = key if ini.section(section).has(key) else "Type"  # a transformation without sizes
+    budget.charge("data", nbytes + held, ini.where(section, key),
+                  f"{in_flight} images of {out[1]}x{out[0]}x{out[2]} in float32 at once, "
+                  f"{sizes.format_bytes(held)} of uint8 images held")
+
+
+def _partition_charge(ini, provider, part, steps, count, shape):
+    """``(peak bytes, held bytes, section, images in flight, output shape)`` of one
+    partition's ``steps``, for ``count`` images of ``shape``."""
+    cached = provider.pipeline(part)[0]
+    chunk = min(chunk_size(shapes_through(cached, shape)), count or PREPARE_CHUNK)
     held, peak = count * math.prod(shape), None
     for section, transform in steps:
         try:
             out = transform.output_shape(shape)
         except UserError as exc:
             raise IniError(f"{ini_where(ini, section)}: {exc}") from None
-        cached = any(transform is t for t in provider.cached)
-        in_flight = min(PREPARE_CHUNK, count or PREPARE_CHUNK) if cached else provider.batch_size
+        is_cached = any(transform is t for t in cached)
+        in_flight = chunk if is_cached else provider.batch_size
         nbytes = sizes.transform_bytes(in_flight, shape, out)
         if peak is None or nbytes > peak[0]:
             peak = (nbytes, section, in_flight, out)
-        held += count * math.prod(out) if provider.cached and transform is provider.cached[-1] else 0
+        held += count * math.prod(out) if cached and transform is cached[-1] else 0
         shape = out
-    nbytes, section, in_flight, out = peak
-    key = "Width" if out[1] >= out[0] else "Height"
-    key = key if ini.section(section).has(key) else "Type"  # a transformation without sizes
-    budget.charge("data", nbytes + held, ini.where(section, key),
-                  f"{in_flight} images of {out[1]}x{out[0]}x{out[2]} in float32 at once, "
-                  f"{sizes.format_bytes(held)} of uint8 images held")
+    return peak[0], held, *peak[1:]
 
 
 def ini_where(ini, section):
