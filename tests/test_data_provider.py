@@ -3,7 +3,7 @@ import pytest
 
 from n2prune.data import provider as provider_module
 from n2prune.data.mnist import PARTITIONS, MnistIdxDatabase
-from n2prune.data.provider import StimuliProvider
+from n2prune.data.provider import APPLY_TO, StimuliProvider
 from n2prune.data.transforms import Flip, PadCrop, RangeAffine, Rescale
 from n2prune.errors import ShapeError
 
@@ -98,3 +98,48 @@ def test_mnist_train_pixel_mean(monkeypatch):
         indices = np.arange(start, min(start + sp.batch_size, len(cached)))
         total += float(sp.batch(cached, indices, None, "learn").sum(dtype=np.float64))
     assert abs(total / cached.size - 0.1307) < 1e-4
+
+
+def test_apply_to_gives_each_partition_its_own_path_cached_and_on_the_fly():
+    data = images(4, (6, 6))
+    big, small = Rescale(8, 8), Rescale(4, 4)
+    crop, mirror = PadCrop(4, 4), Flip(horizontal=True)
+    sp = StimuliProvider((4, 4, 1), 2, [(big, ("learn",)), (small, ("validation", "test"))],
+                         on_the_fly=[(crop, ("learn",)), (mirror, ("learn",))])
+    assert sp.pipeline("learn") == ([big], [crop, mirror])
+    assert sp.pipeline("test") == ([small], []) == sp.pipeline("validation")
+    learn, test = sp.prepare(data, "learn"), sp.prepare(data, "test")
+    assert learn.shape == (4, 8, 8) and test.shape == (4, 4, 4)
+    indices = np.array([1, 3])
+    expected = crop.apply(big.apply(data, None), None)[indices][:, :, ::-1]
+    np.testing.assert_allclose(sp.batch(learn, indices, None, "learn")[0],
+                               expected.transpose(1, 2, 0) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(sp.batch(test, indices, None, "test")[0],
+                               small.apply(data, None)[indices].transpose(1, 2, 0) / 255.0,
+                               rtol=1e-6)
+    without_crop = StimuliProvider((4, 4, 1), 2, [(big, ("learn",))])
+    with pytest.raises(ShapeError, match="^learn stimuli are 8x8"):
+        without_crop.batch(learn, indices, None, "learn")
+
+
+def test_unknown_partition_is_refused():
+    with pytest.raises(ValueError, match="unknown partition 'train'"):
+        StimuliProvider((4, 4, 1), 2).pipeline("train")
+    with pytest.raises(ValueError, match="unknown partition"):
+        StimuliProvider((4, 4, 1), 2, [(Rescale(4, 4), ("Learn",))])
+
+
+def test_apply_to_names_n2d2_masks():
+    assert APPLY_TO["NoLearn"] == ("validation", "test")
+    assert APPLY_TO["NoTest"] == ("learn", "validation")
+    assert APPLY_TO["All"] == PARTITIONS and set(APPLY_TO) == {
+        "LearnOnly", "ValidationOnly", "TestOnly", "NoLearn", "NoValidation", "NoTest", "All"}
+
+
+def test_prepare_chunks_shrink_for_large_images(monkeypatch):
+    assert provider_module.chunk_size([(28, 28, 1)]) == provider_module.PREPARE_CHUNK
+    assert provider_module.chunk_size([(224, 224, 3), (256, 256, 3)]) == (256 << 20) // (4 * 196608)
+    monkeypatch.setattr(provider_module, "PREPARE_BYTES", 4 * 36 * 3)  # three 6x6 images
+    data = images(10, (6, 6))
+    sp = StimuliProvider((4, 4, 1), 2, [Rescale(4, 4)])
+    np.testing.assert_array_equal(sp.prepare(data, "test"), Rescale(4, 4).apply(data, None))
