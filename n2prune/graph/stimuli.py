@@ -134,15 +134,16 @@ def read_transforms(ini, sp_name, known_keys, size, stats_source=None):
     for sec in ini.sections():
         if sec.name.split(".", 1)[0] != sp_name:
             continue
-        known = known_keys.setdefault(sec.name, set())
         if _UNSUPPORTED_RE.match(sec.name):
             raise IniError(f"{sec.file}:{sec.line} [{sec.name}]: this kind of provider "
                            "section is not supported (only Transformation, "
                            "OnTheFlyTransformation and StimuliData)")
         if _STIMULI_DATA_RE.match(sec.name):
+            known = known_keys.setdefault(sec.name, set())
             stats[sec.name] = read_stimuli_data(ini, sec.name, known, steps, stats_source,
                                                 size, image_values)
         elif _TRANSFORM_RE.match(sec.name):
+            known = known_keys.setdefault(sec.name, set())
             target = on_the_fly if _TRANSFORM_RE.match(sec.name)["kind"] else cached
             target.append((sec.name, *_transform(ini, sec.name, known, image_values)))
     return cached, on_the_fly, stats
