@@ -14,7 +14,7 @@ from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, set_kerne
 from n2prune.train.evaluate import accuracy
 from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
 from n2prune.train.model import Model
-from n2prune.train.runfolder import RunFolder, new_run_dir
+from n2prune.train.runfolder import STIMULI_DATA, RunFolder, new_run_dir, writing
 
 log = logging.getLogger("n2prune")
 
@@ -79,8 +79,9 @@ def run_train(args):
         return run_iterative(args, DEFAULT_SEED, run_train, format_rows)
     every = DEFAULT_SNAPSHOT_EVERY if args.snapshot_every is None else args.snapshot_every
     settings = _run_settings(args)
+    cache = Path(args.resume) / STIMULI_DATA if args.resume else None
     model = Model(args.model, settings["overrides"], settings["seed"], args.strict,
-                  max_memory=args.max_memory)
+                  max_memory=args.max_memory, stimuli_cache=cache)
     _apply_kernel(model, args)
     run = RunFolder(args.resume or new_run_dir(args.model, args.out))
     sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
@@ -95,6 +96,8 @@ def run_train(args):
             load_masked_weights(model, args.weights)
         run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings},
                    sparsity_fields)
+    with writing(run.file(STIMULI_DATA)):
+        model.save_stimuli_data(run.file(STIMULI_DATA))
     log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
              run.path, len(model.network.cells), model.network.nb_params(),
              model.network.macs_per_sample() / 1e6)
@@ -104,12 +107,20 @@ def run_train(args):
 
 def run_test(args):
     seed = DEFAULT_SEED if args.seed is None else args.seed
-    model = Model(args.model, args.overrides, seed, args.strict, max_memory=args.max_memory)
+    model = Model(args.model, args.overrides, seed, args.strict, max_memory=args.max_memory,
+                  stimuli_cache=_stimuli_cache(args.weights))
     _apply_kernel(model, args)
     load_masked_weights(model, args.weights)
     acc = accuracy(model.network, model, "test")
     print(f"test accuracy {acc:.4f} on {model.partition_size('test')} images")
     return 0
+
+
+def _stimuli_cache(weights):
+    """The StimuliData cache of the run folder ``weights`` is (or is in), else None."""
+    path = Path(weights)
+    folder = (path if path.is_dir() else path.parent) / STIMULI_DATA
+    return folder if folder.is_dir() else None
 
 
 def run_check(args):

@@ -19,6 +19,7 @@ from n2prune.data.mnist import DATABASES
 from n2prune.data.transforms import TRANSFORMATIONS
 from n2prune.graph import cell_keys
 from n2prune.graph.stimuli import PROVIDER_KEYS
+from n2prune.graph.stimuli_data import STIMULI_DATA_KEYS
 from n2prune.graph.targets import TARGETS
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.mask_methods import PRUNING_FILLERS
@@ -53,7 +54,7 @@ def registries():
 
 def key_tables():
     """``{title: KeyTable}`` of the sections read against one table (no member to name)."""
-    return {"sp": PROVIDER_KEYS, "QWeight=Prune": PRUNE_KEYS}
+    return {"sp": PROVIDER_KEYS, "sp.StimuliData": STIMULI_DATA_KEYS, "QWeight=Prune": PRUNE_KEYS}
 
 
 def summary(obj):

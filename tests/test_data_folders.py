@@ -108,11 +108,11 @@ def test_provider_caches_rescaled_files_as_one_array(tmp_path):
     db = DirDatabase(tmp_path, learn=1.0)
     assert len(db.image_sizes()) > 2
     provider = StimuliProvider((4, 4, 3), 2, transforms=[Rescale(4, 4)])
-    cached = provider.prepare(db.images("learn"))
+    cached = provider.prepare(db.images("learn"), "learn")
     assert isinstance(cached, np.ndarray) and cached.shape == (6, 4, 4, 3)
     first = Rescale(4, 4).apply(db.images("learn").take([0])[0][np.newaxis], None)
     np.testing.assert_array_equal(cached[0], first[0])
-    batch = provider.batch(cached, np.array([0, 1]), None)
+    batch = provider.batch(cached, np.array([0, 1]), None, "learn")
     assert batch.shape == (3, 4, 4, 2)
 
 
@@ -120,15 +120,15 @@ def test_provider_decodes_files_per_batch_when_nothing_is_cached(tmp_path):
     make_folder(tmp_path, {"a": 4, "b": 4}, varied=True)
     files = DirDatabase(tmp_path, learn=1.0).images("learn")
     lazy = StimuliProvider((4, 4, 3), 3, on_the_fly=[Rescale(4, 4)])
-    assert lazy.prepare(files) is files
-    batch = lazy.batch(files, np.array([0, 5, 7]), np.random.default_rng(0))
+    assert lazy.prepare(files, "learn") is files
+    batch = lazy.batch(files, np.array([0, 5, 7]), np.random.default_rng(0), "learn")
     expected = Rescale(4, 4).apply(files.take([5])[0][np.newaxis], None)[0]
     np.testing.assert_allclose(batch[..., 1], expected.transpose(2, 0, 1) / 255, atol=1e-6)
     plain = StimuliProvider((6, 5, 3), 3)
     with pytest.raises(ShapeError, match=r"^the stimuli of a batch are of 2 sizes \(5x6x3, 5x7x3\)"):
-        plain.batch(files, np.array([0, 1]), None)
+        plain.batch(files, np.array([0, 1]), None, "learn")
     kept = StimuliProvider((6, 5, 3), 3, transforms=[Rescale(5, 6, keep_aspect_ratio=True)])
-    assert isinstance(kept.prepare(files), ImageList)
+    assert isinstance(kept.prepare(files, "learn"), ImageList)
 
 
 DIR_NET = """\

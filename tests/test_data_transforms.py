@@ -37,18 +37,17 @@ def reference_resize(image, out_h, out_w):
 
 
 def test_registries():
-    assert set(tf.TRANSFORMATIONS) == {"RescaleTransformation", "PadCropTransformation",
-                                    "RangeAffineTransformation",
-                                    "ChannelExtractionTransformation", "FlipTransformation"}
+    assert list(tf.TRANSFORMATIONS) == [
+        "RescaleTransformation", "PadCropTransformation", "SliceExtractionTransformation",
+        "FlipTransformation", "ChannelExtractionTransformation", "ColorSpaceTransformation",
+        "RangeAffineTransformation", "AffineTransformation"]
     assert tf.TRANSFORMATIONS.lookup("RescaleTransformation") is tf.Rescale
     with pytest.raises(UnknownName, match="^unknown Type=RescaleTransform; did you mean "
                                           "RescaleTransformation\\? known: RescaleTransformation"):
         tf.TRANSFORMATIONS.lookup("RescaleTransform")
 
 
-@pytest.mark.parametrize("name", ["RescaleTransformation", "PadCropTransformation",
-                                  "RangeAffineTransformation", "ChannelExtractionTransformation",
-                                  "FlipTransformation"])
+@pytest.mark.parametrize("name", list(tf.TRANSFORMATIONS))
 def test_required_keys_are_the_parameters_without_default(name):
     table = tf.TRANSFORMATIONS[name].key_table
     required = {key.name for key in table if key.required}
@@ -56,7 +55,10 @@ def test_required_keys_are_the_parameters_without_default(name):
                 "PadCropTransformation": {"Width", "Height"},
                 "RangeAffineTransformation": {"FirstOperator", "FirstValue"},
                 "ChannelExtractionTransformation": {"CSChannel"},
-                "FlipTransformation": set()}
+                "FlipTransformation": set(),
+                "SliceExtractionTransformation": {"Width", "Height"},
+                "ColorSpaceTransformation": {"ColorSpace"},
+                "AffineTransformation": {"FirstOperator", "FirstValue"}}
     assert required == expected[name]
 
 
@@ -155,6 +157,9 @@ def test_range_affine():
     # A second value without operator is added (N2D2's default SecondOperator=Plus).
     np.testing.assert_allclose(tf.RangeAffine("Multiplies", 2, second_value=1).apply(batch, None),
                                2.0 * batch + 1)
+    # No second value: no second step, whatever the operator.
+    np.testing.assert_array_equal(tf.RangeAffine("Plus", 1, "Divides").apply(batch, None),
+                                  batch + 1.0)
     colour = np.ones((1, 1, 2, 3), np.float32)
     out = tf.RangeAffine("Minus", [0.5, 1.0, 1.5]).apply(colour, None)
     assert out[0, 0, 0].tolist() == [0.5, 0.0, -0.5]

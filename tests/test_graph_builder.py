@@ -365,10 +365,11 @@ def test_transformations_apply_in_file_order(tmp_path):
             "[sp.Transformation-a]\nType=PadCropTransformation\nWidth=20\nHeight=20\n"
             "[c]\nInput=sp\nType=Conv\nKernelDims=3 3\nNbOutputs=4\n" + FC_TARGET)
     _, provider, _, _ = build(tmp_path, text)
-    steps = [type(t).__name__ for t in provider.cached + provider.per_batch]
+    steps = [type(t).__name__ for t in provider.steps("learn")]
     assert steps == ["Rescale", "PadCrop"]
     images = np.full((3, 28, 28), 255, dtype=np.uint8)
-    batch = provider.batch(provider.prepare(images), np.arange(3), np.random.default_rng(0))
+    batch = provider.batch(provider.prepare(images, "test"), np.arange(3),
+                           np.random.default_rng(0), "test")
     assert batch.shape == (1, 20, 20, 3) and batch.dtype == np.float32
     np.testing.assert_allclose(batch[0, 3:17, 3:17, :], 1.0)
 

@@ -68,7 +68,7 @@ def test_transformation_keys_from_the_table(tmp_path):
             + NET)
     ini, _ = load(tmp_path, text)
     _, provider, _ = build_network(ini, 0, 1)
-    [rescale], [flip] = provider.cached, provider.per_batch
+    [rescale], [flip] = provider.pipeline("learn")
     assert (rescale.width, rescale.height, rescale.resize_to_fit) == (4, 4, False)
     assert rescale.keep_aspect_ratio is False  # the constructor's default
     assert flip.random_vertical and not flip.horizontal

@@ -109,7 +109,7 @@ def test_one_batch_is_learned_through_every_branch():
     network = model.network
     images, labels = model.stimuli("learn")
     indices = np.arange(model.provider.batch_size)
-    x = model.provider.batch(images, indices, None)
+    x = model.provider.batch(images, indices, None, "learn")
     losses = []
     for step in range(STEPS):
         network.forward(x, train=True)

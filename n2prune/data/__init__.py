@@ -1,4 +1,5 @@
-"""Data: the databases (MNIST, CIFAR, folders of images), image transformations, the stimuli provider.
+"""Data: the databases (MNIST, CIFAR, folders of images), image transformations,
+the stimuli provider and its statistics (StimuliData).
 
 Plain Python with PEP 8 keyword arguments; ``graph/`` maps INI keys onto them.
 ``DATABASES`` and ``TRANSFORMATIONS`` are registries keyed by N2D2's
@@ -18,20 +19,25 @@ from n2prune.data.mnist import (
     MnistIdxDatabase,
     bundled_mnist_dir,
 )
-from n2prune.data.provider import StimuliProvider
+from n2prune.data.provider import APPLY_TO, StimuliProvider
+from n2prune.data.stimuli_data import StimuliStats
 from n2prune.data.transforms import (
     TRANSFORMATIONS,
+    Affine,
     ChannelExtraction,
+    ColorSpace,
     Flip,
     PadCrop,
     RangeAffine,
     Rescale,
+    SliceExtraction,
     Transform,
 )
 
 __all__ = [
-    "DATABASES", "PARTITIONS", "TRANSFORMATIONS",
-    "ChannelExtraction", "CifarDatabase", "Database", "DirDatabase", "Flip", "GtsrbDatabase",
-    "Ilsvrc2012Database", "ImageFiles", "ImageInfo", "ImageList", "MnistIdxDatabase", "PadCrop", "RangeAffine", "Rescale",
-    "StimuliProvider", "Transform", "bundled_mnist_dir", "read_idx", "write_idx",
+    "APPLY_TO", "DATABASES", "PARTITIONS", "TRANSFORMATIONS",
+    "Affine", "ChannelExtraction", "CifarDatabase", "ColorSpace", "Database", "DirDatabase",
+    "Flip", "GtsrbDatabase", "Ilsvrc2012Database", "ImageFiles", "ImageInfo", "ImageList",
+    "MnistIdxDatabase", "PadCrop", "RangeAffine", "Rescale", "SliceExtraction",
+    "StimuliProvider", "StimuliStats", "Transform", "bundled_mnist_dir", "read_idx", "write_idx",
 ]

@@ -1,19 +1,64 @@
 """Stimuli provider: turns a partition's uint8 images into float32 (C, H, W, N) batches.
 
 As N2D2's ``StimuliProvider``: ``Transformation*`` sections are applied once
-and cached, ``OnTheFlyTransformation*`` sections on every batch, and data
-still 8-bit after all of them are divided by 255 (``normalizeIntegersStimuli``
-in N2D2's exec/n2d2.cpp), so inputs land in [0, 1].
+and cached, ``OnTheFlyTransformation*`` sections on every batch, each to the
+partitions its ``ApplyTo`` names, and data still 8-bit after all of them are
+divided by 255 (``normalizeIntegersStimuli`` in N2D2's exec/n2d2.cpp), so
+inputs land in [0, 1].
 """
+
+import math
 
 import numpy as np
 
 from n2prune.data.imagelist import ImageList, apply_grouped, stack_uniform
+from n2prune.data.mnist import PARTITIONS
 from n2prune.errors import ShapeError
 from n2prune.kernels.gather import gather_batch
 
-# Images per chunk when caching: bounds the float32 temporaries of a Rescale.
+# Images per chunk when caching: at most PREPARE_CHUNK, and few enough that
+# one float32 copy of the largest image on the way takes PREPARE_BYTES
+# (bounds the temporaries of a Rescale).
 PREPARE_CHUNK = 4096
+PREPARE_BYTES = 256 << 20
+
+# N2D2's StimuliSetMask names -> the partitions a transformation applies to.
+APPLY_TO = {
+    "LearnOnly": ("learn",),
+    "ValidationOnly": ("validation",),
+    "TestOnly": ("test",),
+    "NoLearn": ("validation", "test"),
+    "NoValidation": ("learn", "test"),
+    "NoTest": ("learn", "validation"),
+    "All": PARTITIONS,
+}
+
+
+def chunk_size(shapes):
+    """Images per chunk for images taking the (H, W, C) ``shapes`` along the way."""
+    largest = max(math.prod(shape) for shape in shapes)
+    return int(max(1, min(PREPARE_CHUNK, PREPARE_BYTES // (4 * largest))))
+
+
+def shapes_through(transforms, shape):
+    """The (H, W, C) shapes of an image of ``shape`` before and after each transform."""
+    shapes = [tuple(shape) + (1,) * (3 - len(shape))]
+    for transform in transforms:
+        shapes.append(transform.output_shape(shapes[-1]))
+    return shapes
+
+
+def scoped(steps):
+    """``[(transform, partitions)]`` of ``steps``: each a transform (all partitions)
+    or a ``(transform, partitions)`` pair."""
+    out = []
+    for step in steps:
+        transform, parts = step if isinstance(step, tuple) else (step, PARTITIONS)
+        unknown = set(parts) - set(PARTITIONS)
+        if unknown:
+            raise ValueError(f"unknown partition(s) {sorted(unknown)}; known: {PARTITIONS}")
+        out.append((transform, tuple(parts)))
+    return out
 
 
 def _split_cacheable(transforms):
@@ -28,11 +73,12 @@ class StimuliProvider:
     """Batches of ``size = (height, width, channels)`` images, ``batch_size`` at a time.
 
     ``transforms`` are N2D2's cached transformations, ``on_the_fly`` the
-    per-batch ones, each list in file order. Only the leading transformations
-    that are deterministic and keep uint8 are really cached (``prepare``);
-    from the first other one on, everything runs per batch (``batch``), which
-    gives the same result as N2D2 for deterministic ones and keeps the cache
-    uint8.
+    per-batch ones, each list in file order; an item is a transform (applied
+    to every partition) or ``(transform, partitions)`` (N2D2's ``ApplyTo``,
+    see ``APPLY_TO``). Per partition, only the leading transformations that
+    are deterministic and keep uint8 are really cached (``prepare``); from the
+    first other one on, everything runs per batch (``batch``), which gives the
+    same result as N2D2 for deterministic ones and keeps the cache uint8.
     """
 
     def __init__(self, size, batch_size, transforms=(), on_the_fly=()):
@@ -40,39 +86,55 @@ class StimuliProvider:
         if len(self.size) != 3:
             raise ValueError(f"size must be (height, width, channels), got {size}")
         self.batch_size = int(batch_size)
-        self.cached, per_batch = _split_cacheable(list(transforms))
-        self.per_batch = per_batch + list(on_the_fly)
+        self.transforms, self.on_the_fly = scoped(transforms), scoped(on_the_fly)
+        self._pipelines = {}
+        for part in PARTITIONS:
+            cached, per_batch = _split_cacheable(self.steps(part, on_the_fly=False))
+            self._pipelines[part] = (cached, per_batch + self.steps(part, cached=False))
 
-    def prepare(self, images):
-        """Apply the cached transformations once to a whole partition.
+    def steps(self, part, cached=True, on_the_fly=True):
+        """The transforms applied to partition ``part``, in the order they run."""
+        chosen = (self.transforms if cached else []) + (self.on_the_fly if on_the_fly else [])
+        return [transform for transform, parts in chosen if part in parts]
+
+    def pipeline(self, part):
+        """``(cached, per_batch)`` transforms of partition ``part``."""
+        if part not in self._pipelines:
+            raise ValueError(f"unknown partition {part!r}; known: {PARTITIONS}")
+        return self._pipelines[part]
+
+    def prepare(self, images, part):
+        """Apply the cached transformations of partition ``part`` once to its images.
 
         ``images`` is uint8 (N, H, W) or (N, H, W, C); the result is uint8
         with the transformed shape. Work goes by chunks of ``PREPARE_CHUNK``
-        images; with nothing to cache, ``images`` itself is returned. Images
-        of a folder (``ImageFiles``) are decoded here by chunks
-        (``_prepare_files``).
+        images or fewer (``chunk_size``); with nothing to cache, ``images``
+        itself is returned. Images of a folder (``ImageFiles``) are decoded
+        here by chunks (``_prepare_files``).
         """
+        cached = self.pipeline(part)[0]
         if not isinstance(images, np.ndarray):
-            return self._prepare_files(images)
-        if not self.cached:
+            return self._prepare_files(images, cached)
+        if not cached:
             return images
-        chunks = [self._apply(self.cached, images[start:start + PREPARE_CHUNK], None)
-                  for start in range(0, len(images), PREPARE_CHUNK)]
+        chunk = chunk_size(shapes_through(cached, images.shape[1:]))
+        chunks = [self._apply(cached, images[start:start + chunk], None)
+                  for start in range(0, len(images), chunk)]
         return np.concatenate(chunks) if chunks else images[:0]
 
-    def _prepare_files(self, images):
-        """Decode and transform ``images`` (an ``ImageFiles``) chunk by chunk.
+    def _prepare_files(self, images, cached):
+        """Decode ``images`` (an ``ImageFiles``) and apply the ``cached`` transforms, by chunks.
 
         Nothing cached: the files stay as they are, decoded batch by batch.
         Otherwise the result is one uint8 array when the cached
         transformations make the images one size, else an ``ImageList``.
         """
-        if not self.cached or len(images) == 0:
+        if not cached or len(images) == 0:
             return images
         out = None
         for start in range(0, len(images), PREPARE_CHUNK):
             stop = min(start + PREPARE_CHUNK, len(images))
-            items = apply_grouped(self.cached, images.take(np.arange(start, stop)), None)
+            items = apply_grouped(cached, images.take(np.arange(start, stop)), None)
             if out is None:
                 out = np.empty((len(images), *items[0].shape), dtype=items[0].dtype)
             if isinstance(out, np.ndarray) and all(
@@ -90,27 +152,28 @@ class StimuliProvider:
             batch = transform.apply(batch, rng)
         return batch
 
-    def batch(self, cached, indices, rng):
+    def batch(self, cached, indices, rng, part):
         """float32 (C, H, W, N) batch (the batch innermost) of the rows ``indices`` of ``cached``.
 
-        ``cached`` is what ``prepare`` returned: an array, or an
+        ``cached`` is ``prepare(images, part)``: an array, or an
         ``ImageFiles``/``ImageList`` whose images are taken one by one.
-
-        Applies the per-batch transformations, then divides by 255 if the data
-        are still uint8. Raises ``ShapeError`` when the result is not ``size``.
+        Applies the per-batch transformations of ``part``, then divides by 255
+        if the data are still uint8. Raises ``ShapeError`` when the result is
+        not ``size``.
         """
+        per_batch = self.pipeline(part)[1]
         in_memory = isinstance(cached, np.ndarray)
-        if in_memory and not self.per_batch:  # the common case: one pass, no temporaries
-            self._check_shape(cached[:1])
+        if in_memory and not per_batch:  # the common case: one pass, no temporaries
+            self._check_shape(cached[:1], part)
             divisor = 255 if cached.dtype == np.uint8 else 1
             images = cached if cached.ndim == 4 else cached[..., np.newaxis]
             return gather_batch(images, indices, divisor)
         if in_memory:
-            batch = self._apply(self.per_batch, cached[indices], rng)
+            batch = self._apply(per_batch, cached[indices], rng)
         else:  # files, or images of several sizes: transformed by size, then stacked
-            items = apply_grouped(self.per_batch, cached.take(indices), rng)
+            items = apply_grouped(per_batch, cached.take(indices), rng)
             batch = stack_uniform(items, "the stimuli of a batch")
-        self._check_shape(batch)
+        self._check_shape(batch, part)
         if batch.dtype == np.uint8:
             batch = batch.astype(np.float32) / np.float32(255)
         else:
@@ -119,10 +182,10 @@ class StimuliProvider:
             return np.ascontiguousarray(batch.transpose(1, 2, 0)[np.newaxis])
         return np.ascontiguousarray(batch.transpose(3, 1, 2, 0))
 
-    def _check_shape(self, batch):
+    def _check_shape(self, batch, part):
         got = (batch.shape[1], batch.shape[2], batch.shape[3] if batch.ndim == 4 else 1)
         if got != self.size:
             height, width, channels = self.size
-            raise ShapeError(f"stimuli are {got[1]}x{got[0]} with {got[2]} channel(s) but [sp] "
+            raise ShapeError(f"{part} stimuli are {got[1]}x{got[0]} with {got[2]} channel(s) but [sp] "
                              f"expects {width}x{height} with {channels}; add a Rescale or "
                              "PadCrop transformation (or fix SizeX/SizeY/NbChannels)")

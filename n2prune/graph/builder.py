@@ -51,6 +51,7 @@ class BuildContext:
         self.known_keys = {}
         self._routed = {}
         self.budget = None  # a sizes.MemoryBudget, set once the provider is read
+        self.stimuli_stats = {}  # {StimuliData section: StimuliStats}
 
     def reader(self, section):
         return SectionReader(self.ini, section, self.known_keys.setdefault(section, set()))
@@ -172,7 +173,7 @@ def ini_where_section(ini, name):
     return f"{sec.location} [{name}]"
 
 
-def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None):
+def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, stats_source=None):
     """Build the network of ``ini``; returns ``(network, provider, context)``.
 
     ``epoch_size`` (learn stimuli per epoch) is injected as ``[sp]_EpochSize``
@@ -180,11 +181,14 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None):
     estimated before each cell allocates (``ctx.budget``); over
     ``max_memory`` bytes (default: ``sizes.default_max_memory()``) the build
     stops with a ``UserError`` naming the key. ``images`` is the database's
-    ``data.ImageInfo``, for the data path's share.
+    ``data.ImageInfo``, for the data path's share. ``stats_source`` computes
+    StimuliData sections (``graph.stimuli_data``); their statistics end in
+    ``context.stimuli_stats``.
     """
     ctx = BuildContext(ini, np.random.default_rng(seed))
     check_global(ini)
-    sp_name, provider, ctx.budget = build_provider(ini, ctx.known_keys, max_memory, images)
+    sp_name, provider, ctx.budget, ctx.stimuli_stats = build_provider(
+        ini, ctx.known_keys, max_memory, images, stats_source)
     ini.inject(sp_name, "_EpochSize", str(epoch_size if epoch_size else 1))
     order, inputs = cell_sections(ini)
     shapes = {PROVIDER: (provider.size[2], provider.size[0], provider.size[1])}

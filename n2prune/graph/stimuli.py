@@ -12,11 +12,18 @@ import re
 
 from n2prune import data
 from n2prune.data.imagelist import describe_sizes
-from n2prune.data.provider import PREPARE_CHUNK
+from n2prune.data.provider import (
+    APPLY_TO,
+    PARTITIONS,
+    PREPARE_CHUNK,
+    chunk_size,
+    shapes_through,
+)
 from n2prune.errors import DataError, IniError, SettingError, UserError
 from n2prune.graph import sizes
 from n2prune.graph.keys import construct, place, read_keys
 from n2prune.graph.reader import SectionReader
+from n2prune.graph.stimuli_data import read_stimuli_data
 from n2prune.ini import expand_env_path, values
 from n2prune.registry import BOOL, SIZE, STR, Key, KeyTable, UnknownName, vector
 
@@ -52,7 +59,8 @@ _SEPARATE_SIZES = ("SizeX", "SizeY", "NbChannels")
 
 PROVIDER_SECTIONS = ("sp", "cenv", "env")
 _TRANSFORM_RE = re.compile(r"^(?P<sp>sp|cenv|env)\.(?P<kind>OnTheFly)?Transformation")
-_UNSUPPORTED_RE = re.compile(r"^(sp|cenv|env)\.(Channel|Channels|StimuliData|Adversarial)")
+_STIMULI_DATA_RE = re.compile(r"^(?P<sp>sp|cenv|env)\.StimuliData")
+_UNSUPPORTED_RE = re.compile(r"^(sp|cenv|env)\.(Channel|Channels|Adversarial)")
 
 
 def provider_section(ini):
@@ -86,44 +94,69 @@ def read_provider(reader):
     return construct(provider_settings, kwargs, where, reader.where("Size"))
 
 
-def _transform(ini, section, known):
+def _transform(ini, section, known, image_values):
+    """``(transform, partitions)`` of a transformation section."""
     reader = SectionReader(ini, section, known)
     name = reader.get("Type", values.as_str)
     transformation = data.TRANSFORMATIONS.lookup(name, place(ini, section, "Type"))
-    apply_to = reader.get("ApplyTo", values.as_str, "All")
-    if apply_to != "All":
-        raise reader.error("ApplyTo", "only ApplyTo=All is supported")
+    apply_to = reader.get("ApplyTo", values.enum(*APPLY_TO), "All")
     table = transformation.key_table
     kwargs, located = read_keys(ini, written_refs(reader, table), table,
                                 required_at=(section, "Type"))
-    return construct(transformation, kwargs, located, ini_where(ini, section))
+    if transformation is data.Affine:
+        for attr in ("first_value", "second_value"):
+            if attr in kwargs:
+                kwargs[attr] = _image_value(ini, kwargs[attr], image_values)
+    return construct(transformation, kwargs, located, ini_where(ini, section)), APPLY_TO[apply_to]
 
 
-def read_transforms(ini, sp_name, known_keys):
+def _image_value(ini, text, image_values):
+    """An AffineTransformation value: an image a StimuliData section computed, or a
+    file (relative to the INI file's folder)."""
+    if text in image_values:
+        return image_values[text]
+    return expand_env_path(text, ini.path.parent)
+
+
+def read_transforms(ini, sp_name, known_keys, size, stats_source=None):
     """Transformations of the provider in file order: (cached, on-the-fly).
 
-    Each list holds ``(section name, transform)`` pairs.
+    Each list holds ``(section name, transform, partitions)`` triples.
+    ``[sp.StimuliData*]`` sections are computed where they stand
+    (``graph.stimuli_data``), from ``stats_source`` or, without one,
+    placeholders for stimuli of ``size``. Returns ``(cached, on_the_fly,
+    stats)``, ``stats`` the ``{section: StimuliStats}`` computed.
     """
-    cached, on_the_fly = [], []
+    cached, on_the_fly, stats, image_values = [], [], {}, {}
+
+    def steps(part):
+        return [t for _, t, parts in cached + on_the_fly if part in parts]
+
     for sec in ini.sections():
-        if _UNSUPPORTED_RE.match(sec.name) and sec.name.split(".", 1)[0] == sp_name:
-            raise IniError(f"{sec.location} [{sec.name}]: this kind of provider "
-                           "section is not supported (only Transformation / OnTheFlyTransformation)")
-        match = _TRANSFORM_RE.match(sec.name)
-        if not match or match["sp"] != sp_name:
+        if sec.name.split(".", 1)[0] != sp_name:
             continue
-        known = known_keys.setdefault(sec.name, set())
-        target = on_the_fly if match["kind"] else cached
-        target.append((sec.name, _transform(ini, sec.name, known)))
-    return cached, on_the_fly
+        if _UNSUPPORTED_RE.match(sec.name):
+            raise IniError(f"{sec.location} [{sec.name}]: this kind of provider "
+                           "section is not supported (only Transformation, "
+                           "OnTheFlyTransformation and StimuliData)")
+        if _STIMULI_DATA_RE.match(sec.name):
+            known = known_keys.setdefault(sec.name, set())
+            stats[sec.name] = read_stimuli_data(ini, sec.name, known, steps, stats_source,
+                                                size, image_values)
+        elif _TRANSFORM_RE.match(sec.name):
+            known = known_keys.setdefault(sec.name, set())
+            target = on_the_fly if _TRANSFORM_RE.match(sec.name)["kind"] else cached
+            target.append((sec.name, *_transform(ini, sec.name, known, image_values)))
+    return cached, on_the_fly, stats
 
 
-def build_provider(ini, known_keys, max_memory=None, images=None):
+def build_provider(ini, known_keys, max_memory=None, images=None, stats_source=None):
     """The ``StimuliProvider`` described by ``[sp]`` and its transformations.
 
-    Returns ``(section name, provider, budget)``: a ``MemoryBudget`` of
-    ``max_memory`` bytes already charged with the data path (see
-    ``charge_stimuli``; ``images`` is passed on to it).
+    Returns ``(section name, provider, budget, stats)``: a ``MemoryBudget``
+    of ``max_memory`` bytes already charged with the data path (see
+    ``charge_stimuli``; ``images`` is passed on to it), and the StimuliData
+    statistics (``read_transforms``; ``stats_source`` is passed on to it).
     """
     name = provider_section(ini)
     reader = SectionReader(ini, name, known_keys.setdefault(name, set()))
@@ -131,14 +164,16 @@ def build_provider(ini, known_keys, max_memory=None, images=None):
     if reader.has("ConfigSection"):
         raise reader.error("ConfigSection", "stimuli provider parameters (quantization...) "
                            "are not supported")
-    cached, on_the_fly = read_transforms(ini, name, known_keys)
-    provider = data.StimuliProvider(size=(height, width, channels), batch_size=batch_size,
-                                    transforms=[t for _, t in cached],
-                                    on_the_fly=[t for _, t in on_the_fly])
+    size = (height, width, channels)
+    cached, on_the_fly, stats = read_transforms(ini, name, known_keys, size, stats_source)
+    provider = data.StimuliProvider(size=size, batch_size=batch_size,
+                                    transforms=[(t, p) for _, t, p in cached],
+                                    on_the_fly=[(t, p) for _, t, p in on_the_fly])
     budget = sizes.MemoryBudget(max_memory, batch_size)
-    charge_stimuli(reader, provider, cached + on_the_fly, budget, images)
-    check_sizes(reader, cached + on_the_fly, images)
-    return name, provider, budget
+    steps = [(s, t) for s, t, _ in cached + on_the_fly]
+    charge_stimuli(reader, provider, steps, budget, images)
+    check_sizes(reader, provider, steps, images)
+    return name, provider, budget, stats
 
 
 def charge_stimuli(reader, provider, steps, budget, images=None):
@@ -161,30 +196,52 @@ def charge_stimuli(reader, provider, steps, budget, images=None):
 
 def _charge_transforms(ini, provider, steps, budget, images):
     """The largest transformation in flight, plus the images held in memory
-    (the database's and the cache of the leading cacheable transformations)."""
+    (the database's and the cache of the leading cacheable transformations),
+    for the partition whose transformations (``ApplyTo``) need the most."""
     count, shape = images[:2] if images else (0, provider.size)
     shape = tuple(shape) + (1,) * (3 - len(shape))  # (H, W) grey images have one channel
     # Image files are decoded chunk by chunk (or batch by batch), never all held.
-    held = count * math.prod(shape) if not images or images.resident else 0
-    peak = None
-    for section, transform in steps:
-        try:
-            out = transform.output_shape(shape)
-        except UserError as exc:
-            raise IniError(f"{ini_where(ini, section)}: {exc}") from None
-        cached = any(transform is t for t in provider.cached)
-        in_flight = min(PREPARE_CHUNK, count or PREPARE_CHUNK) if cached else provider.batch_size
-        nbytes = sizes.transform_bytes(in_flight, shape, out)
-        if peak is None or nbytes > peak[0]:
-            peak = (nbytes, section, in_flight, out)
-        held += count * math.prod(out) if provider.cached and transform is provider.cached[-1] else 0
-        shape = out
-    nbytes, section, in_flight, out = peak
+    resident = not images or images.resident
+    charges = []
+    for part in PARTITIONS:
+        mine = _steps_of(provider, part, steps)
+        if mine:
+            charges.append(_partition_charge(ini, provider, part, mine, count, shape, resident))
+    if not charges:
+        return
+    nbytes, held, section, in_flight, out = max(charges, key=lambda c: c[0] + c[1])
     key = "Width" if out[1] >= out[0] else "Height"
     key = key if ini.section(section).has(key) else "Type"  # a transformation without sizes
     budget.charge("data", nbytes + held, ini.where(section, key),
                   f"{in_flight} images of {out[1]}x{out[0]}x{out[2]} in float32 at once, "
                   f"{sizes.format_bytes(held)} of uint8 images held")
+
+
+def _steps_of(provider, part, steps):
+    """The ``(section, transform)`` pairs of ``steps`` partition ``part`` runs (``ApplyTo``)."""
+    return [(s, t) for s, t in steps if any(t is x for x in provider.steps(part))]
+
+
+def _partition_charge(ini, provider, part, steps, count, shape, resident):
+    """``(peak bytes, held bytes, section, images in flight, output shape)`` of one
+    partition's ``steps``, for ``count`` images of ``shape`` (held in memory when
+    ``resident``)."""
+    cached = provider.pipeline(part)[0]
+    chunk = min(chunk_size(shapes_through(cached, shape)), count or PREPARE_CHUNK)
+    held, peak = count * math.prod(shape) if resident else 0, None
+    for section, transform in steps:
+        try:
+            out = transform.output_shape(shape)
+        except UserError as exc:
+            raise IniError(f"{ini_where(ini, section)}: {exc}") from None
+        is_cached = any(transform is t for t in cached)
+        in_flight = chunk if is_cached else provider.batch_size
+        nbytes = sizes.transform_bytes(in_flight, shape, out)
+        if peak is None or nbytes > peak[0]:
+            peak = (nbytes, section, in_flight, out)
+        held += count * math.prod(out) if cached and transform is cached[-1] else 0
+        shape = out
+    return peak[0], held, *peak[1:]
 
 
 def _walk_shapes(ini, steps, shape):
@@ -198,8 +255,9 @@ def _walk_shapes(ini, steps, shape):
     return tuple(shape)
 
 
-def check_sizes(reader, steps, images):
-    """Images that differ in size must come out of the transformations one size.
+def check_sizes(reader, provider, steps, images):
+    """Images that differ in size must come out of each partition's transformations
+    one size.
 
     Only for image files (``images.resident`` false). When the
     transformations give one size whatever the input (Rescale, PadCrop), no
@@ -210,14 +268,17 @@ def check_sizes(reader, steps, images):
         return
     first = tuple(images.shape) + (1,) * (3 - len(images.shape))
     other = (first[0] + 7, first[1] + 5, first[2])
-    if _walk_shapes(reader.ini, steps, first) == _walk_shapes(reader.ini, steps, other):
+    varying = [mine for mine in (_steps_of(provider, part, steps) for part in PARTITIONS)
+               if _walk_shapes(reader.ini, mine, first) != _walk_shapes(reader.ini, mine, other)]
+    if not varying:
         return
     seen = images.sizes()
-    if len({_walk_shapes(reader.ini, steps, shape) for shape in seen}) > 1:
-        raise IniError(f"{ini_where(reader.ini, reader.section)}: the images of the database are "
-                       f"of {len(seen)} sizes ({describe_sizes(seen)}) and the transformations do "
-                       "not make them one size; add a RescaleTransformation or "
-                       "PadCropTransformation")
+    for mine in varying:
+        if len({_walk_shapes(reader.ini, mine, shape) for shape in seen}) > 1:
+            raise IniError(f"{ini_where(reader.ini, reader.section)}: the images of the database "
+                           f"are of {len(seen)} sizes ({describe_sizes(seen)}) and the "
+                           "transformations do not make them one size; add a "
+                           "RescaleTransformation or PadCropTransformation")
 
 
 def ini_where(ini, section):

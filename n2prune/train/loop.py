@@ -121,7 +121,7 @@ class Trainer:
         return 0.0
 
     def train_step(self, images, labels, indices):
-        x = self.model.provider.batch(images, indices, self.data_rng)
+        x = self.model.provider.batch(images, indices, self.data_rng, "learn")
         # Overflows are expected when a run blows up; check_loss reports them
         # as one line with the cell, so numpy's warnings would only be noise.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -11,6 +11,7 @@
       snapshot.npz          weights, solver and RNG state, position (atomic)
       weights.npz, weights/                 final weights (npz and N2D2 files)
       weights_validation.npz, weights_validation/   best-validation weights
+      stimuli_data/<section>.npz             StimuliData statistics, reused on resume and test
 
 Every write goes through ``writing``: an ``OSError`` (full disk, read-only
 folder) becomes a ``RunWriteError`` that names the file and what to do.
@@ -30,6 +31,7 @@ from n2prune.io.atomic import atomic_open, atomic_write_text, remove_orphan_temp
 from n2prune.io.checkpoint import network_arrays
 from n2prune.io.syntxt import export_network
 
+STIMULI_DATA = "stimuli_data"
 METRICS_FIELDS = ("step", "epoch", "loss", "acc", "val_acc", "lr", "seconds", "samples_per_s")
 # Files that grow line by line; a snapshot records their sizes so that a
 # resume cuts off the lines of the steps it replays.
