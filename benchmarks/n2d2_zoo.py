@@ -7,8 +7,11 @@ Reads an N2D2 checkout (``--checkout``, default ``$N2D2_CHECKOUT``): every
 ``tests/tests_data/`` and ``exec/``. Each file goes through ``n2prune check
 FILE --json`` in its own process, from the file's folder, with
 ``N2D2_MODELS`` set to the checkout's ``models/`` (the templates' include
-path). A file that builds is listed with its parameters and MACs; a refused
-one with the one-line error n2prune printed. With ``--step``, every file that
+path) and ``--max-memory`` (default 1T): the question is whether n2prune
+builds the network, not whether this machine could train it at the file's
+batch size (ImageNet models at batch 256 need more than half of 24 GiB). A
+file that builds is listed with its parameters and MACs; a refused one with
+the one-line error n2prune printed. With ``--step``, every file that
 builds also runs one training step (forward, backward, solver update) on
 random images, batch 2, its input reduced to at most ``--size`` pixels a
 side (``--set sp.SizeX/SizeY``): the databases are not needed. This is a survey, not a speed benchmark.
@@ -41,10 +44,11 @@ def _last_error(stderr):
     return lines[-1] if lines else (stderr.strip().splitlines() or ["(no message)"])[-1]
 
 
-def survey_one(ini, checkout, step=False, size=64):
+def survey_one(ini, checkout, step=False, size=64, max_memory="1T"):
     """``{"file", "builds", "params", "macs", "error", "step"}`` for one INI file."""
     row = {"file": str(ini.relative_to(checkout)), "builds": False, "step": None}
-    done = _run(["-m", "n2prune", "check", ini.name, "--json"], ini, checkout)
+    done = _run(["-m", "n2prune", "check", ini.name, "--json", "--max-memory", max_memory],
+                ini, checkout)
     if done.returncode != 0:
         row["error"] = _last_error(done.stderr)
         return row
@@ -108,6 +112,7 @@ def main(argv=None):
     parser.add_argument("--step", action="store_true", help="one training step per built file")
     parser.add_argument("--size", type=int, default=64,
                         help="largest input side of --step (larger inputs are reduced)")
+    parser.add_argument("--max-memory", default="1T", help="passed to check (default 1T)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--one-step", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -117,7 +122,8 @@ def main(argv=None):
     if not args.checkout or not (Path(args.checkout) / "models").is_dir():
         parser.error("give --checkout DIR (or set N2D2_CHECKOUT): an N2D2 checkout with models/")
     checkout = Path(args.checkout).resolve()
-    rows = [survey_one(ini, checkout, args.step, args.size) for ini in ini_files(checkout)]
+    rows = [survey_one(ini, checkout, args.step, args.size, args.max_memory)
+            for ini in ini_files(checkout)]
     print_table(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")

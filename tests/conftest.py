@@ -9,7 +9,7 @@ import n2prune  # noqa: F401
 
 # mark -> (what it needs, function giving the reason it is missing or None)
 EXTERNAL = {
-    "n2d2_models": ("N2D2's own model files ($N2D2_MODELS or ../shared/n2d2_models)",
+    "n2d2_models": ("N2D2's own model files ($N2PRUNE_SHARED_MODELS or ../shared/n2d2_models)",
                     n2d2_models_missing),
     "fashion_mnist": ("Fashion-MNIST (apt-get install dataset-fashion-mnist)",
                       fashion_mnist_missing),
