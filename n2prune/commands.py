@@ -9,7 +9,7 @@ from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
 from n2prune.io.checkpoint import load_weights_file
 from n2prune.io.syntxt import import_network
 from n2prune.prune.channels import refresh_removed_channels
-from n2prune.prune.costs import cell_costs, totals
+from n2prune.prune.costs import cell_costs, n2d2_synapses, totals
 from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, set_kernel
 from n2prune.train.evaluate import accuracy
 from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
@@ -132,7 +132,9 @@ def run_check(args):
     if args.json:
         print(json.dumps({"cells": [{**r, "inputs": net.inputs[r["cell"]],
                                      "output": list(net.cell(r["cell"]).output_shape)}
-                                    for r in rows], "total": totals(rows)}, indent=2))
+                                    for r in rows],
+                          "total": {**totals(rows), "n2d2_synapses": n2d2_synapses(net)}},
+                         indent=2))
         return 0
     table = [("cell", "type", "inputs", "output CxHxW", "params", "MACs", "effective MACs",
               "shrunk MACs")]
@@ -146,6 +148,8 @@ def run_check(args):
                   f"{total['macs_effective']} ({total['macs_effective_ratio']:.1%})",
                   f"{total['macs_shrunk']} ({total['macs_shrunk_ratio']:.1%})"))
     print(format_rows(table))
+    print(f"N2D2 counts {n2d2_synapses(net):,} synapses (the weights and biases of Conv, Deconv "
+          "and Fc cells, as its stats.log; BatchNorm parameters are not among them)")
     return 0
 
 

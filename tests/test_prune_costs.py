@@ -8,7 +8,7 @@ from channel_net import channel_net, channel_net_text
 from n2prune import cli
 from n2prune.graph.builder import build_network
 from n2prune.ini import parse_ini_text
-from n2prune.prune.costs import cell_costs, totals
+from n2prune.prune.costs import cell_costs, n2d2_synapses, totals
 from n2prune.prune.pruned_cells import initialize_masks
 
 
@@ -89,3 +89,21 @@ def test_a_deconv_pays_its_kernels_at_every_input_pixel():
     assert row["macs_effective"] == 4 * 6 * 9 * 4  # 4 output channels masked
     assert row["macs_shrunk"] == 4 * 3 * 9 * 4     # and 3 of c1's 6 channels removed
     assert row["params_shrunk"] == 4 * 3 * 9 + 4
+
+
+def test_n2d2_synapses_are_the_connected_weights_and_biases(capsys):
+    """N2D2's count (its stats.log): LeNet-5's connected kernels (the conv2 table
+    leaves 60 of 96) and biases, the non-zero parameters of a fresh LeNet; pruning
+    does not change it, as N2D2 counts connections, not values."""
+    from paths import MODELS_INI
+
+    from n2prune.train.model import Model
+    network = Model(MODELS_INI / "lenet.ini", need_data=False).network
+    fresh = n2d2_synapses(network)
+    weighted = [c for c in network.cells if hasattr(c, "weights")]
+    nonzero_weights = sum(int(np.count_nonzero(w.value)) for c in weighted for w in c.weights)
+    assert fresh == nonzero_weights + sum(c.bias.value.size for c in weighted)
+    network.cell("conv3").weights[0].value[:5] = 0
+    assert n2d2_synapses(network) == fresh
+    assert cli.main(["check", str(MODELS_INI / "lenet.ini"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"]["n2d2_synapses"] == fresh

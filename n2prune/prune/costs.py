@@ -33,6 +33,23 @@ def totals(rows):
     return total
 
 
+def n2d2_synapses(network):
+    """N2D2's "Total number of synapses" (its stats.log, the free parameters it
+    reports): the connected kernel weights and the biases of Conv, Deconv and Fc
+    cells, pruned or not; BatchNorm's parameters are not counted."""
+    total = 0
+    for cell in network.cells:
+        if not isinstance(cell, (Conv, Deconv, Fc)):
+            continue
+        for k, weights in enumerate(cell.weights):
+            connections = getattr(cell, "connections", None)
+            mask = connections[k].mask if connections else None
+            taps = weights.value[0, 0].size if mask is not None else 0
+            total += weights.value.size if mask is None else int(mask.sum()) * taps
+        total += 0 if cell.bias is None else cell.bias.value.size
+    return total
+
+
 def _costs(network, cell, keep_out, keep_in):
     params = cell.params()
     weights = getattr(cell, "weights", [])
