@@ -177,7 +177,8 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, st
     """Build the network of ``ini``; returns ``(network, provider, context)``.
 
     ``epoch_size`` (learn stimuli per epoch) is injected as ``[sp]_EpochSize``
-    before any cell reads it (solver step sizes). Training memory is
+    before any cell reads it (solver step sizes); None (no database) injects
+    the stand-in 1, as N2D2 without a database. Training memory is
     estimated before each cell allocates (``ctx.budget``); over
     ``max_memory`` bytes (default: ``sizes.default_max_memory()``) the build
     stops with a ``UserError`` naming the key. ``images`` is the database's
@@ -208,9 +209,11 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, st
         if ctx.reader(cell.name).has("QWeight") or cell.name in section_refs:
             refs = {**section_refs.get(cell.name, {}), **ctx.routed(cell.name).quantizer}
             attach_prune_quantizer(ini, cell, refs, feeding_batchnorm(network, cell.name))
+    stand_in_notes = set() if epoch_size is None else None
     for cell in cells:
         if cell.params():
-            network.solvers[cell.name] = build_solvers(ini, cell.name, ctx.routed(cell.name))
+            network.solvers[cell.name] = build_solvers(ini, cell.name, ctx.routed(cell.name),
+                                                       stand_in_notes)
     network.quantizer_keys = _quantizer_keys(ini, ctx, section_refs)
     return network, provider, ctx
 
