@@ -93,9 +93,9 @@ def test_a_zero_from_the_stand_in_epoch_size_is_checked_as_one(tmp_path, caplog)
         network, _, _ = build_network(load_ini(path), 0, None)
     assert [s.schedule.max_iterations for s in network.solvers["fc"]] == [1, 1]
     notes = [r.getMessage() for r in caplog.records if "stand-in" in r.getMessage()]
-    assert notes == [f"notice: {path}:9 [fc] Solvers.MaxIterations is 0 with the stand-in "
-                     "[sp]_EpochSize=1 (no database); checked as 1, training computes it "
-                     "from the learn set"]
+    assert notes == [(f"notice: {path}:9 [fc] Solvers.MaxIterations is 0 with the stand-in "
+                      "[sp]_EpochSize=1 (no database); checked as 1, training computes it "
+                      "from the learn set")]
 
 
 @pytest.mark.parametrize("value, epoch_size", [("$([sp]_EpochSize * 90 // 256)", 2),
