@@ -65,3 +65,45 @@ def test_refused_setting_is_reported_at_the_key_it_blames(tmp_path, extra, blame
     key = blamed.split("=")[0]
     assert message.startswith(f"{path}:{lines[blamed]} [fc] {key}: ")
     assert words in message
+
+
+def test_an_expression_giving_a_float_for_an_integer_key_says_to_use_floor_division(tmp_path):
+    # As N2D2's ResNet-11.ini: $(EpochSize * EPOCHS / BATCH) prints a float in Python 3.
+    extra = "Solvers.MaxIterations=$([sp]_EpochSize * 90 / 256)\n"
+    message, path, lines = solvers_of(tmp_path, extra, IniError)
+    assert message == (f"{path}:{lines[extra.strip()]} [fc] Solvers.MaxIterations: expected an "
+                       "integer, got '3.515625'; N2D2 refuses a decimal point here too: write a "
+                       "whole number (in $(...), divide with // or wrap it in int(...))")
+
+
+def test_the_same_expression_with_floor_division_is_read(tmp_path):
+    weights, _ = solvers_of(tmp_path, "Solvers.MaxIterations=$([sp]_EpochSize * 90 // 4)\n")
+    assert weights.schedule.max_iterations == 10 * 90 // 4
+
+
+POLY = "Solvers.LearningRatePolicy=PolyDecay\nSolvers.MaxIterations={}\n"
+
+
+def test_a_zero_from_the_stand_in_epoch_size_is_checked_as_one(tmp_path, caplog):
+    # Without a database [sp]_EpochSize is 1, so N2D2's $(EpochSize * EPOCHS // BATCH)
+    # is 0, which PolyDecay refuses; nothing trains under check, so it goes on.
+    path = tmp_path / "m.ini"
+    path.write_text(SP_FC + POLY.format("$([sp]_EpochSize * 90 // 256)") + "[fc.Target]\n")
+    with caplog.at_level("INFO", logger="n2prune"):
+        network, _, _ = build_network(load_ini(path), 0, None)
+    assert [s.schedule.max_iterations for s in network.solvers["fc"]] == [1, 1]
+    notes = [r.getMessage() for r in caplog.records if "stand-in" in r.getMessage()]
+    assert notes == [(f"notice: {path}:9 [fc] Solvers.MaxIterations is 0 with the stand-in "
+                      "[sp]_EpochSize=1 (no database); checked as 1, training computes it "
+                      "from the learn set")]
+
+
+@pytest.mark.parametrize("value, epoch_size", [("$([sp]_EpochSize * 90 // 256)", 2),
+                                               ("0", None), ("$(90 // 256)", None)])
+def test_a_zero_max_iterations_is_refused_otherwise(tmp_path, value, epoch_size):
+    # With real data, or with a 0 that does not come from the epoch size.
+    path = tmp_path / "m.ini"
+    path.write_text(SP_FC + POLY.format(value) + "[fc.Target]\n")
+    with pytest.raises(IniError, match=r"m.ini:9 \[fc\] Solvers.MaxIterations: "
+                                       "LearningRatePolicy=PolyDecay needs MaxIterations > 0"):
+        build_network(load_ini(path), 0, epoch_size)

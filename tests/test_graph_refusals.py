@@ -36,3 +36,20 @@ def test_a_registered_name_cannot_also_be_refused():
     from n2prune.cells import CELL_TYPES
     with pytest.raises(ValueError, match="registered and refused"):
         CELL_TYPES.refuse(("Conv",), "no")
+
+
+def test_a_declined_type_is_reported_before_a_cell_reading_its_graph(tmp_path):
+    # As N2D2's ONNX models: [soft1] reads a node of the imported graph, which
+    # only exists through the declined [onnx] cell.
+    text = (SP + "[onnx]\nInput=sp\nType=ONNX\nFile=model.onnx\n"
+            "[soft1]\nInput=resnetv15_dense0_fwd\nType=Softmax\n[soft1.Target]\n")
+    message, path = error_of(tmp_path, text, UnknownName)
+    assert message.startswith(f"Type=ONNX in [onnx] ({path}:7): importing an ONNX graph")
+
+
+def test_a_declined_type_is_reported_before_errors_in_earlier_cells(tmp_path):
+    # The first declined cell in file order, whatever else is wrong before it.
+    text = (SP + "[c]\nInput=sp\nType=Conv\nKernelDims=3 3\nNbOutputs=0\n"
+            "[fc]\nInput=c\nType=RP\n[lrn]\nInput=fc\nType=LRN\n")
+    message, path = error_of(tmp_path, text, UnknownName)
+    assert message.startswith(f"Type=RP in [fc] ({path}:12): detection cells")

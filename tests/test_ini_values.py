@@ -25,6 +25,18 @@ def test_as_int_message_quotes_the_value():
     assert str(info.value) == "expected an integer, got 'six'"
 
 
+@pytest.mark.parametrize("reader", [values.as_int, values.as_uint])
+@pytest.mark.parametrize("text", ["22500.0", "0.3515625", "1e3", ".5"])
+def test_a_number_with_a_point_is_refused_saying_what_to_write(reader, text):
+    # N2D2's ``stream >> value`` stops at the point and its eof() check refuses
+    # the rest: "22500.0" is not 22500 there either.
+    with pytest.raises(ValueError) as info:
+        reader(text)
+    assert str(info.value) == (
+        f"expected an integer, got {text!r}; N2D2 refuses a decimal point here too: "
+        "write a whole number (in $(...), divide with // or wrap it in int(...))")
+
+
 def test_as_uint_rejects_leading_minus_even_zero():
     assert values.as_uint("1,024") == 1024
     for text in ["-1", "-0", " -5"]:

@@ -220,7 +220,7 @@ def shrink_model(model, pruned):
     text = rewrite_ini(model.ini.dumps(), edits, set(), model.path)
     arrays = shrunk_arrays(network, network_arrays(network), pruned)
     shrunk, _provider, ctx = build_network(parse_ini_text(text, f"{model.path} (shrunk)"),
-                                           model.seed, model.epoch_size)
+                                           model.seed, model.epoch_size if model.database else None)
     initialize_masks(shrunk, ctx.rng, model.epoch_size)  # other QWeight cells, then their masks
     load_network_arrays(shrunk, arrays, "the shrunk arrays")
     return shrunk, text

@@ -5,6 +5,12 @@ and cached, ``OnTheFlyTransformation*`` sections on every batch, each to the
 partitions its ``ApplyTo`` names, and data still 8-bit after all of them are
 divided by 255 (``normalizeIntegersStimuli`` in N2D2's exec/n2d2.cpp), so
 inputs land in [0, 1].
+
+With channel pipelines (N2D2's ``ChannelTransformation*`` sections), the
+stimulus is assembled from them instead: each channel takes a copy of the
+image after the transformations above, runs its own transformations (cached
+ones, then on-the-fly ones), must come out with one channel, is divided by
+255 if still 8-bit, and the channels are stacked in order.
 """
 
 import math
@@ -81,12 +87,15 @@ class StimuliProvider:
     same result as N2D2 for deterministic ones and keeps the cache uint8.
     """
 
-    def __init__(self, size, batch_size, transforms=(), on_the_fly=()):
+    def __init__(self, size, batch_size, transforms=(), on_the_fly=(), channels=()):
         self.size = tuple(int(s) for s in size)
         if len(self.size) != 3:
             raise ValueError(f"size must be (height, width, channels), got {size}")
         self.batch_size = int(batch_size)
         self.transforms, self.on_the_fly = scoped(transforms), scoped(on_the_fly)
+        self.channels = [(scoped(cached), scoped(fly)) for cached, fly in channels]
+        if self.channels and len(self.channels) != self.size[2]:
+            raise ValueError(f"{len(self.channels)} channel pipelines for {self.size[2]} channels")
         self._pipelines = {}
         for part in PARTITIONS:
             cached, per_batch = _split_cacheable(self.steps(part, on_the_fly=False))
@@ -96,6 +105,11 @@ class StimuliProvider:
         """The transforms applied to partition ``part``, in the order they run."""
         chosen = (self.transforms if cached else []) + (self.on_the_fly if on_the_fly else [])
         return [transform for transform, parts in chosen if part in parts]
+
+    def channel_steps(self, part):
+        """Per stimulus channel, the transforms its pipeline runs on partition ``part``
+        (cached ones, then on-the-fly ones: N2D2's order); empty without channel pipelines."""
+        return [[t for t, parts in cached + fly if part in parts] for cached, fly in self.channels]
 
     def pipeline(self, part):
         """``(cached, per_batch)`` transforms of partition ``part``."""
@@ -163,7 +177,7 @@ class StimuliProvider:
         """
         per_batch = self.pipeline(part)[1]
         in_memory = isinstance(cached, np.ndarray)
-        if in_memory and not per_batch:  # the common case: one pass, no temporaries
+        if in_memory and not per_batch and not self.channels:  # one pass, no temporaries
             self._check_shape(cached[:1], part)
             divisor = 255 if cached.dtype == np.uint8 else 1
             images = cached if cached.ndim == 4 else cached[..., np.newaxis]
@@ -173,6 +187,8 @@ class StimuliProvider:
         else:  # files, or images of several sizes: transformed by size, then stacked
             items = apply_grouped(per_batch, cached.take(indices), rng)
             batch = stack_uniform(items, "the stimuli of a batch")
+        if self.channels:
+            batch = self._assemble_channels(batch, rng, part)
         self._check_shape(batch, part)
         if batch.dtype == np.uint8:
             batch = batch.astype(np.float32) / np.float32(255)
@@ -181,6 +197,29 @@ class StimuliProvider:
         if batch.ndim == 3:
             return np.ascontiguousarray(batch.transpose(1, 2, 0)[np.newaxis])
         return np.ascontiguousarray(batch.transpose(3, 1, 2, 0))
+
+    def _assemble_channels(self, batch, rng, part):
+        """float32 (N, H, W, C): each channel pipeline run on ``batch``, stacked.
+
+        As N2D2's ``readStimulus``: every channel starts from the same image;
+        one still 8-bit at its end is divided by 255 (``normalizeIntegersStimuli``
+        adds that per channel).
+        """
+        planes = []
+        for index, steps in enumerate(self.channel_steps(part)):
+            plane = self._apply(steps, batch, rng)
+            if plane.ndim == 4 and plane.shape[3] != 1:
+                raise ShapeError(f"channel {index} of the {part} stimuli has {plane.shape[3]} "
+                                 "channels after its transformations; a channel pipeline must "
+                                 "give one (start it with a ChannelExtractionTransformation)")
+            plane = plane.reshape(plane.shape[:3])
+            if planes and plane.shape != planes[0].shape:
+                raise ShapeError(f"channel {index} of the {part} stimuli is "
+                                 f"{plane.shape[2]}x{plane.shape[1]}, channel 0 is "
+                                 f"{planes[0].shape[2]}x{planes[0].shape[1]}")
+            scale = np.float32(255) if plane.dtype == np.uint8 else np.float32(1)
+            planes.append(plane.astype(np.float32) / scale)
+        return np.stack(planes, axis=-1)
 
     def _check_shape(self, batch, part):
         got = (batch.shape[1], batch.shape[2], batch.shape[3] if batch.ndim == 4 else 1)

@@ -80,6 +80,20 @@ def check_global(ini):
         ini.mark_used("", "CheckWeightRange")
 
 
+def refuse_declined_types(ini):
+    """Raise the one-line refusal of the first cell (file order) whose ``Type=`` n2prune
+    declines (``graph/refusals``), before anything else in the cells is judged.
+
+    A file with ``Type=ONNX`` has later cells reading the ONNX graph's nodes
+    (``Input=resnetv15_dense0_fwd``): "unknown input" would hide the reason.
+    """
+    for sec in ini.sections():
+        if sec.has("Input") and sec.has("Type"):
+            type_name = ini.read(sec.name, "Type", values.as_str)
+            if type_name in CELL_TYPES.refused:
+                CELL_TYPES.lookup(type_name, place(ini, sec.name, "Type"))
+
+
 def cell_sections(ini):
     """Cell sections (those with ``Input=``) sorted by level, then file order."""
     cells = {s.name: s for s in ini.sections() if s.has("Input")}
@@ -177,7 +191,8 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, st
     """Build the network of ``ini``; returns ``(network, provider, context)``.
 
     ``epoch_size`` (learn stimuli per epoch) is injected as ``[sp]_EpochSize``
-    before any cell reads it (solver step sizes). Training memory is
+    before any cell reads it (solver step sizes); None (no database) injects
+    the stand-in 1, as N2D2 without a database. Training memory is
     estimated before each cell allocates (``ctx.budget``); over
     ``max_memory`` bytes (default: ``sizes.default_max_memory()``) the build
     stops with a ``UserError`` naming the key. ``images`` is the database's
@@ -187,6 +202,7 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, st
     """
     ctx = BuildContext(ini, np.random.default_rng(seed))
     check_global(ini)
+    refuse_declined_types(ini)
     sp_name, provider, ctx.budget, ctx.stimuli_stats = build_provider(
         ini, ctx.known_keys, max_memory, images, stats_source)
     ini.inject(sp_name, "_EpochSize", str(epoch_size if epoch_size else 1))
@@ -208,9 +224,11 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, st
         if ctx.reader(cell.name).has("QWeight") or cell.name in section_refs:
             refs = {**section_refs.get(cell.name, {}), **ctx.routed(cell.name).quantizer}
             attach_prune_quantizer(ini, cell, refs, feeding_batchnorm(network, cell.name))
+    stand_in_notes = set() if epoch_size is None else None
     for cell in cells:
         if cell.params():
-            network.solvers[cell.name] = build_solvers(ini, cell.name, ctx.routed(cell.name))
+            network.solvers[cell.name] = build_solvers(ini, cell.name, ctx.routed(cell.name),
+                                                       stand_in_notes)
     network.quantizer_keys = _quantizer_keys(ini, ctx, section_refs)
     return network, provider, ctx
 

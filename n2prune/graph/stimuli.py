@@ -58,9 +58,11 @@ PROVIDER_KEYS = KeyTable((
 _SEPARATE_SIZES = ("SizeX", "SizeY", "NbChannels")
 
 PROVIDER_SECTIONS = ("sp", "cenv", "env")
-_TRANSFORM_RE = re.compile(r"^(?P<sp>sp|cenv|env)\.(?P<kind>OnTheFly)?Transformation")
+# N2D2's StimuliProviderGenerator: the kind is the name before "Transformation".
+_TRANSFORM_RE = re.compile(r"^(?P<sp>sp|cenv|env)\.(?P<channel>Channels?)?(?P<fly>OnTheFly)?"
+                           r"Transformation")
 _STIMULI_DATA_RE = re.compile(r"^(?P<sp>sp|cenv|env)\.StimuliData")
-_UNSUPPORTED_RE = re.compile(r"^(sp|cenv|env)\.(Channel|Channels|Adversarial)")
+_UNSUPPORTED_RE = re.compile(r"^(sp|cenv|env)\.Adversarial")
 
 
 def provider_section(ini):
@@ -119,15 +121,17 @@ def _image_value(ini, text, image_values):
 
 
 def read_transforms(ini, sp_name, known_keys, size, stats_source=None):
-    """Transformations of the provider in file order: (cached, on-the-fly).
+    """Transformations of the provider in file order: (cached, on-the-fly, channels).
 
-    Each list holds ``(section name, transform, partitions)`` triples.
+    The first two lists hold ``(section name, transform, partitions)``
+    triples; ``channels`` holds, per stimulus channel, a ``(cached,
+    on_the_fly)`` pair of such lists (``_add_channel_step``).
     ``[sp.StimuliData*]`` sections are computed where they stand
     (``graph.stimuli_data``), from ``stats_source`` or, without one,
     placeholders for stimuli of ``size``. Returns ``(cached, on_the_fly,
-    stats)``, ``stats`` the ``{section: StimuliStats}`` computed.
+    channels, stats)``, ``stats`` the ``{section: StimuliStats}`` computed.
     """
-    cached, on_the_fly, stats, image_values = [], [], {}, {}
+    cached, on_the_fly, channels, stats, image_values = [], [], [], {}, {}
 
     def steps(part):
         return [t for _, t, parts in cached + on_the_fly if part in parts]
@@ -136,18 +140,49 @@ def read_transforms(ini, sp_name, known_keys, size, stats_source=None):
         if sec.name.split(".", 1)[0] != sp_name:
             continue
         if _UNSUPPORTED_RE.match(sec.name):
-            raise IniError(f"{sec.location} [{sec.name}]: this kind of provider "
-                           "section is not supported (only Transformation, "
-                           "OnTheFlyTransformation and StimuliData)")
+            raise IniError(f"{sec.location} [{sec.name}]: adversarial attacks are not "
+                           "supported by n2prune (remove the section)")
+        known = known_keys.setdefault(sec.name, set())
         if _STIMULI_DATA_RE.match(sec.name):
-            known = known_keys.setdefault(sec.name, set())
             stats[sec.name] = read_stimuli_data(ini, sec.name, known, steps, stats_source,
                                                 size, image_values)
-        elif _TRANSFORM_RE.match(sec.name):
-            known = known_keys.setdefault(sec.name, set())
-            target = on_the_fly if _TRANSFORM_RE.match(sec.name)["kind"] else cached
-            target.append((sec.name, *_transform(ini, sec.name, known, image_values)))
-    return cached, on_the_fly, stats
+        elif found := _TRANSFORM_RE.match(sec.name):
+            step = (sec.name, *_transform(ini, sec.name, known, image_values))
+            if found["channel"]:
+                _add_channel_step(SectionReader(ini, sec.name, known), found, step, channels)
+            else:
+                (on_the_fly if found["fly"] else cached).append(step)
+    return cached, on_the_fly, channels, stats
+
+
+def _add_channel_step(reader, kind, step, channels):
+    """File a ``Channel*`` / ``Channels*`` transformation ``step`` as N2D2's StimuliProvider.
+
+    ``ChannelTransformation`` without ``Channel=`` opens a new channel with
+    it (channels are numbered from 0 in file order); with ``Channel=N`` it
+    joins channel N's pipeline. ``ChannelsTransformation`` joins every
+    channel opened so far. ``OnTheFly`` puts it among the channel's per-batch
+    steps, which run after all of its cached ones.
+    """
+    slot = 1 if kind["fly"] else 0
+    if kind["channel"] == "Channels":
+        if not channels:
+            raise IniError(f"{ini_where(reader.ini, reader.section)}: no channel to apply it to; "
+                           "channels are opened by the ChannelTransformation sections without "
+                           "Channel= written before it")
+        for pipeline in channels:
+            pipeline[slot].append(step)
+        return
+    if not reader.has("Channel"):
+        channels.append(([], []))
+        channels[-1][slot].append(step)
+        return
+    index = reader.get("Channel", values.as_uint)
+    if index >= len(channels):
+        opened = f"0 to {len(channels) - 1}" if channels else "none yet"
+        raise reader.error("Channel", f"channel {index} does not exist (opened so far: "
+                           f"{opened}); a ChannelTransformation without Channel= opens the next")
+    channels[index][slot].append(step)
 
 
 def build_provider(ini, known_keys, max_memory=None, images=None, stats_source=None):
@@ -164,11 +199,16 @@ def build_provider(ini, known_keys, max_memory=None, images=None, stats_source=N
     if reader.has("ConfigSection"):
         raise reader.error("ConfigSection", "stimuli provider parameters (quantization...) "
                            "are not supported")
-    size = (height, width, channels)
-    cached, on_the_fly, stats = read_transforms(ini, name, known_keys, size, stats_source)
+    cached, on_the_fly, pipelines, stats = read_transforms(
+        ini, name, known_keys, (height, width, channels), stats_source)
+    # As N2D2, channel pipelines make the stimulus: one channel each, NbChannels aside.
+    size = (height, width, len(pipelines) or channels)
     provider = data.StimuliProvider(size=size, batch_size=batch_size,
                                     transforms=[(t, p) for _, t, p in cached],
-                                    on_the_fly=[(t, p) for _, t, p in on_the_fly])
+                                    on_the_fly=[(t, p) for _, t, p in on_the_fly],
+                                    channels=[([(t, p) for _, t, p in fixed],
+                                               [(t, p) for _, t, p in fly])
+                                              for fixed, fly in pipelines])
     budget = sizes.MemoryBudget(max_memory, batch_size)
     steps = [(s, t) for s, t, _ in cached + on_the_fly]
     charge_stimuli(reader, provider, steps, budget, images)

@@ -21,7 +21,7 @@ UINT_RANGE = (0, 2**32 - 1)
 def _bounded_int(text, low, high):
     token = text.strip()
     if not _INT.fullmatch(token):
-        raise ValueError(f"expected an integer, got {_short(text)}")
+        raise ValueError(f"expected an integer, got {_short(text)}{_fraction_hint(token)}")
     digits = token.replace(",", "")
     # Length first: a 400-digit value is refused without building the number.
     value = int(digits) if len(digits) <= 12 else None
@@ -29,6 +29,19 @@ def _bounded_int(text, low, high):
         raise ValueError(f"integer out of range: {_short(text)} (N2D2 reads a 32-bit "
                          f"integer here: {low}..{high})")
     return value
+
+
+def _fraction_hint(token):
+    """What to write instead of a number with a point or exponent (``22500.0``).
+
+    N2D2's ``stream >> value`` stops at the ``.`` and its ``eof()`` check
+    refuses the rest, so ``22500.0`` is an error there too. Such values
+    mostly come from ``$(a / b)``: Python 3's ``/`` always gives a float.
+    """
+    if not _FLOAT.fullmatch(token):
+        return ""
+    return ("; N2D2 refuses a decimal point here too: write a whole number "
+            "(in $(...), divide with // or wrap it in int(...))")
 
 
 def as_int(text):

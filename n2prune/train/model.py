@@ -39,8 +39,10 @@ class Model:
         self.stimuli_cache = Path(stimuli_cache) if stimuli_cache else None
         self._reused = set()
         source = self._stimuli_stats if need_data and self.database else None
-        self.network, self.provider, ctx = build_network(self.ini, seed, epoch_size, max_memory,
-                                                         self._images(), source)
+        # Without a database, [sp]_EpochSize is a stand-in (None to the build).
+        self.network, self.provider, ctx = build_network(
+            self.ini, seed, epoch_size if self.database else None, max_memory, self._images(),
+            source)
         self.stimuli_stats = ctx.stimuli_stats
         ctx.known_keys.update(db_keys)
         self.rng = ctx.rng
