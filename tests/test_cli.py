@@ -27,8 +27,9 @@ def test_check_prints_graph_and_totals(capsys):
     # 60 of 96 kernel pairs connected: 1500 live weights x 10x10 outputs.
     assert conv2.split()[1:] == ["Conv", "pool1", "16x10x10", "2400", "150000", "150000",
                                  "150000"]
-    assert out[-1].split() == ["total", "61470", "332824", "332824", "(100.0%)", "332824",
+    assert out[-2].split() == ["total", "61470", "332824", "332824", "(100.0%)", "332824",
                                "(100.0%)"]
+    assert out[-1].startswith("N2D2 counts 60,570 synapses")
 
 
 def test_set_override_changes_the_network(capsys):

@@ -90,7 +90,8 @@ def test_check_prints_the_graph_and_its_total(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     # 6*25 + 60 kernels*25 stored as 16*6*25 + 120*16*25 + 84*120 + 10*84, no biases
-    assert lines[-1].split()[:2] == ["total", "61470"]
+    assert lines[-2].split()[:2] == ["total", "61470"]
+    assert lines[-1].startswith("N2D2 counts 60,570 synapses")  # its connected weights
     assert any(line.split()[:2] == ["conv2", "Conv"] for line in lines)
 
 
