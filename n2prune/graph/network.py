@@ -28,10 +28,8 @@ class Network:
         self.inputs = {name: list(names) for name, names in inputs.items()}
         self.input_shape = tuple(input_shape)
         self.targets = [t if isinstance(t, Target) else ScoreTarget(t) for t in targets]
-        scoring = [t for t in self.targets if t.metric is not None]
-        if not scoring:
-            raise ValueError("no target scores the network: give it a TargetScore")
-        self.metric_target = scoring[0]
+        # None only for a bare graph (no target: it cannot train); the builder refuses that.
+        self.metric_target = next((t for t in self.targets if t.metric is not None), None)
         self.outputs = {}
         self.solvers = {}  # cell name -> (weights solver, bias solver)
         # Cell name -> indices of its output channels a channel group removed
@@ -63,7 +61,8 @@ class Network:
         return [p for c in self.cells for p in c.params()]
 
     def forward(self, x, train=False, labels=None):
-        """Run every cell on ``x`` (C, H, W, N); returns the metric target's output.
+        """Run every cell on ``x`` (C, H, W, N); returns the metric target's output
+        (the last cell's in a network without targets).
 
         ``labels`` (N,) go to the cells that take them (TargetBias), which
         need them to train.
@@ -75,7 +74,8 @@ class Network:
                 self.outputs[cell.name] = cell.forward(xs, train, labels)
             else:
                 self.outputs[cell.name] = cell.forward(xs, train)
-        return self.outputs[self.metric_target.cell]
+        last = self.metric_target.cell if self.metric_target else self.cells[-1].name
+        return self.outputs[last]
 
     def loss_and_backward(self, labels):
         """Loss of the last forward against ``labels`` (N,), then every gradient.
