@@ -84,9 +84,10 @@ def one_step(ini, size):
     net = Model(ini, overrides=reduced_size(ini, size), seed=1, need_data=False).network
     rng = np.random.default_rng(0)
     x = rng.random((*net.input_shape, 2), dtype=np.float32)
-    classes = net.cell(net.targets[0].cell).output_shape[0]
-    net.forward(x, train=True)
-    loss, _ = net.loss_and_backward(rng.integers(0, classes, 2))
+    classes = net.cell(net.metric_target.cell).output_shape[0]
+    labels = rng.integers(0, classes, 2)
+    net.forward(x, train=True, labels=labels)  # a TargetBias reads them
+    loss, _ = net.loss_and_backward(labels)
     net.apply_solvers(2)
     if not np.isfinite(loss):
         raise SystemExit(f"error: the loss of one step is {loss}")

@@ -11,7 +11,7 @@ from n2prune.io.syntxt import import_network
 from n2prune.prune.channels import refresh_removed_channels
 from n2prune.prune.costs import cell_costs, n2d2_synapses, totals
 from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, set_kernel
-from n2prune.train.evaluate import accuracy
+from n2prune.train.evaluate import evaluate
 from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
 from n2prune.train.model import Model
 from n2prune.train.runfolder import STIMULI_DATA, RunFolder, new_run_dir, writing
@@ -95,7 +95,7 @@ def run_train(args):
         if args.weights:
             load_masked_weights(model, args.weights)
         run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings},
-                   sparsity_fields)
+                   sparsity_fields, model.network.metric_target.metric.column)
     with writing(run.file(STIMULI_DATA)):
         model.save_stimuli_data(run.file(STIMULI_DATA))
     log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
@@ -111,8 +111,9 @@ def run_test(args):
                   stimuli_cache=_stimuli_cache(args.weights))
     _apply_kernel(model, args)
     load_masked_weights(model, args.weights)
-    acc = accuracy(model.network, model, "test")
-    print(f"test accuracy {acc:.4f} on {model.partition_size('test')} images")
+    metric = model.network.metric_target.metric
+    value = evaluate(model.network, model, "test")
+    print(f"test {metric.title} {metric.format(value)} on {model.partition_size('test')} images")
     return 0
 
 

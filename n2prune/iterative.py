@@ -29,6 +29,7 @@ from n2prune.io.atomic import atomic_open
 from n2prune.io.npz import read_npz
 from n2prune.prune.channels import channel_cells
 from n2prune.prune.costs import cell_costs, totals
+from n2prune.train.evaluate import require_accuracy
 from n2prune.train.model import Model
 from n2prune.train.runfolder import new_run_dir
 
@@ -44,8 +45,10 @@ def run_iterative(args, default_seed, run_train, format_rows):
     no import cycle)."""
     _check_options(args)
     seed = default_seed if args.seed is None else args.seed
-    finals = final_thresholds(Model(args.model, args.overrides, seed, args.strict,
-                                    need_data=False, max_memory=args.max_memory).network)
+    network = Model(args.model, args.overrides, seed, args.strict, need_data=False,
+                    max_memory=args.max_memory).network
+    require_accuracy(network, "--iterations")
+    finals = final_thresholds(network)
     out = new_run_dir(args.model, args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists and is not an empty folder; choose another --out")

@@ -32,7 +32,7 @@ from n2prune.prune.channel_graph import ChannelGraph
 from n2prune.prune.channels import refresh_removed_channels, resolve_channels
 from n2prune.prune.costs import cell_costs, shrunk_totals, totals
 from n2prune.prune.pruned_cells import initialize_masks, pruned_cells
-from n2prune.train.evaluate import accuracy
+from n2prune.train.evaluate import accuracy, require_accuracy
 from n2prune.train.model import Model
 
 log = logging.getLogger("n2prune")
@@ -69,6 +69,7 @@ class Analysis:
         self.kind = "effective" if self.unstructured else "shrunk"
         probe = Model(args.model, args.overrides, seed, args.strict, need_data=False,
                       max_memory=args.max_memory)
+        require_accuracy(probe.network, "n2prune sensitivity")
         self.groups = analysed_groups(probe.network, self.unstructured, args.exclude)
         pattern = "Unstructured" if self.unstructured else "Channel"
         keys = ("QWeight=Prune", "QWeight.PruningMode=Static", f"QWeight.Pattern={pattern}",

@@ -165,7 +165,7 @@ def test_unknown_type_is_the_registry_wording_with_did_you_mean(tmp_path):
     message, path = error_of(tmp_path, text, UnknownName)
     assert message == (f"unknown Type=Convv in [c] ({path}:{line_of(text, 'Type=Convv')}); "
                        "did you mean Conv? known: Activation, BatchNorm, Conv, Deconv, "
-                       "Dropout, ElemWise, Fc, Normalize, Padding, Pool, Softmax")
+                       "Dropout, ElemWise, Fc, Normalize, Padding, Pool, Softmax, TargetBias")
 
 
 def test_non_integer_nb_outputs(tmp_path):

@@ -17,6 +17,7 @@ from n2prune.cells.padding import Padding
 from n2prune.cells.pool import Pool
 from n2prune.cells.registry import CELL_TYPES
 from n2prune.cells.softmax import Softmax
+from n2prune.cells.target_bias import TargetBias
 from n2prune.cells.weighted import WeightCell
 
 __all__ = [
@@ -32,5 +33,6 @@ __all__ = [
     "Padding",
     "Pool",
     "Softmax",
+    "TargetBias",
     "WeightCell",
 ]

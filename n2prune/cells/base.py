@@ -56,6 +56,9 @@ class Cell:
     # Per input: whether ``backward`` must compute its gradient (the network
     # clears it for the stimuli provider). None means every input's.
     input_grad_wanted = None
+    # True for a cell whose training forward needs the batch labels (TargetBias):
+    # the network calls ``forward(xs, train, labels)`` on it.
+    takes_labels = False
 
     def __init__(self, name, input_shapes):
         self.name = name

@@ -216,7 +216,8 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, st
         shapes[name] = cell.output_shape
         _inject_shape_keys(ini, name, in_shapes, cell.output_shape)
         cells.append(cell)
-    targets = read_targets(ini, {n: shapes[n] for n in order}, ctx.known_keys)
+    targets = read_targets(ini, {n: shapes[n] for n in order}, ctx.known_keys, shapes[PROVIDER])
+    _check_label_cells(ini, cells, targets)
     network = Network(cells, inputs, shapes[PROVIDER], targets)
     section_refs = pruning_section_refs(ini, ctx, cells)
     for cell in cells:
@@ -231,6 +232,15 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, st
                                                        stand_in_notes)
     network.quantizer_keys = _quantizer_keys(ini, ctx, section_refs)
     return network, provider, ctx
+
+
+def _check_label_cells(ini, cells, targets):
+    """A cell that takes labels (TargetBias) gets them from its own target, as in N2D2."""
+    with_target = {t.cell for t in targets if t.uses_labels}
+    for cell in cells:
+        if cell.takes_labels and cell.name not in with_target:
+            raise IniError(f"{ini_where_section(ini, cell.name)}: {cell.type_name} reads the labels "
+                           f"of its target; add a [{cell.name}.Target] section with Type=Target")
 
 
 def _quantizer_keys(ini, ctx, section_refs):

@@ -7,7 +7,7 @@ and returns batch-first arrays.
 import numpy as np
 
 from n2prune.cells.fusion import fuse_conv_max_pool
-from n2prune.graph.targets import Target
+from n2prune.graph.targets import ScoreTarget, Target
 from n2prune.prune.pruned_cells import add_penalties
 
 PROVIDER = "sp"
@@ -17,7 +17,9 @@ class Network:
     """Cells in topological (N2D2 level) order.
 
     ``inputs[name]`` lists the names a cell reads (``"sp"`` is the stimuli
-    provider). ``targets`` are the cells a loss is attached to.
+    provider). ``targets`` are the cells a loss is attached to (``Target``
+    objects, or cell names for TargetScores); ``metric_target`` is the first
+    that scores the network (accuracy, or mean squared error of a data target).
     """
 
     def __init__(self, cells, inputs, input_shape, targets):
@@ -25,7 +27,9 @@ class Network:
         self.by_name = {c.name: c for c in self.cells}
         self.inputs = {name: list(names) for name, names in inputs.items()}
         self.input_shape = tuple(input_shape)
-        self.targets = [t if isinstance(t, Target) else Target(t) for t in targets]
+        self.targets = [t if isinstance(t, Target) else ScoreTarget(t) for t in targets]
+        # None only for a bare graph (no target: it cannot train); the builder refuses that.
+        self.metric_target = next((t for t in self.targets if t.metric is not None), None)
         self.outputs = {}
         self.solvers = {}  # cell name -> (weights solver, bias solver)
         # Cell name -> indices of its output channels a channel group removed
@@ -56,30 +60,43 @@ class Network:
     def params(self):
         return [p for c in self.cells for p in c.params()]
 
-    def forward(self, x, train=False):
-        """Run every cell on ``x`` (C, H, W, N); returns the first target's output."""
+    def forward(self, x, train=False, labels=None):
+        """Run every cell on ``x`` (C, H, W, N); returns the metric target's output
+        (the last cell's in a network without targets).
+
+        ``labels`` (N,) go to the cells that take them (TargetBias), which
+        need them to train.
+        """
         self.outputs = {PROVIDER: x}
         for cell in self.cells:
             xs = [self.outputs[name] for name in self.inputs[cell.name]]
-            self.outputs[cell.name] = cell.forward(xs, train)
-        return self.outputs[self.targets[0].cell]
+            if cell.takes_labels:
+                self.outputs[cell.name] = cell.forward(xs, train, labels)
+            else:
+                self.outputs[cell.name] = cell.forward(xs, train)
+        last = self.metric_target.cell if self.metric_target else self.cells[-1].name
+        return self.outputs[last]
 
     def loss_and_backward(self, labels):
         """Loss of the last forward against ``labels`` (N,), then every gradient.
 
-        Returns ``(loss, correct)``: the batch-mean loss summed over targets and
-        the number of samples the first target classified right.
+        Returns ``(loss, score)``: the batch-mean loss summed over targets and
+        the metric target's score summed over the batch (the number of samples
+        classified right, or the sum of their mean squared errors).
         """
         grads = {}
-        loss, correct = 0.0, None
+        loss, score = 0.0, None
         for target in self.targets:
             out = self.outputs[target.cell]
-            t_loss, grad, t_correct = target.loss(self.by_name[target.cell], out, labels)
+            t_loss, grad, t_score = target.loss(self.by_name[target.cell], out, labels,
+                                                self.outputs[PROVIDER])
             loss += t_loss
-            grads[target.cell] = grads.get(target.cell, 0) + grad
-            correct = t_correct if correct is None else correct
+            if grad is not None:
+                grads[target.cell] = grads.get(target.cell, 0) + grad
+            if target is self.metric_target:
+                score = t_score
         self.backward(grads)
-        return loss, correct
+        return loss, score
 
     def backward(self, grads):
         """Propagate output gradients ``{cell: dY}`` back through the graph."""

@@ -17,9 +17,9 @@ CELL_TYPES.refuse(("Anchor", "RP", "ROIPooling", "Proposal", "ObjectDet"),
 CELL_TYPES.refuse(("ONNX",), "importing an ONNX graph (Type=ONNX) is not supported yet; "
                   "describe the network in the INI file instead")
 CELL_TYPES.refuse(("LSTM",), f"recurrent cells (LSTM) {_USE_N2D2}")
-CELL_TYPES.refuse(("FMP", "LRN", "Distance", "Reshape", "Resize", "Scaling", "TargetBias",
-                   "Threshold", "Transformation", "Transpose", "Unpool"),
-                  f"N2D2's FMP, LRN, Distance, Reshape, Resize, Scaling, TargetBias, Threshold, "
+CELL_TYPES.refuse(("FMP", "LRN", "Distance", "Reshape", "Resize", "Scaling", "Threshold",
+                   "Transformation", "Transpose", "Unpool"),
+                  f"N2D2's FMP, LRN, Distance, Reshape, Resize, Scaling, Threshold, "
                   f"Transformation, Transpose and Unpool cells {_USE_N2D2}")
 TARGETS.refuse(("TargetROIs", "TargetRP", "TargetBBox", "TargetCompare", "TargetMatching"),
                f"detection and matching targets (TargetROIs, TargetRP, TargetBBox, "

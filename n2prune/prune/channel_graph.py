@@ -11,7 +11,9 @@ output channel, so the two are kept or removed together:
   output is one channel;
 * a depthwise Conv: output channel ``o`` follows the input channel it reads;
 * Normalize: channel ``c`` in and out (a removed channel is 0, adds nothing
-  to the norm and stays 0, so the other outputs do not change).
+  to the norm and stays 0, so the other outputs do not change);
+* TargetBias: channel ``c`` in and out, but its channels are the classes
+  its target labels, so they are locked with the target's.
 
 Conv (other mappings), Deconv and Fc cells *produce* new channels from weights and
 *consume* their inputs' channels through weight columns, which shrinking
@@ -36,7 +38,7 @@ from n2prune.cells import BatchNorm, Conv, Deconv, ElemWise, Fc, Pool, Softmax
 # Cells whose weights make new output channels (weights OCHW or (O, I): axis 0).
 PRODUCERS = (Conv, Deconv, Fc)
 # Cells whose output channels are their (concatenated) inputs' channels.
-PASS_THROUGH = ("BatchNorm", "Activation", "Dropout", "Padding", "Normalize")
+PASS_THROUGH = ("BatchNorm", "Activation", "Dropout", "Padding", "Normalize", "TargetBias")
 
 
 @dataclass

@@ -15,17 +15,21 @@ import math
 
 import numpy as np
 
+from n2prune.graph.network import PROVIDER
+
 DIVERGENCE_WINDOW = 50
 DIVERGENCE_FACTOR = 2.0
 
 
 def chance_loss(network, labels):
-    """Loss of uniform scores ``1/K`` on every target, for the batch's ``labels``."""
+    """Loss of uniform scores ``1/K`` on every target, for the batch's ``labels``
+    (for a data target with one channel: a white image)."""
     total = 0.0
+    stimuli = network.outputs[PROVIDER]
     for target in network.targets:
         out = network.outputs[target.cell]
         uniform = np.full(out.shape, 1.0 / out.shape[0], out.dtype)
-        total += target.loss(network.cell(target.cell), uniform, labels)[0]
+        total += target.loss(network.cell(target.cell), uniform, labels, stimuli)[0]
     return total
 
 

@@ -17,7 +17,7 @@ from n2prune.errors import UserError
 from n2prune.io.checkpoint import load_snapshot, save_snapshot
 from n2prune.prune.channels import refresh_removed_channels
 from n2prune.prune.pruned_cells import drain_kernel_notes, step_quantizers
-from n2prune.train.evaluate import accuracy
+from n2prune.train.evaluate import evaluate
 from n2prune.train.health import check_loss, looks_diverging, nonfinite_cell
 from n2prune.train.interrupt import DeferredInterrupt
 from n2prune.train.progress import Progress
@@ -101,7 +101,8 @@ class Trainer:
         self.model.rng.bit_generator.state = meta["cell_rng"]
         self.order = arrays.get("epoch_order")
         self.snapshot_step = self.state.step
-        self.run.rewind(meta.get("appended_sizes"), extra_fields)
+        self.run.rewind(meta.get("appended_sizes"), extra_fields,
+                        self.net.metric_target.metric.column)
         self.run.log(f"resumed at step {self.state.step} from {self.run.file('snapshot.npz')}")
 
     def snapshot_note(self):
@@ -125,8 +126,8 @@ class Trainer:
         # Overflows are expected when a run blows up; check_loss reports them
         # as one line with the cell, so numpy's warnings would only be noise.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            self.net.forward(x, train=True)
-            loss, correct = self.net.loss_and_backward(labels[indices])
+            self.net.forward(x, train=True, labels=labels[indices])
+            loss, score = self.net.loss_and_backward(labels[indices])
             problem = check_loss(self.state, self.net, loss, labels[indices])
             if problem:
                 raise self.failure(problem, self.state.step + 1)
@@ -137,7 +138,7 @@ class Trainer:
                                f"sparsity {cell.quantizer.sparsity():.4f}")
         for note in drain_kernel_notes(self.net):
             self.progress.line(note)
-        return loss, correct
+        return loss, score
 
     # -- epochs ----------------------------------------------------------
     def epoch_batches(self, n):
@@ -169,12 +170,12 @@ class Trainer:
                 self.state.seconds += time.perf_counter() - started
                 return False
             self.whole = False
-            loss, correct = self.train_step(images, labels, indices)
+            loss, score = self.train_step(images, labels, indices)
             self.state.batch += 1
             self.state.step += 1
             self.state.samples += len(indices)
             self.whole = True
-            self.progress.batch(self.state, loss, correct, len(indices), self.learning_rate())
+            self.progress.batch(self.state, loss, score, len(indices), self.learning_rate())
         self.state.seconds += time.perf_counter() - started
         self.whole = False
         self.state.epoch += 1
@@ -186,8 +187,8 @@ class Trainer:
     def end_epoch(self):
         val = None
         if self.model.partition_size("validation"):
-            val = accuracy(self.net, self.model, "validation")
-            if self.state.best_val is None or val > self.state.best_val:
+            val = evaluate(self.net, self.model, "validation")
+            if self.net.metric_target.metric.better(val, self.state.best_val):
                 self.state.best_val, self.state.best_epoch = val, self.state.epoch
                 self.run.save_weights(self.net, "weights_validation")
         self.progress.epoch_end(self.state, val, self.learning_rate())
@@ -235,10 +236,11 @@ class Trainer:
         if self.state.step != self.snapshot_step:  # stopped inside an epoch: keep a snapshot too
             self.snapshot()
         self.run.save_weights(self.net, "weights")
-        test = accuracy(self.net, self.model, "test")
+        test = evaluate(self.net, self.model, "test")
+        metric = self.net.metric_target.metric
         summary = {
-            "test_accuracy": test,
-            "best_validation_accuracy": self.state.best_val,
+            f"test_{metric.key}": test,
+            f"best_validation_{metric.key}": self.state.best_val,
             "best_validation_epoch": self.state.best_epoch,
             "epochs": self.state.epoch,
             "steps": self.state.step,
@@ -246,6 +248,6 @@ class Trainer:
             "samples_per_second": round(self.state.samples / max(self.state.seconds, 1e-9), 1),
         }
         self.run.write_json("summary.json", summary)
-        self.progress.line(f"test accuracy {test:.4f} on {self.model.partition_size('test')} "
+        self.progress.line(f"test {metric.title} {metric.format(test)} on {self.model.partition_size('test')} "
                            f"images; run folder {self.run.path}")
         return summary

@@ -54,8 +54,10 @@ class Model:
         self._cache = {}
 
     def _check_classes(self):
-        """Each target cell scores every class of the database (labels index its outputs)."""
+        """Each label target's cell scores every class of the database (labels index its outputs)."""
         for target in self.network.targets if self.database else ():
+            if not target.uses_labels:
+                continue
             outputs = self.network.cell(target.cell).output_shape[0]
             if outputs < self.database.nb_classes:
                 raise IniError(f"{self.ini.where(target.cell, 'NbOutputs')}: the target cell has "

@@ -7,7 +7,7 @@
       run.json              model path, seed, overrides, epochs: what --resume reuses
       train.log             the lines printed while training
       metrics.csv           one row per log line and per epoch end
-      summary.json          test_accuracy, best validation accuracy, epochs, timing
+      summary.json          test_accuracy (test_mse...), best validation one, epochs, timing
       snapshot.npz          weights, solver and RNG state, position (atomic)
       weights.npz, weights/                 final weights (npz and N2D2 files)
       weights_validation.npz, weights_validation/   best-validation weights
@@ -33,6 +33,13 @@ from n2prune.io.syntxt import export_network
 
 STIMULI_DATA = "stimuli_data"
 METRICS_FIELDS = ("step", "epoch", "loss", "acc", "val_acc", "lr", "seconds", "samples_per_s")
+
+
+def metrics_header(column, extra_fields=()):
+    """The columns of ``metrics.csv`` for a network scored by ``column`` (``acc``, ``mse``)."""
+    named = {"acc": column, "val_acc": f"val_{column}"}
+    return tuple(named.get(f, f) for f in METRICS_FIELDS) + tuple(extra_fields)
+
 # Files that grow line by line; a snapshot records their sizes so that a
 # resume cuts off the lines of the steps it replays.
 APPENDED = ("train.log", "metrics.csv")
@@ -135,7 +142,7 @@ class RunFolder:
                                 f"({_reason(exc)})") from None
         remove_orphan_temps(self.path)
 
-    def create(self, config_text, run_info, extra_fields=()):
+    def create(self, config_text, run_info, extra_fields=(), metric_column="acc"):
         try:
             self._refuse_foreign()
         except OSError as exc:  # a path that cannot even be listed
@@ -145,11 +152,11 @@ class RunFolder:
             atomic_write_text(self.file("config.ini"), config_text)
             self.write_json("run.json", run_info)
             self.file("train.log").write_text("")
-            self._write_header(tuple(extra_fields))
+            self._write_header(metrics_header(metric_column, extra_fields))
 
-    def _write_header(self, extra_fields):
+    def _write_header(self, fields):
         with open(self.file("metrics.csv"), "w", newline="") as handle:
-            csv.writer(handle).writerow(METRICS_FIELDS + extra_fields)
+            csv.writer(handle).writerow(fields)
 
     def run_info(self):
         """``run.json``, checked: what ``--resume`` trusts to rebuild the run."""
@@ -170,12 +177,12 @@ class RunFolder:
         return {name: self.file(name).stat().st_size
                 for name in APPENDED if self.file(name).exists()}
 
-    def rewind(self, sizes, extra_fields=()):
+    def rewind(self, sizes, extra_fields=(), metric_column="acc"):
         """Cut the appended files back to a snapshot's ``sizes``: a resume replays
         nothing, so their lines after the snapshot would be repeated."""
         with writing(self.path):
             if not self.file("metrics.csv").exists():
-                self._write_header(tuple(extra_fields))
+                self._write_header(metrics_header(metric_column, extra_fields))
             for name, size in (sizes or {}).items():
                 path = self.file(name)
                 if name in APPENDED and path.exists() and path.stat().st_size > size:
