@@ -67,12 +67,19 @@ def test_refused_setting_is_reported_at_the_key_it_blames(tmp_path, extra, blame
     assert words in message
 
 
-def test_an_expression_giving_a_float_for_an_integer_key_says_to_use_floor_division(tmp_path):
+def test_an_expression_giving_a_float_for_an_integer_key_is_floored_as_python_2(tmp_path, caplog):
     # As N2D2's ResNet-11.ini: $(EpochSize * EPOCHS / BATCH) prints a float in Python 3.
-    extra = "Solvers.MaxIterations=$([sp]_EpochSize * 90 / 256)\n"
+    with caplog.at_level("INFO", logger="n2prune"):
+        weights, _ = solvers_of(tmp_path, "Solvers.MaxIterations=$([sp]_EpochSize * 90 / 256)\n")
+    assert weights.schedule.max_iterations == 3  # 3.515625 floored
+    assert "gave 3.515625; read as 3" in caplog.text
+
+
+def test_a_decimal_written_for_an_integer_key_says_to_write_a_whole_number(tmp_path):
+    extra = "Solvers.MaxIterations=3.5\n"
     message, path, lines = solvers_of(tmp_path, extra, IniError)
     assert message == (f"{path}:{lines[extra.strip()]} [fc] Solvers.MaxIterations: expected an "
-                       "integer, got '3.515625'; N2D2 refuses a decimal point here too: write a "
+                       "integer, got '3.5'; N2D2 refuses a decimal point here too: write a "
                        "whole number (in $(...), divide with // or wrap it in int(...))")
 
 

@@ -365,3 +365,17 @@ def test_lenet_bn_sat_parent_without_space():
     assert ini.value("bn3", "Type") == "BatchNorm"
     assert ini.read("bn3", "NbOutputs", values.as_uint) == 120
     assert ini.value("conv1", "QWeight.Range") == "255" and ini.value("conv2", "QWeight.Range") == "15"
+
+
+def test_an_integer_key_whose_expression_prints_a_decimal_reads_the_floored_quotient(caplog):
+    """N2D2's model files divide with ``/`` for integer keys, written for Python 2
+    (``$([sp]_EpochSize * 90 / 256)``); a decimal written as such stays an error."""
+    ini = ini_of("[s]\nA=$(1281167 * 90 / 256)\nB=450410.4\nC=$(-7 / 2)\n")
+    with caplog.at_level(logging.INFO, logger="n2prune"):
+        assert ini.read("s", "A", values.as_uint) == 450410
+    assert "t.ini:2 [s] A: $(...) gave 450410.2734375; read as 450410" in caplog.text and "Python 2" in caplog.text
+    assert ini.read("s", "C", values.as_int) == -4  # floored, as Python 2's -7 / 2
+    with pytest.raises(IniError, match=r"^t.ini:3 \[s\] B: expected an integer"):
+        ini.read("s", "B", values.as_uint)
+    with pytest.raises(IniError, match=r"^t.ini:4 \[s\] C: expected a non-negative integer"):
+        ini.read("s", "C", values.as_uint)  # -4 is no unsigned value

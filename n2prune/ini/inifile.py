@@ -8,9 +8,11 @@ children.
 """
 
 import logging
+import math
 from pathlib import Path
 
 from n2prune.errors import IniError
+from n2prune.ini import values
 from n2prune.ini.dump import dumps
 from n2prune.ini.evaluate import evaluate_key
 from n2prune.ini.lexer import lex
@@ -237,7 +239,10 @@ class IniFile:
         try:
             return reader(text)
         except ValueError as error:
-            raise IniError(str(error), sec.where(key)) from None
+            floored = _python2_quotient(sec, key, text, reader)
+            if floored is None:
+                raise IniError(str(error), sec.where(key)) from None
+            return floored
 
     def mark_used(self, section, key):
         entry = self.section(section).entry(key)
@@ -269,3 +274,27 @@ class IniFile:
     def dumps(self, resolved=True):
         """Valid INI text with inheritance flattened; see ``n2prune.ini.dump``."""
         return dumps(self, resolved)
+
+
+def _python2_quotient(sec, key, text, reader):
+    """An integer key whose ``$(...)`` printed a decimal (``$(a * b / c)``), read as the
+    Python 2 of N2D2's model files did: the quotient floored. None if not that case.
+
+    N2D2 pastes what ``python -c print(...)`` prints and reads it with ``>>``:
+    under Python 3 ``/`` prints ``450410.39`` and N2D2 refuses it, so
+    ResNet-18.ini's ``MaxIterations`` loads only where ``python`` is Python 2.
+    The files are N2D2's own; they should load.
+    """
+    if reader not in (values.as_int, values.as_uint, values.as_size):
+        return None
+    if "$(" not in sec.entry(key).value or not values.is_decimal(text):
+        return None
+    floored = str(math.floor(float(text)))
+    try:
+        value = reader(floored)
+    except ValueError:
+        return None
+    _log.info("notice: %s: $(...) gave %s; read as %s, the floored quotient of the Python 2 "
+             "N2D2's models were written for (N2D2 under Python 3 refuses it)",
+             sec.where(key), text.strip(), floored)
+    return value

@@ -44,6 +44,12 @@ def _fraction_hint(token):
             "(in $(...), divide with // or wrap it in int(...))")
 
 
+def is_decimal(text):
+    """Whether ``text`` is a finite number written with a point or an exponent."""
+    token = text.strip()
+    return bool(_FLOAT.fullmatch(token)) and not _INT.fullmatch(token)
+
+
 def as_int(text):
     """``"12"``, ``"-3"``, ``"1,000,000"`` -> int, 32-bit signed as N2D2's ``int``.
 
