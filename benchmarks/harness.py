@@ -370,11 +370,13 @@ def _fmt(value):
 def _print_table(c):
     flag = "CONTENDED: " + "; ".join(c["reasons"]) if c["contended"] else "quiet"
     print(f"\n{c['label']}  [{flag}]")
-    ratio_heads = "".join(f"{'x ' + ref:>16}" for ref in c["references"])
+    # A column per reference, wide enough for its name (two spaces apart).
+    widths = [max(16, len(ref) + 4) for ref in c["references"]]
+    ratio_heads = "".join(f"{'x ' + ref:>{w}}" for ref, w in zip(c["references"], widths))
     print(f"  {'side':<24} {'median ' + c['primary']:>16} {'min - max':>23} {'n':>3}"
           f"{ratio_heads}  other medians")
     for r in summary_rows(c):
-        ratios = "".join(f"{_fmt(v):>16}" for v in r["speedup_vs"].values())
+        ratios = "".join(f"{_fmt(v):>{w}}" for v, w in zip(r["speedup_vs"].values(), widths))
         others = ", ".join(f"{k} {_fmt(v)}" for k, v in r["other_medians"].items())
         print(f"  {r['side']:<24} {_fmt(r['median']):>16} "
               f"{_fmt(r['min']) + ' - ' + _fmt(r['max']):>23} {r['n']:>3}{ratios}  {others}")
