@@ -14,7 +14,8 @@ file that builds is listed with its parameters and MACs; a refused one with
 the one-line error n2prune printed. With ``--step``, every file that
 builds also runs one training step (forward, backward, solver update) on
 random images, batch 2, its input reduced to at most ``--size`` pixels a
-side (``--set sp.SizeX/SizeY``): the databases are not needed. This is a survey, not a speed benchmark.
+side (``--set sp.SizeX/SizeY``), or at its full size when a fixed pooling
+window needs it: the databases are not needed. This is a survey, not a speed benchmark.
 """
 
 import argparse
@@ -55,10 +56,21 @@ def survey_one(ini, checkout, step=False, size=64, max_memory="1T"):
     total = json.loads(done.stdout)["total"]
     row.update(builds=True, params=total["params_dense"], macs=total["macs_dense"])
     if step:
-        stepped = _run([str(Path(__file__).resolve()), "--one-step", ini.name,
-                        "--size", str(size)], ini, checkout)
-        row["step"] = "ok" if stepped.returncode == 0 else _last_error(stepped.stderr)
+        row["step"] = _step(ini, checkout, size)
     return row
+
+
+def _step(ini, checkout, size):
+    """"ok" when one training step runs at the reduced size; a network whose fixed
+    pooling window needs its full input (GoogleNet, SqueezeNet) is stepped at full size."""
+    outcome = None
+    for side in (size, 0):
+        done = _run([str(Path(__file__).resolve()), "--one-step", ini.name, "--size", str(side)],
+                    ini, checkout)
+        if done.returncode == 0:
+            return "ok" if side else "ok at full size"
+        outcome = outcome or _last_error(done.stderr)
+    return outcome
 
 
 def reduced_size(ini, size):
@@ -70,7 +82,7 @@ def reduced_size(ini, size):
     name = provider_section(parsed)
     (height, width, _), _ = read_provider(SectionReader(parsed, name, set()))
     overrides = [f"{name}.BatchSize=2"]
-    if max(height, width) > size:
+    if size and max(height, width) > size:
         overrides += [f"{name}.SizeX={max(1, width * size // max(height, width))}",
                       f"{name}.SizeY={max(1, height * size // max(height, width))}"]
     return overrides
