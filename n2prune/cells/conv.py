@@ -33,11 +33,11 @@ from n2prune.cells.registry import (
     PADDING,
     STRIDE,
     WEIGHT_PARAMETERS,
-    as_pair,
     check_inputs,
     check_mappings,
     key_names,
     set_grad,
+    window_geometry,
     window_plane,
 )
 from n2prune.cells.weighted import WeightCell
@@ -52,6 +52,13 @@ from n2prune.kernels import (
     max_pool_backward,
     relu_backward,
 )
+
+
+def conv_bias(name, nb_outputs, filler, rng):
+    """The ``<name>.biases`` Param of a Conv or Deconv (N2D2's fans for its filler)."""
+    filler = filler or fillers.DEFAULT_BIAS_FILLER
+    fans = fillers.conv_bias_fans(nb_outputs)
+    return Param(f"{name}.biases", filler.fill((nb_outputs,), *fans, rng), "biases")
 
 
 class Connection:
@@ -160,10 +167,8 @@ class Conv(WeightCell):
                  bias_filler=None, activation=None, *, rng):
         super().__init__(name, input_shapes)
         self.nb_outputs = int(nb_outputs)
-        self.kernel = as_pair(name, "kernel", kernel)
-        self.stride = as_pair(name, "stride", stride)
-        self.padding = as_pair(name, "padding", padding)
-        self.dilation = as_pair(name, "dilation", dilation)
+        self.kernel, self.stride, self.padding, self.dilation = window_geometry(
+            name, kernel, stride, padding, dilation)
         self.output_shape = (self.nb_outputs, *self._output_plane())
         weights_filler = weights_filler or fillers.DEFAULT_WEIGHTS_FILLER
         self.connections, self.weights = [], []
@@ -196,9 +201,7 @@ class Conv(WeightCell):
         return w
 
     def _initial_bias(self, filler, rng):
-        filler = filler or fillers.DEFAULT_BIAS_FILLER
-        fans = fillers.conv_bias_fans(self.nb_outputs)
-        return Param(f"{self.name}.biases", filler.fill((self.nb_outputs,), *fans, rng), "biases")
+        return conv_bias(self.name, self.nb_outputs, filler, rng)
 
     def _geometry(self):
         return self.kernel, self.stride, self.padding, self.dilation

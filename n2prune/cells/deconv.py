@@ -31,7 +31,7 @@ import numpy as np
 from n2prune.cells import fillers
 from n2prune.cells.activations import resolve
 from n2prune.cells.base import Param
-from n2prune.cells.conv import Connection
+from n2prune.cells.conv import Connection, conv_bias
 from n2prune.cells.direct_weights import DIRECT_MIN_BATCH
 from n2prune.cells.registry import (
     ACTIVATION,
@@ -44,13 +44,13 @@ from n2prune.cells.registry import (
     PADDING,
     STRIDE,
     WEIGHT_PARAMETERS,
-    as_pair,
     check_inputs,
     check_mappings,
     common_plane,
     key_names,
     set_grad,
     shape_error,
+    window_geometry,
 )
 from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import col2im, covers_input, im2col, matmul, matmul_nt, matmul_tn
@@ -85,10 +85,8 @@ class Deconv(WeightCell):
                  bias_filler=None, activation=None, *, rng):
         super().__init__(name, input_shapes)
         self.nb_outputs = int(nb_outputs)
-        self.kernel = as_pair(name, "kernel", kernel)
-        self.stride = as_pair(name, "stride", stride)
-        self.padding = as_pair(name, "padding", padding)
-        self.dilation = as_pair(name, "dilation", dilation)
+        self.kernel, self.stride, self.padding, self.dilation = window_geometry(
+            name, kernel, stride, padding, dilation)
         self.output_shape = (self.nb_outputs, *self._output_plane())
         weights_filler = weights_filler or fillers.DEFAULT_WEIGHTS_FILLER
         self.connections, self.weights = [], []
@@ -103,11 +101,7 @@ class Deconv(WeightCell):
                 value = value * conn.mask
             self.connections.append(conn)
             self.weights.append(Param(f"{name}.weights[{k}]", value, "weights"))
-        self.bias = None
-        if not no_bias:
-            filler = bias_filler or fillers.DEFAULT_BIAS_FILLER
-            value = filler.fill((self.nb_outputs,), *fillers.conv_bias_fans(self.nb_outputs), rng)
-            self.bias = Param(f"{name}.biases", value, "biases")
+        self.bias = None if no_bias else conv_bias(name, self.nb_outputs, bias_filler, rng)
         self.activation = resolve(activation)
         self._saved = None  # per input: (DirectWeights or None, x)
 

@@ -99,6 +99,12 @@ def set_grad(param, grad):
     param.grad = np.ascontiguousarray(grad, dtype=param.value.dtype)
 
 
+def window_geometry(name, kernel, stride, padding, dilation):
+    """``(kernel, stride, padding, dilation)`` of a Conv or Deconv as checked (h, w) pairs."""
+    return tuple(as_pair(name, key, value) for key, value in (
+        ("kernel", kernel), ("stride", stride), ("padding", padding), ("dilation", dilation)))
+
+
 def check_mappings(name, input_shapes, nb_outputs, mappings):
     """One mapping per input (None: full), each a ``(C_k, nb_outputs)`` array, else ``ShapeError``."""
     if mappings is None:
