@@ -133,6 +133,7 @@ def make_parser():
     shrink.add_argument("--out", default=None, help="folder of the shrunk model (default RUN/shrunk)")
     shrink.add_argument("--debug", action="store_true", help="show tracebacks")
     _sensitivity(verbs)
+    _infer(verbs)
     return parser
 
 
@@ -142,6 +143,22 @@ def _iterations(train):
                             "pruning cells toward their QWeight.Threshold in equal steps")
     train.add_argument("--finetune-epochs", type=_whole_number(1), default=1, metavar="E",
                        help="epochs of each --iterations round (default 1)")
+
+
+def _infer(verbs):
+    verb = verbs.add_parser("infer", help="classify images, .npy arrays or IDX files "
+                                          "with trained weights")
+    _common(verb)
+    verb.add_argument("--weights", metavar="RUN", required=True,
+                      help="the trained weights (run folder, .npz or N2D2 folder)")
+    verb.add_argument("inputs", nargs="+", metavar="INPUT",
+                      help="image file (PGM/PPM; PNG, JPEG... with Pillow), .npy array "
+                           "(HxW, HxWxC, NxHxW or NxHxWxC) or IDX file")
+    verb.add_argument("--top", type=_whole_number(1), default=3, metavar="K",
+                      help="classes shown per image (default 3)")
+    verb.add_argument("--repeat", type=_whole_number(1), default=5, metavar="R",
+                      help="timed batch-1 calls; the latency is their median (default 5)")
+    verb.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _sensitivity(verbs):

@@ -160,6 +160,15 @@ def format_rows(rows):
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)
 
 
+def run_infer(args):
+    from n2prune.infer import run_infer as classify
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    model = Model(args.model, args.overrides, seed, args.strict, max_memory=args.max_memory,
+                  stimuli_cache=_stimuli_cache(args.weights))
+    load_masked_weights(model, args.weights)
+    return classify(args, model)
+
+
 def run_sensitivity(args):
     from n2prune.sensitivity import run_sensitivity as measure_and_budget
     return measure_and_budget(args, DEFAULT_SEED, load_weights, format_rows)
