@@ -76,9 +76,14 @@ def check_size(provider, images, path):
         size = provider.size
         after = f" ({_describe(shapes[-1])} after the test transformations)" \
             if len(shapes) > 1 else ""
+        fixes = []
+        if shapes[-1][:2] != size[:2]:
+            fixes.append("a Rescale or PadCrop transformation")
+        if shapes[-1][2] != size[2]:
+            fixes.append("a ChannelExtraction or ColorSpace transformation")
         raise ShapeError(f"{path}: {_describe(shapes[0])}{after} but [sp] expects "
-                         f"{_describe(size)}; a Rescale or PadCrop transformation in the INI "
-                         "file (or SizeX/SizeY/NbChannels) would fix it")
+                         f"{_describe(size)}; {' and '.join(fixes)} in the INI file "
+                         "(or SizeX/SizeY/NbChannels) would fix it")
 
 
 def stimuli(model, images, path):

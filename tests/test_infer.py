@@ -100,7 +100,9 @@ def test_wrong_channel_count_is_one_line(trained, tmp_path, capsys):
     np.save(path, np.repeat(images[0][..., None], 3, axis=2))
     line = one_error_line(*infer(capsys, ini, run, path))
     assert str(path) in line and "28x28 with 3 channel(s)" in line
-    assert "[sp] expects 32x32 with 1 channel(s)" in line and "Rescale or PadCrop" in line
+    assert "(32x32 with 3 channel(s) after the test transformations)" in line
+    assert "[sp] expects 32x32 with 1 channel(s)" in line
+    assert "ChannelExtraction or ColorSpace" in line and "Rescale" not in line
 
 
 def test_wrong_size_without_rescale_is_one_line(trained, tmp_path, capsys):
@@ -112,6 +114,7 @@ def test_wrong_size_without_rescale_is_one_line(trained, tmp_path, capsys):
     write_ppm(path, images[0])
     line = one_error_line(*infer(capsys, bare, run, path))
     assert str(path) in line and "28x28 with 1 channel(s) but [sp] expects 32x32" in line
+    assert "Rescale or PadCrop" in line and "ColorSpace" not in line
 
 
 @pytest.mark.parametrize("name, content", [
@@ -130,3 +133,21 @@ def test_missing_or_corrupt_file_is_one_line(trained, tmp_path, capsys, name, co
         np.save(path, content)
     line = one_error_line(*infer(capsys, ini, run, path))
     assert str(path) in line
+
+
+def test_scores_without_softmax_are_turned_into_probabilities(trained, tmp_path, capsys):
+    _, run, images, expected = trained
+    softmax = "[softmax]\nInput=fc2\nType=Softmax\nNbOutputs=[fc2]NbOutputs\nWithLoss=1\n\n" \
+              "[softmax.Target]\n"
+    assert softmax in LENET_TEXT
+    scores_ini = tmp_path / "scores.ini"
+    scores_ini.write_text(LENET_TEXT.replace(softmax, "[fc2.Target]\n"))
+    path = tmp_path / "all.npy"
+    np.save(path, images)
+    code, out, err = infer(capsys, scores_ini, run, path, "--json", "--top", "10")
+    assert code == 0, err
+    inputs = json.loads(out)["inputs"]
+    # The Softmax is monotonic: the same best class as with it.
+    assert [i["top"][0]["class"] for i in inputs] == expected.tolist()
+    for item in inputs:
+        assert sum(t["probability"] for t in item["top"]) == pytest.approx(1, abs=1e-6)
