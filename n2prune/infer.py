@@ -26,12 +26,22 @@ PART = "test"
 MAX_CHANNELS = 4
 
 
+def _pixels_or_values(array, path):
+    """uint8 pixels as they are (integers in 0..255 become uint8: an int64 array of
+    pixels means pixels), floats as float32 values taken as they are."""
+    if array.dtype.kind == "f":
+        return array.astype(np.float32, copy=False)
+    if array.dtype.kind not in "iu":
+        raise DataError(f"{path}: {array.dtype} data; expected pixels (0..255) or floats")
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise DataError(f"{path}: integers in {array.min()}..{array.max()}; pixels are 0..255 "
+                        "(give floats for other values)")
+    return array.astype(np.uint8, copy=False)
+
+
 def _as_images(array, path):
     """``array`` as a stack (N, H, W) or (N, H, W, C); a DataError if it is no image."""
-    if array.dtype != np.uint8 and array.dtype.kind not in "fiu":
-        raise DataError(f"{path}: {array.dtype} data; expected uint8 pixels or numbers")
-    if array.dtype != np.uint8:
-        array = array.astype(np.float32)
+    array = _pixels_or_values(array, path)
     if array.ndim == 2 or (array.ndim == 3 and array.shape[2] <= MAX_CHANNELS):
         return array[np.newaxis]
     if array.ndim in (3, 4) and all(array.shape):

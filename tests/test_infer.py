@@ -1,6 +1,7 @@
 """``n2prune infer``: the classes it prints are the network's on the test partition's images."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -151,3 +152,35 @@ def test_scores_without_softmax_are_turned_into_probabilities(trained, tmp_path,
     assert [i["top"][0]["class"] for i in inputs] == expected.tolist()
     for item in inputs:
         assert sum(t["probability"] for t in item["top"]) == pytest.approx(1, abs=1e-6)
+
+
+def test_png_int_and_float_inputs_give_the_same_classes(trained, tmp_path, capsys):
+    ini, run, images, expected = trained
+    pytest.importorskip("PIL", reason="PNG files are read through Pillow")
+    from PIL import Image
+    png = tmp_path / "d.png"
+    Image.fromarray(images[0]).save(png)
+    ints = tmp_path / "ints.npy"
+    np.save(ints, images[1:3].astype(np.int64))  # pixels, whatever their integer type
+    floats = tmp_path / "floats.npy"
+    np.save(floats, images[3:6] / np.float32(255))  # values as the network takes them
+    code, out, err = infer(capsys, ini, run, png, ints, floats, "--json", "--repeat", "1")
+    assert code == 0, err
+    assert [i["top"][0]["class"] for i in json.loads(out)["inputs"]] == expected.tolist()
+
+
+def test_png_without_pillow_names_the_extra(trained, tmp_path, capsys, monkeypatch):
+    ini, run, _, _ = trained
+    path = tmp_path / "d.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails
+    line = one_error_line(*infer(capsys, ini, run, path))
+    assert str(path) in line and "pip install 'n2prune[images]'" in line
+
+
+def test_integers_outside_pixels_are_refused(trained, tmp_path, capsys):
+    ini, run, _, _ = trained
+    path = tmp_path / "big.npy"
+    np.save(path, np.full((28, 28), 300, np.int32))
+    line = one_error_line(*infer(capsys, ini, run, path))
+    assert str(path) in line and "300..300" in line and "0..255" in line
