@@ -110,9 +110,7 @@ def make_parser():
     test = verbs.add_parser("test", help="measure accuracy on the test set")
     _common(test)
     for verb in (train, test):
-        verb.add_argument("--kernel", choices=("auto", "dense", "sparse"), default=None,
-                          help="GEMMs of pruned cells: dense BLAS, skip kernels, or chosen "
-                               "per cell from its sparsity (default: QWeight.Kernel, Auto)")
+        _kernel(verb)
     test.add_argument("--weights", metavar="RUN", required=True,
                       help="run folder, weights .npz or N2D2 weights folder")
     check = verbs.add_parser("check", help="parse a model and print its cell graph")
@@ -159,6 +157,13 @@ def _infer(verbs):
     verb.add_argument("--repeat", type=_whole_number(1), default=5, metavar="R",
                       help="timed batch-1 calls; the latency is their median (default 5)")
     verb.add_argument("--json", action="store_true", help="machine-readable output")
+    _kernel(verb)
+
+
+def _kernel(verb):
+    verb.add_argument("--kernel", choices=("auto", "dense", "sparse"), default=None,
+                      help="GEMMs of pruned cells: dense BLAS, skip kernels, or chosen "
+                           "per cell from its sparsity (default: QWeight.Kernel, Auto)")
 
 
 def _sensitivity(verbs):

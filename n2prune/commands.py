@@ -165,6 +165,7 @@ def run_infer(args):
     seed = DEFAULT_SEED if args.seed is None else args.seed
     model = Model(args.model, args.overrides, seed, args.strict, max_memory=args.max_memory,
                   stimuli_cache=_stimuli_cache(args.weights))
+    _apply_kernel(model, args)
     load_masked_weights(model, args.weights)
     return classify(args, model)
 

@@ -70,7 +70,8 @@ def test_probabilities_sum_to_one(trained, tmp_path, capsys):
     ini, run, images, _ = trained
     path = tmp_path / "all.npy"
     np.save(path, images)
-    code, out, err = infer(capsys, ini, run, path, "--json", "--top", "10", "--repeat", "1")
+    code, out, err = infer(capsys, ini, run, path, "--json", "--top", "10", "--repeat", "1",
+                           "--kernel", "sparse")
     assert code == 0, err
     for item in json.loads(out)["inputs"]:
         assert sum(t["probability"] for t in item["top"]) == pytest.approx(1, abs=1e-6)
