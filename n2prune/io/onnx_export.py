@@ -197,7 +197,16 @@ def _elemwise(g, cell, xs):
             if c != 1.0:
                 coeff = g.const(f"{n}.coefficient{k}", np.float32(c))
                 terms[k] = g.node("Mul", [xs[k], coeff], f"{n}/scaled{k}")
-    y = g.node(op, terms, f"{n}/{op.lower()}")
+    if op == "Prod":  # ONNX's Mul takes two inputs: a chain, the last one the cell's
+        y = terms[0]
+        for k, term in enumerate(terms[1:], 1):
+            last = k == len(terms) - 1 and type(cell.activation).__name__ == "Linear" \
+                and not cell.activation.clipping
+            y = g.node("Mul", [y, term], n if last else f"{n}/prod{k}")
+        if y == n:
+            return y
+    else:
+        y = g.node(op, terms, f"{n}/{op.lower()}")
     return _activation(g, cell.activation, y, n)
 
 
@@ -254,10 +263,18 @@ def _output_cell(network):
     return network.metric_target.cell if network.metric_target else network.cells[-1].name
 
 
-def network_to_onnx(network, provider="sp"):
-    """The ``onnx.ModelProto`` of ``network`` (its current, masked weights);
-    ``provider``: the name the cells give the stimuli (graph.network.PROVIDER)."""
+def _provider(network):
+    """The name the cells give the stimuli provider: the one input no cell makes."""
+    names = {n for inputs in network.inputs.values() for n in inputs} - network.by_name.keys()
+    if len(names) != 1:
+        raise UserError(f"ONNX export needs one stimuli provider, found {sorted(names)}")
+    return names.pop()
+
+
+def network_to_onnx(network):
+    """The ``onnx.ModelProto`` of ``network`` (its current, masked weights)."""
     onnx = require_onnx()
+    provider = _provider(network)
     g = _Graph(onnx)
     for cell in network.cells:
         export = EXPORTERS.get(cell.type_name)
@@ -281,10 +298,10 @@ def network_to_onnx(network, provider="sp"):
     return model
 
 
-def export_onnx(network, path, provider="sp"):
+def export_onnx(network, path):
     """``network`` written as the ONNX file ``path`` (checked by ``onnx.checker``)."""
     onnx = require_onnx()
-    model = network_to_onnx(network, provider)
+    model = network_to_onnx(network)
     onnx.checker.check_model(model, full_check=True)
     with atomic_open(path, "wb") as handle:
         handle.write(model.SerializeToString())
