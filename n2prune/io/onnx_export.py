@@ -145,6 +145,8 @@ def _conv(g, cell, xs):
 
 
 def _fc(g, cell, xs):
+    if cell.normalize:
+        raise UserError(f"[{cell.name}] Fc with Normalize=1 has no ONNX export yet")
     flat = [g.node("Flatten", [x], f"{cell.name}/flatten{k}", axis=1) for k, x in enumerate(xs)]
     x = flat[0] if len(flat) == 1 else g.node("Concat", flat, f"{cell.name}/concat", axis=1)
     w = np.concatenate([np.asarray(cell.effective_weights(k), np.float32)
