@@ -176,12 +176,11 @@ def run_shrink(args):
 
 
 def run_export(args):
-    from n2prune.graph.network import PROVIDER
     from n2prune.inspect import load_run
     from n2prune.io.onnx_export import export_onnx, require_onnx
     require_onnx()  # before loading the run: the missing package is the first thing to say
     network, _weights = load_run(args.run)
     out = Path(args.out) if args.out else Path(args.run) / "model.onnx"
-    model = export_onnx(network, out, PROVIDER)
+    model = export_onnx(network, out)
     print(f"wrote {out} (ONNX opset 17, {len(model.graph.node)} nodes)")
     return 0
