@@ -130,6 +130,13 @@ def make_parser():
     shrink.add_argument("run", help="a run folder whose cells pruned channels (Pattern=Channel)")
     shrink.add_argument("--out", default=None, help="folder of the shrunk model (default RUN/shrunk)")
     shrink.add_argument("--debug", action="store_true", help="show tracebacks")
+    export = verbs.add_parser("export", help="write a run's network in another format")
+    export.add_argument("run", help="a run folder written by n2prune train (or n2prune shrink)")
+    export.add_argument("--format", choices=("onnx",), required=True,
+                        help="onnx: opset 17, masked weights as exact zeros "
+                             "(needs pip install 'n2prune[onnx]')")
+    export.add_argument("--out", default=None, help="file to write (default RUN/model.onnx)")
+    export.add_argument("--debug", action="store_true", help="show tracebacks")
     _sensitivity(verbs)
     _infer(verbs)
     return parser

@@ -183,3 +183,14 @@ def run_shrink(args):
     print(f"wrote {out / 'model.ini'}, {out / 'weights.npz'} and {out / 'weights'}/ "
           f"(outputs equal the run's to {difference:.1e})")
     return 0
+
+
+def run_export(args):
+    from n2prune.inspect import load_run
+    from n2prune.io.onnx_export import export_onnx, require_onnx
+    require_onnx()  # before loading the run: the missing package is the first thing to say
+    network, _weights = load_run(args.run)
+    out = Path(args.out) if args.out else Path(args.run) / "model.onnx"
+    model = export_onnx(network, out)
+    print(f"wrote {out} (ONNX opset 17, {len(model.graph.node)} nodes)")
+    return 0

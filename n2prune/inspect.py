@@ -20,11 +20,12 @@ from n2prune.train.model import Model
 
 
 def load_run(run):
-    """The network of run folder ``run`` with its latest weights and masks."""
+    """The network of run folder ``run`` with its latest weights and masks
+    (or of a folder written by ``n2prune shrink``: model.ini and weights.npz)."""
     run = Path(run)
-    config = run / "config.ini"
-    if not config.is_file():
-        raise UserError(f"{run}: not a run folder (no config.ini)")
+    config = next((run / n for n in ("config.ini", "model.ini") if (run / n).is_file()), None)
+    if config is None:
+        raise UserError(f"{run}: not a run folder (no config.ini, nor a shrunk model.ini)")
     weights = next((run / n for n in ("weights.npz", "snapshot.npz") if (run / n).is_file()), None)
     if weights is None:
         raise UserError(f"{run}: no weights.npz or snapshot.npz yet")

@@ -1,0 +1,289 @@
+"""``n2prune export RUN --format onnx``: the ONNX model passes onnx's full check and
+onnxruntime gives n2prune's outputs on MNIST test images."""
+
+import numpy as np
+import pytest
+from paths import MODELS_INI
+from runs import train
+
+from n2prune import cli
+from n2prune.data.mnist import MnistIdxDatabase
+from n2prune.inspect import load_run
+
+onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+
+NB_IMAGES = 1000
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("N2D2_DATA", raising=False)
+        images = MnistIdxDatabase(validation=0.0, seed=0).images("test")[:NB_IMAGES]
+    return images.astype(np.float32) / 255.0
+
+
+def _inputs(images, shape):
+    """The MNIST images placed in the centre of the network's (C, H, W) input."""
+    channels, height, width = shape
+    top, left = (height - 28) // 2, (width - 28) // 2
+    x = np.zeros((len(images), channels, height, width), np.float32)
+    x[:, :, top:top + 28, left:left + 28] = images[:, None]
+    return x
+
+
+def _exported(tmp_path, ini_text, name, steps=20):
+    ini = tmp_path / name
+    ini.write_text(ini_text)
+    run, out = tmp_path / "run", tmp_path / "out" / "net.onnx"
+    assert train(ini, run, "--steps", str(steps)) == 0
+    assert cli.main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    network, _ = load_run(run)
+    return network, onnx.load(str(out)), out
+
+
+def _check_outputs(network, model, path, x):
+    """onnx's full check passes; onnxruntime's outputs on NCHW ``x`` are n2prune's."""
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == 17
+    expected = network.predict(x)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["sp"]
+    got = session.run(None, {"sp": x})[0].reshape(len(x), -1)
+    # rtol: float32 rounding of outputs far above 1 (the shrink test's raw scores)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-6)
+    assert np.array_equal(got.argmax(1), expected.argmax(1))
+    assert expected.std() > 0  # a network whose outputs vary: the comparison means something
+
+
+def _initializers(model):
+    return {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def test_lenet_outputs_equal(tmp_path, mnist_test):
+    network, model, path = _exported(tmp_path, (MODELS_INI / "lenet.ini").read_text(), "lenet.ini")
+    _check_outputs(network, model, path, _inputs(mnist_test, network.input_shape))
+    names = {n.name for n in model.graph.node}
+    assert {"conv1/conv", "pool1", "fc1/gemm", "softmax"} <= names | {model.graph.output[0].name}
+    inits = _initializers(model)
+    # conv2's LeNet mapping table: kernels of unconnected channels are exact zeros.
+    mapping = network.cell("conv2").connections[0].mask[:, :, 0, 0]
+    assert not inits["conv2.weights"][mapping == 0].any()
+    assert inits["conv2.weights"][mapping != 0].any()
+
+
+def test_pruned_lenet_keeps_exact_zeros_and_facts(tmp_path, mnist_test):
+    text = (MODELS_INI / "lenet_2of4.ini").read_text()
+    text = text.replace("QWeight.ScheduleDelay=$([sp]_EpochSize * 3)", "QWeight.ScheduleDelay=5")
+    text = text.replace("QWeight.StepSizeThreshold=[sp]_EpochSize", "QWeight.StepSizeThreshold=5")
+    network, model, path = _exported(tmp_path, text, "lenet_2of4.ini")
+    _check_outputs(network, model, path, _inputs(mnist_test, network.input_shape))
+    inits, meta = _initializers(model), {p.key: p.value for p in model.metadata_props}
+    pruned = [c for c in network.cells if getattr(c, "quantizer", None) is not None]
+    assert pruned
+    for cell in pruned:
+        exported = inits[f"{cell.name}.weights"]
+        effective = np.asarray(cell.effective_weights(0))
+        np.testing.assert_array_equal(exported, effective)
+        mask = cell.quantizer.mask(0)
+        assert np.mean(mask == 0) >= 0.3 and not exported[mask == 0].any(), cell.name
+        assert np.signbit(exported[mask == 0]).sum() == 0  # +0.0: exact zeros, not -0.0
+        zeros = float(np.mean(exported == 0))
+        assert meta[f"{cell.name}.pattern"] == "NM"
+        assert (meta[f"{cell.name}.n"], meta[f"{cell.name}.m"]) == ("2", "4")
+        assert float(meta[f"{cell.name}.sparsity"]) == pytest.approx(zeros, abs=1e-6)
+
+
+def test_mobile_residual_outputs_equal(tmp_path, mnist_test):
+    text = (MODELS_INI / "mobile_residual.ini").read_text()
+    network, model, path = _exported(tmp_path, text, "mobile_residual.ini")
+    _check_outputs(network, model, path, _inputs(mnist_test, network.input_shape))
+    ops = {n.name: n for n in model.graph.node}
+    group = next(a.i for a in ops["dw2/conv"].attribute if a.name == "group")
+    assert group == 16  # depthwise as a grouped convolution, not dense zeros
+    assert ops["bn1/bn"].op_type == "BatchNormalization"
+    assert ops["add2/sum"].op_type == "Sum"
+
+
+def test_unmapped_cell_type_is_one_line(tmp_path, capsys):
+    text = (MODELS_INI / "mobile_residual.ini").read_text().replace(
+        "Operation=Sum", "Operation=EuclideanSum")
+    ini = tmp_path / "m.ini"
+    ini.write_text(text)
+    assert train(ini, tmp_path / "run", "--steps", "1") == 0
+    capsys.readouterr()
+    assert cli.main(["export", str(tmp_path / "run"), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "[add2]" in err and "EuclideanSum" in err
+
+
+def test_missing_onnx_is_one_line(tmp_path, capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    assert cli.main(["export", str(tmp_path), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'n2prune[onnx]'" in err
+
+
+EVERY_MAPPED_CELL = """
+[database]
+Type=MNIST_IDX_Database
+
+[sp]
+SizeX=11
+SizeY=12
+BatchSize=4
+
+[pad]
+Input=sp
+Type=Padding
+NbOutputs=1
+TopPadding=1
+BottomPadding=-1
+LeftPadding=2
+
+[c1]
+Input=pad
+Type=Conv
+KernelDims=3 1
+PaddingDims=1 0
+NbOutputs=4
+ActivationFunction=Rectifier
+ActivationFunction.LeakSlope=0.1
+ActivationFunction.Clipping=0.5
+
+[c2]
+Input=pad
+Type=Conv
+KernelDims=3 3
+PaddingDims=1 1
+NbOutputs=4
+ActivationFunction=Tanh
+ActivationFunction.Alpha=0.7
+
+[c3]
+Input=c1,c2
+Type=Conv
+KernelDims=3 3
+PaddingDims=1 1
+NbOutputs=6
+Mapping(c1)=\\
+1 0 0 1 1 0 \\
+0 1 0 0 1 1 \\
+0 0 1 1 0 1 \\
+1 1 1 0 0 0
+ActivationFunction=Logistic
+
+[bn]
+Input=c3
+Type=BatchNorm
+NbOutputs=6
+ActivationFunction=Softplus
+
+[sum]
+Input=bn,c3
+Type=ElemWise
+NbOutputs=6
+Operation=Sum
+Weights=0.5 -2
+ActivationFunction=Swish
+
+[max]
+Input=bn,c3
+Type=ElemWise
+NbOutputs=6
+Operation=Max
+
+[prod]
+Input=sum,max
+Type=ElemWise
+NbOutputs=6
+Operation=Prod
+
+[drop]
+Input=prod
+Type=Dropout
+NbOutputs=6
+
+[pool]
+Input=drop
+Type=Pool
+PoolDims=3 2
+StrideDims=2 2
+PaddingDims=1 1
+Pooling=Average
+NbOutputs=6
+Mapping.Size=1
+
+[sat]
+Input=pool
+Type=Activation
+NbOutputs=6
+ActivationFunction=Saturation
+ActivationFunction.Threshold=0.3
+
+[gmax]
+Input=sat
+Type=Pool
+PoolDims=6 7
+Pooling=Max
+NbOutputs=6
+Mapping.Size=1
+
+[fc]
+Input=sat,gmax
+Type=Fc
+NbOutputs=10
+ActivationFunction=Linear
+ActivationFunction.Clipping=2
+
+[softmax]
+Input=fc
+Type=Softmax
+NbOutputs=10
+WithLoss=1
+
+[softmax.Target]
+"""
+
+
+def test_every_mapped_cell_on_random_inputs(tmp_path):
+    from n2prune.io.onnx_export import export_onnx
+    from n2prune.train.model import Model
+    ini = tmp_path / "all.ini"
+    ini.write_text(EVERY_MAPPED_CELL)
+    network = Model(ini, need_data=False).network
+    rng = np.random.default_rng(0)
+    bn = network.cell("bn")
+    bn.mean[...] = rng.normal(size=6)
+    bn.variance[...] = rng.uniform(0.5, 2, size=6)
+    bn.scale.value[...] = rng.normal(size=6)
+    bn.scale.changed()
+    model = export_onnx(network, tmp_path / "all.onnx")
+    x = rng.uniform(-1, 1, size=(64, *network.input_shape)).astype(np.float32)
+    _check_outputs(network, model, tmp_path / "all.onnx", x)
+    ops = {n.name: n.op_type for n in model.graph.node}
+    expected = {"pad": "Pad", "c3/concat": "Concat", "c3/conv": "Conv", "sum/sum": "Sum",
+                "max/max": "Max", "prod": "Mul", "drop": "Identity", "pool/pool": "AveragePool",
+                "gmax/pool": "MaxPool", "fc/concat": "Concat", "fc/gemm": "Gemm",
+                "softmax": "Softmax"}
+    assert {name: ops.get(name) for name in expected} == expected
+    # c1's irregular mapping into c3: dense weights, unconnected kernels zero.
+    w = _initializers(model)["c3.weights"]
+    assert w.shape == (6, 8, 3, 3)
+    mapping = network.cell("c3").connections[0].mask[:, :, 0, 0]
+    assert not w[:, :4][mapping == 0].any() and w[:, :4][mapping != 0].all()
+
+
+def test_shrunk_model_exports_with_the_runs_outputs(tmp_path):
+    from test_shrink import pruned_run
+    run = pruned_run(tmp_path)
+    assert cli.main(["shrink", str(run)]) == 0
+    out = tmp_path / "shrunk.onnx"
+    assert cli.main(["export", str(run / "shrunk"), "--format", "onnx", "--out", str(out)]) == 0
+    masked, _ = load_run(run)
+    x = np.random.default_rng(0).standard_normal((16, *masked.input_shape)).astype(np.float32)
+    model = onnx.load(str(out))
+    _check_outputs(masked, model, out, x)  # the masked run's outputs, from the smaller model
+    assert _initializers(model)["fc.weights"].shape == (10, 3 * 4 * 4)
