@@ -219,6 +219,20 @@ class GivenMask(MaskMethod):
         return self.mask
 
 
+def checked_masks(masks, weights):
+    """Given masks as uint8 arrays of their tensors' shapes (flat order allowed);
+    a ValueError when one has the wrong size or values other than 0 and 1."""
+    if len(masks) != len(weights):
+        raise ValueError(f"{len(masks)} masks for {len(weights)} weight tensors")
+    checked = []
+    for k, (mask, w) in enumerate(zip(masks, weights)):
+        mask = np.asarray(mask)
+        if mask.size != w.size or not np.isin(mask, (0, 1)).all():
+            raise ValueError(f"mask {k} must hold {w.size} values 0 or 1 (weights {w.shape})")
+        checked.append(mask.astype(np.uint8).reshape(w.shape))
+    return checked
+
+
 class LockedMask(MaskMethod):
     """``QWeight.FixSparsity``: keep the weights that are not exactly 0 (scores |W|).
 

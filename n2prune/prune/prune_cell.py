@@ -393,18 +393,7 @@ class PruneCell:
     def _load_masks(self, masks):
         """Given masks through the seam (``GivenMask``); whatever was built from the
         old masks is rebuilt (``version``)."""
-        given = self._checked_masks(masks)
+        given = mask_methods.checked_masks(masks, self.weights)
         self.masks = [mask_methods.GivenMask(mask).compute_mask(None, default, self.target)
                       for mask, default in zip(given, self.masks)]
         self.version += 1
-
-    def _checked_masks(self, masks):
-        if len(masks) != len(self.weights):
-            raise ValueError(f"{len(masks)} masks for {len(self.weights)} weight tensors")
-        checked = []
-        for k, (mask, w) in enumerate(zip(masks, self.weights)):
-            mask = np.asarray(mask)
-            if mask.size != w.size or not np.isin(mask, (0, 1)).all():
-                raise ValueError(f"mask {k} must hold {w.size} values 0 or 1 (weights {w.shape})")
-            checked.append(mask.astype(np.uint8).reshape(w.shape))
-        return checked
