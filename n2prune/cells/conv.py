@@ -145,20 +145,10 @@ class Connection:
         return dw, per_channel.reshape(cols.shape)
 
 
-@CELL_TYPES.register(
-    "Conv", NB_OUTPUTS,
-    KERNEL, STRIDE, PADDING, DILATION, MAPPING, *FILLER_KEYS, ACTIVATION, *WEIGHT_PARAMETERS,
-)
-class Conv(WeightCell):
-    """Convolution of (C, H, W, N) inputs into ``(nb_outputs, OH, OW, N)``.
-
-    ``kernel``, ``stride``, ``padding`` (symmetric, zero) and ``dilation``
-    are ``(h, w)`` pairs or ints. ``mappings`` is ``None`` or one entry per
-    input: ``None`` (full) or a 0/1 array ``(C_k, nb_outputs)``. Fillers
-    default to N2D2's Normal(0, 0.05); fans follow ``fillers.conv_fans``
-    (grouped mappings fill the compact ``(O, C_k/G, KH, KW)`` tensor, as N2D2),
-    drawing from ``rng``, the ``numpy.random.Generator`` of the run.
-    """
+class WindowCell(WeightCell):
+    """What Conv and Deconv share: a kernel window over (C, H, W, N) inputs, one
+    weight tensor per input with its ``Connection`` (mapping table), a bias and an
+    activation. Subclasses give ``_output_plane`` and ``_initial_weights``."""
 
     config_keys = key_names(WEIGHT_PARAMETERS)
 
@@ -178,10 +168,25 @@ class Conv(WeightCell):
             self.connections.append(conn)
             value = self._initial_weights(k, conn, weights_filler, rng)
             self.weights.append(Param(f"{name}.weights[{k}]", value, "weights"))
-        self.bias = None if no_bias else self._initial_bias(bias_filler, rng)
+        self.bias = None if no_bias else conv_bias(name, self.nb_outputs, bias_filler, rng)
         self.activation = resolve(activation)
-        self._saved = None  # per input: (DirectWeights, x) or (None, its cols)
-        self._pooled_state = None
+        self._saved = None  # per input: (DirectWeights, x) or (None, x or its cols)
+
+
+@CELL_TYPES.register(
+    "Conv", NB_OUTPUTS,
+    KERNEL, STRIDE, PADDING, DILATION, MAPPING, *FILLER_KEYS, ACTIVATION, *WEIGHT_PARAMETERS,
+)
+class Conv(WindowCell):
+    """Convolution of (C, H, W, N) inputs into ``(nb_outputs, OH, OW, N)``.
+
+    ``kernel``, ``stride``, ``padding`` (symmetric, zero) and ``dilation``
+    are ``(h, w)`` pairs or ints. ``mappings`` is ``None`` or one entry per
+    input: ``None`` (full) or a 0/1 array ``(C_k, nb_outputs)``. Fillers
+    default to N2D2's Normal(0, 0.05); fans follow ``fillers.conv_fans``
+    (grouped mappings fill the compact ``(O, C_k/G, KH, KW)`` tensor, as N2D2),
+    drawing from ``rng``, the ``numpy.random.Generator`` of the run.
+    """
 
     def _output_plane(self):
         return window_plane(self.name, self.input_shapes, self.nb_outputs, self.kernel,
@@ -200,9 +205,6 @@ class Conv(WeightCell):
             w[outs, chans] = compact[outs]
         return w
 
-    def _initial_bias(self, filler, rng):
-        return conv_bias(self.name, self.nb_outputs, filler, rng)
-
     def _geometry(self):
         return self.kernel, self.stride, self.padding, self.dilation
 
@@ -210,6 +212,7 @@ class Conv(WeightCell):
     # (``cells/fusion.ConvMaxPool``): when the direct kernels serve the cell,
     # ``forward`` returns the pool's output and says so in ``fusion.pooled``.
     fusion = None
+    _pooled_state = None  # the fused pool's (output, argmax) of the last training forward
 
     def forward(self, xs, train):
         """``xs``: one (C_k, H, W, N) array per input; returns (O, OH, OW, N),

@@ -29,9 +29,7 @@ writes them as for Conv.
 import numpy as np
 
 from n2prune.cells import fillers
-from n2prune.cells.activations import resolve
-from n2prune.cells.base import Param
-from n2prune.cells.conv import Connection, conv_bias
+from n2prune.cells.conv import WindowCell
 from n2prune.cells.direct_weights import DIRECT_MIN_BATCH
 from n2prune.cells.registry import (
     ACTIVATION,
@@ -45,14 +43,10 @@ from n2prune.cells.registry import (
     STRIDE,
     WEIGHT_PARAMETERS,
     check_inputs,
-    check_mappings,
     common_plane,
-    key_names,
     set_grad,
     shape_error,
-    window_geometry,
 )
-from n2prune.cells.weighted import WeightCell
 from n2prune.kernels import col2im, covers_input, im2col, matmul, matmul_nt, matmul_tn
 
 
@@ -65,7 +59,7 @@ def deconv_out_size(size, kernel, stride, padding, dilation):
     "Deconv", NB_OUTPUTS, KERNEL, STRIDE, PADDING, DILATION, MAPPING, *FILLER_KEYS,
     ACTIVATION, *WEIGHT_PARAMETERS,
 )
-class Deconv(WeightCell):
+class Deconv(WindowCell):
     """Transposed convolution of (C, H, W, N) inputs into ``(nb_outputs, OH, OW, N)``.
 
     Arguments as ``Conv``'s. A mapping ``(C_k, nb_outputs)`` says which
@@ -78,32 +72,13 @@ class Deconv(WeightCell):
     weights as KW x KH x C x O).
     """
 
-    config_keys = key_names(WEIGHT_PARAMETERS)
-
-    def __init__(self, name, input_shapes, nb_outputs, kernel, stride=(1, 1), padding=(0, 0),
-                 dilation=(1, 1), no_bias=False, mappings=None, weights_filler=None,
-                 bias_filler=None, activation=None, *, rng):
-        super().__init__(name, input_shapes)
-        self.nb_outputs = int(nb_outputs)
-        self.kernel, self.stride, self.padding, self.dilation = window_geometry(
-            name, kernel, stride, padding, dilation)
-        self.output_shape = (self.nb_outputs, *self._output_plane())
-        weights_filler = weights_filler or fillers.DEFAULT_WEIGHTS_FILLER
-        self.connections, self.weights = [], []
-        for k, mapping in enumerate(
-                check_mappings(name, self.input_shapes, self.nb_outputs, mappings)):
-            channels = self.input_shapes[k][0]
-            # Only its mask is used: which kernels exist (io/syntxt, shrink read it).
-            conn = Connection(mapping, channels, self.nb_outputs)
-            fans = fillers.conv_fans(self.nb_outputs, channels, self.kernel)
-            value = weights_filler.fill((self.nb_outputs, channels, *self.kernel), *fans, rng)
-            if conn.mask is not None:
-                value = value * conn.mask
-            self.connections.append(conn)
-            self.weights.append(Param(f"{name}.weights[{k}]", value, "weights"))
-        self.bias = None if no_bias else conv_bias(name, self.nb_outputs, bias_filler, rng)
-        self.activation = resolve(activation)
-        self._saved = None  # per input: (DirectWeights or None, x)
+    def _initial_weights(self, k, conn, filler, rng):
+        """The whole ``(O, C_k, KH, KW)`` tensor filled; the connection's mask only
+        says which kernels exist (io/syntxt, shrink read it)."""
+        channels = self.input_shapes[k][0]
+        fans = fillers.conv_fans(self.nb_outputs, channels, self.kernel)
+        value = filler.fill((self.nb_outputs, channels, *self.kernel), *fans, rng)
+        return value if conn.mask is None else value * conn.mask
 
     def _output_plane(self):
         height, width = common_plane(self.name, self.input_shapes)
