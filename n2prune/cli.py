@@ -111,8 +111,7 @@ def make_parser():
     _common(test)
     for verb in (train, test):
         _kernel(verb)
-    test.add_argument("--weights", metavar="RUN", required=True,
-                      help="run folder, weights .npz or N2D2 weights folder")
+    _trained_weights(test)
     check = verbs.add_parser("check", help="parse a model and print its cell graph")
     _common(check)
     check.add_argument("--json", action="store_true",
@@ -154,8 +153,7 @@ def _infer(verbs):
     verb = verbs.add_parser("infer", help="classify images, .npy arrays or IDX files "
                                           "with trained weights")
     _common(verb)
-    verb.add_argument("--weights", metavar="RUN", required=True,
-                      help="the trained weights (run folder, .npz or N2D2 folder)")
+    _trained_weights(verb)
     verb.add_argument("inputs", nargs="+", metavar="INPUT",
                       help="image file (PGM/PPM; PNG, JPEG... with Pillow), .npy array "
                            "(HxW, HxWxC, NxHxW or NxHxWxC) or IDX file")
@@ -165,6 +163,11 @@ def _infer(verbs):
                       help="timed batch-1 calls; the latency is their median (default 5)")
     verb.add_argument("--json", action="store_true", help="machine-readable output")
     _kernel(verb)
+
+
+def _trained_weights(verb):
+    verb.add_argument("--weights", metavar="RUN", required=True,
+                      help="the trained weights (run folder, .npz or N2D2 folder)")
 
 
 def _kernel(verb):
@@ -177,8 +180,7 @@ def _sensitivity(verbs):
     verb = verbs.add_parser("sensitivity", help="accuracy of each cell (channel group) "
                                                 "pruned alone; a per-cell budget")
     _common(verb)
-    verb.add_argument("--weights", metavar="RUN", required=True,
-                      help="the trained weights (run folder, .npz or N2D2 folder)")
+    _trained_weights(verb)
     verb.add_argument("--ratios", type=_ratios, default=None, metavar="R,R,...",
                       help="pruning ratios to measure (default 0.1,0.2,...,0.9,0.95)")
     verb.add_argument("--out", default=None, help="folder of the results (default RUN/sensitivity)")
