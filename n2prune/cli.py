@@ -12,6 +12,7 @@ import time
 
 from n2prune import __version__
 from n2prune.errors import UserError, escape_text
+from n2prune.export import EXPORT_FORMATS, export_help
 
 log = logging.getLogger("n2prune")
 
@@ -131,10 +132,9 @@ def make_parser():
     shrink.add_argument("--debug", action="store_true", help="show tracebacks")
     export = verbs.add_parser("export", help="write a run's network in another format")
     export.add_argument("run", help="a run folder written by n2prune train (or n2prune shrink)")
-    export.add_argument("--format", choices=("onnx",), required=True,
-                        help="onnx: opset 17, masked weights as exact zeros "
-                             "(needs pip install 'n2prune[onnx]')")
-    export.add_argument("--out", default=None, help="file to write (default RUN/model.onnx)")
+    export.add_argument("--format", choices=tuple(EXPORT_FORMATS), required=True,
+                        help=export_help())
+    export.add_argument("--out", default=None, help="file or folder to write")
     export.add_argument("--debug", action="store_true", help="show tracebacks")
     _sensitivity(verbs)
     _infer(verbs)

@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from n2prune.errors import UserError
+from n2prune.export import run_export  # noqa: F401  (the export verb)
 from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
 from n2prune.io.checkpoint import load_weights_file
 from n2prune.io.syntxt import import_network
@@ -182,15 +183,4 @@ def run_shrink(args):
         print(note)
     print(f"wrote {out / 'model.ini'}, {out / 'weights.npz'} and {out / 'weights'}/ "
           f"(outputs equal the run's to {difference:.1e})")
-    return 0
-
-
-def run_export(args):
-    from n2prune.inspect import load_run
-    from n2prune.io.onnx_export import export_onnx, require_onnx
-    require_onnx()  # before loading the run: the missing package is the first thing to say
-    network, _weights = load_run(args.run)
-    out = Path(args.out) if args.out else Path(args.run) / "model.onnx"
-    model = export_onnx(network, out)
-    print(f"wrote {out} (ONNX opset 17, {len(model.graph.node)} nodes)")
     return 0

@@ -300,6 +300,12 @@ def network_to_onnx(network):
     return model
 
 
+def write_onnx(network, out, _run):
+    """``export --format onnx``: the model at ``out``; the line the verb prints."""
+    model = export_onnx(network, out)
+    return f"wrote {out} (ONNX opset 17, {len(model.graph.node)} nodes)"
+
+
 def export_onnx(network, path):
     """``network`` written as the ONNX file ``path`` (checked by ``onnx.checker``)."""
     onnx = require_onnx()
