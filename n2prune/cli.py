@@ -135,6 +135,9 @@ def make_parser():
     export.add_argument("--format", choices=tuple(EXPORT_FORMATS), required=True,
                         help=export_help())
     export.add_argument("--out", default=None, help="file or folder to write")
+    export.add_argument("--fold-batchnorm", action="store_true",
+                        help="onnx: fold each BatchNorm into the Conv, Deconv or Fc before it "
+                             "where that is exact (default: kept as BatchNormalization nodes)")
     export.add_argument("--debug", action="store_true", help="show tracebacks")
     _sensitivity(verbs)
     _infer(verbs)

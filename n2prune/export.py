@@ -4,20 +4,28 @@ One row per format: the file (or folder) written when ``--out`` is not given,
 the help text, and the writer, imported only when its format is asked for
 (ONNX needs the optional ``onnx`` package). A writer takes the loaded network,
 the output path and the run folder, and returns the line ``export`` prints;
-``needs``, when given, raises the install hint of a missing optional package.
+``needs``, when given, raises the install hint of a missing optional package;
+``options`` names the command-line options the writer takes as keywords.
 """
 
 from collections import namedtuple
 from importlib import import_module
 from pathlib import Path
 
-ExportFormat = namedtuple("ExportFormat", "default_out help writer needs", defaults=(None,))
+from n2prune.errors import UserError
+
+ExportFormat = namedtuple("ExportFormat", "default_out help writer needs options",
+                          defaults=(None, ()))
 
 EXPORT_FORMATS = {
     "onnx": ExportFormat("model.onnx", "ONNX opset 17, masked weights as exact zeros "
                          "(needs pip install 'n2prune[onnx]')",
-                         "n2prune.io.onnx_export:write_onnx", "n2prune.io.onnx_export:require_onnx"),
+                         "n2prune.io.onnx_export:write_onnx", "n2prune.io.onnx_export:require_onnx",
+                         ("fold_batchnorm",)),
 }
+
+# Every option a format may take (cli.py declares them on the export verb).
+EXPORT_OPTIONS = tuple(sorted({name for fmt in EXPORT_FORMATS.values() for name in fmt.options}))
 
 
 def _function(spec):
@@ -30,13 +38,25 @@ def export_help():
                      for name, fmt in EXPORT_FORMATS.items())
 
 
+def _check_options(args, fmt):
+    """A format-specific option given for another format is an error, not ignored."""
+    for name in EXPORT_OPTIONS:
+        if getattr(args, name) and name not in fmt.options:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} applies to --format "
+                            f"{', '.join(k for k, f in EXPORT_FORMATS.items() if name in f.options)}"
+                            f", not {args.format}")
+
+
 def run_export(args):
     from n2prune.inspect import load_run
     fmt = EXPORT_FORMATS[args.format]
+    _check_options(args, fmt)
     if fmt.needs:
         _function(fmt.needs)()  # a missing package is the first thing to say, before loading
     write = _function(fmt.writer)
     network, _weights = load_run(args.run)
     out = Path(args.out) if args.out else Path(args.run) / fmt.default_out
-    print(write(network, out, Path(args.run)))
+    options = {name: getattr(args, name) for name in fmt.options}
+    print(write(network, out, Path(args.run), **options))
     return 0

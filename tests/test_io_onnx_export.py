@@ -1,5 +1,5 @@
 """``n2prune export RUN --format onnx``: the ONNX model passes onnx's full check and
-onnxruntime gives n2prune's outputs on MNIST test images."""
+onnxruntime gives n2prune's outputs on the whole MNIST test set."""
 
 import numpy as np
 import pytest
@@ -13,14 +13,17 @@ from n2prune.inspect import load_run
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
-NB_IMAGES = 1000
+MNIST_TEST_SIZE = 10000
+ORT_BATCH = 1000  # onnxruntime's buffers for 10,000 images at once are needlessly large
 
 
 @pytest.fixture(scope="module")
 def mnist_test():
+    """The whole official MNIST test set, scaled to [0, 1]."""
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("N2D2_DATA", raising=False)
-        images = MnistIdxDatabase(validation=0.0, seed=0).images("test")[:NB_IMAGES]
+        images = MnistIdxDatabase(validation=0.0, seed=0).images("test")
+    assert len(images) == MNIST_TEST_SIZE
     return images.astype(np.float32) / 255.0
 
 
@@ -33,12 +36,12 @@ def _inputs(images, shape):
     return x
 
 
-def _exported(tmp_path, ini_text, name, steps=20):
+def _exported(tmp_path, ini_text, name, steps=20, *options):
     ini = tmp_path / name
     ini.write_text(ini_text)
     run, out = tmp_path / "run", tmp_path / "out" / "net.onnx"
     assert train(ini, run, "--steps", str(steps)) == 0
-    assert cli.main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    assert cli.main(["export", str(run), "--format", "onnx", "--out", str(out), *options]) == 0
     network, _ = load_run(run)
     return network, onnx.load(str(out)), out
 
@@ -50,7 +53,8 @@ def _check_outputs(network, model, path, x):
     expected = network.predict(x)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["sp"]
-    got = session.run(None, {"sp": x})[0].reshape(len(x), -1)
+    got = np.concatenate([session.run(None, {"sp": x[i:i + ORT_BATCH]})[0]
+                          for i in range(0, len(x), ORT_BATCH)]).reshape(len(x), -1)
     # rtol: float32 rounding of outputs far above 1 (the shrink test's raw scores)
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-6)
     assert np.array_equal(got.argmax(1), expected.argmax(1))
@@ -95,15 +99,55 @@ def test_pruned_lenet_keeps_exact_zeros_and_facts(tmp_path, mnist_test):
         assert float(meta[f"{cell.name}.sparsity"]) == pytest.approx(zeros, abs=1e-6)
 
 
-def test_mobile_residual_outputs_equal(tmp_path, mnist_test):
+def test_mobile_residual_outputs_equal_batchnorm_kept_or_folded(tmp_path, mnist_test):
     text = (MODELS_INI / "mobile_residual.ini").read_text()
     network, model, path = _exported(tmp_path, text, "mobile_residual.ini")
-    _check_outputs(network, model, path, _inputs(mnist_test, network.input_shape))
+    x = _inputs(mnist_test, network.input_shape)
+    _check_outputs(network, model, path, x)
     ops = {n.name: n for n in model.graph.node}
     group = next(a.i for a in ops["dw2/conv"].attribute if a.name == "group")
     assert group == 16  # depthwise as a grouped convolution, not dense zeros
     assert ops["bn1/bn"].op_type == "BatchNormalization"
     assert ops["add2/sum"].op_type == "Sum"
+    folded_path = tmp_path / "folded.onnx"
+    assert cli.main(["export", str(tmp_path / "run"), "--format", "onnx", "--fold-batchnorm",
+                     "--out", str(folded_path)]) == 0
+    folded = onnx.load(str(folded_path))
+    _check_outputs(network, folded, folded_path, x)
+    # Every BatchNorm follows a Conv with no activation that feeds only it: all fold.
+    assert not [n for n in folded.graph.node if n.op_type == "BatchNormalization"]
+    assert len(folded.graph.node) < len(model.graph.node)
+
+
+def test_gradually_pruned_lenet_outputs_equal(tmp_path, mnist_test):
+    text = (MODELS_INI / "lenet_prune_gradual.ini").read_text()
+    text = text.replace("QWeight.StepSizeThreshold=[sp]_EpochSize", "QWeight.StepSizeThreshold=4")
+    network, model, path = _exported(tmp_path, text, "lenet_prune_gradual.ini", 30)
+    _check_outputs(network, model, path, _inputs(mnist_test, network.input_shape))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["conv2.pattern"] == "N2D2 IterNonStruct"
+    assert float(meta["conv2.sparsity"]) >= 0.5  # the schedule did prune
+    assert not _initializers(model)["conv2.weights"][network.cell("conv2").quantizer.mask(0) == 0].any()
+
+
+def test_shrunk_lenet_outputs_equal(tmp_path, mnist_test):
+    text = (MODELS_INI / "lenet_channels.ini").read_text()
+    text = text.replace("QWeight.StepSizeThreshold=$([sp]BatchSize * 100)",
+                        "QWeight.StepSizeThreshold=$([sp]BatchSize * 5)")
+    text = text.replace("QWeight.ScheduleLength=$([sp]_EpochSize * 5)",
+                        "QWeight.ScheduleLength=$([sp]BatchSize * 20)")
+    ini = tmp_path / "lenet_channels.ini"
+    ini.write_text(text)
+    assert train(ini, tmp_path / "run", "--steps", "30") == 0
+    assert cli.main(["shrink", str(tmp_path / "run")]) == 0
+    out = tmp_path / "shrunk.onnx"
+    assert cli.main(["export", str(tmp_path / "run" / "shrunk"), "--format", "onnx",
+                     "--out", str(out)]) == 0
+    masked, _ = load_run(tmp_path / "run")
+    model = onnx.load(str(out))
+    _check_outputs(masked, model, out, _inputs(mnist_test, masked.input_shape))
+    dense = masked.cell("conv2").weights[0].value.shape[0]
+    assert _initializers(model)["conv2.weights"].shape[0] < dense  # really smaller
 
 
 def test_unmapped_cell_type_is_one_line(tmp_path, capsys):
@@ -287,3 +331,95 @@ def test_shrunk_model_exports_with_the_runs_outputs(tmp_path):
     model = onnx.load(str(out))
     _check_outputs(masked, model, out, x)  # the masked run's outputs, from the smaller model
     assert _initializers(model)["fc.weights"].shape == (10, 3 * 4 * 4)
+
+
+DECONV_NORMALIZE = """
+[database]
+Type=MNIST_IDX_Database
+
+[sp]
+SizeX=7
+SizeY=6
+BatchSize=4
+
+[conv]
+Input=sp
+Type=Conv
+KernelDims=3 3
+NbOutputs=5
+ActivationFunction=Rectifier
+
+[deconv]
+Input=conv
+Type=Deconv
+KernelDims=4 3
+StrideDims=2 2
+PaddingDims=1 1
+NbOutputs=6
+ActivationFunction=Linear
+
+[bn]
+Input=deconv
+Type=BatchNorm
+NbOutputs=6
+ActivationFunction=Tanh
+
+[norm]
+Input=bn
+Type=Normalize
+NbOutputs=6
+Norm=L2
+
+[fc]
+Input=norm
+Type=Fc
+NbOutputs=10
+ActivationFunction=Linear
+ConfigSection=fc.config
+
+[fc.config]
+Normalize=1
+
+[softmax]
+Input=fc
+Type=Softmax
+NbOutputs=10
+WithLoss=1
+
+[softmax.Target]
+"""
+
+
+@pytest.mark.parametrize("fold", [False, True], ids=["kept", "folded"])
+def test_deconv_normalize_and_normalized_fc(tmp_path, fold):
+    from n2prune.io.onnx_export import export_onnx
+    from n2prune.train.model import Model
+    ini = tmp_path / "deconv.ini"
+    ini.write_text(DECONV_NORMALIZE)
+    network = Model(ini, need_data=False).network
+    rng = np.random.default_rng(0)
+    bn = network.cell("bn")
+    bn.mean[...] = rng.normal(size=6)
+    bn.variance[...] = rng.uniform(0.5, 2, size=6)
+    fc = network.cell("fc")
+    fc.weights[0].value *= 3  # rows far from unit norm: the export must normalize them
+    fc.weights[0].changed()
+    model = export_onnx(network, tmp_path / "d.onnx", fold_batchnorm=fold)
+    x = rng.uniform(-1, 1, size=(64, *network.input_shape)).astype(np.float32)
+    _check_outputs(network, model, tmp_path / "d.onnx", x)
+    ops = [n.op_type for n in model.graph.node]
+    assert "ConvTranspose" in ops and "ReduceSum" in ops
+    assert ("BatchNormalization" in ops) != fold
+    # N2D2's plane, (in - 1) * stride + kernel - 2 * padding: 3 x 4 kernels (KernelDims=4 3).
+    assert network.cell("deconv").output_shape[1:] == (7, 10)
+
+
+def test_fold_batchnorm_is_refused_for_other_formats(tmp_path, capsys, monkeypatch):
+    from n2prune import export
+    monkeypatch.setitem(export.EXPORT_FORMATS, "plain",
+                        export.ExportFormat("x", "test format", "n2prune.export:export_help"))
+    monkeypatch.setattr(cli, "EXPORT_FORMATS", export.EXPORT_FORMATS)
+    code = cli.main(["export", str(tmp_path), "--format", "plain", "--fold-batchnorm"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--fold-batchnorm applies to --format onnx" in err

@@ -1,0 +1,290 @@
+"""The ONNX nodes of each n2prune cell, for ``io/onnx_export``.
+
+Each exporter takes the graph being built, the cell and the names of its
+input tensors, adds the nodes computing the cell, and returns the name of
+its output tensor, which is the cell's name.
+"""
+
+import numpy as np
+
+from n2prune.cells.fc import NORM_EPSILON
+from n2prune.cells.normalize import EPSILON as NORMALIZE_EPSILON
+from n2prune.errors import UserError
+
+
+class Graph:
+    """Nodes and initializers collected while walking the cells.
+
+    ``folds`` maps a Conv, Deconv or Fc cell to the per-output ``(scale, shift)``
+    of the BatchNorm folded into it: its weights and bias come out scaled and
+    shifted, and the BatchNorm cell keeps only its activation.
+    """
+
+    def __init__(self, onnx, folds):
+        self.onnx, self.helper = onnx, onnx.helper
+        self.nodes, self.initializers = [], []
+        self.folds = folds
+
+    def weights(self, cell, w):
+        """``w`` (outputs on axis 0) with a folded BatchNorm's scale applied."""
+        if cell.name not in self.folds:
+            return w
+        scale = self.folds[cell.name][0]
+        return (w * scale.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
+
+    def bias(self, cell):
+        """The cell's biases as float32 (a folded BatchNorm's shift added), or None."""
+        bias = None if cell.bias is None else cell.bias.value.astype(np.float64)
+        if cell.name in self.folds:
+            scale, shift = self.folds[cell.name]
+            bias = shift if bias is None else bias * scale + shift
+        return None if bias is None else bias.astype(np.float32)
+
+    def const(self, name, array):
+        array = np.ascontiguousarray(array)
+        if array.dtype.kind == "f":
+            array = array + array.dtype.type(0)  # -0.0 (a masked negative weight) as +0.0
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op, inputs, output, name=None, **attrs):
+        self.nodes.append(self.helper.make_node(op, inputs, [output], name=name or output, **attrs))
+        return output
+
+
+def _activation(g, act, x, out):
+    """Nodes of ``act`` from tensor ``x`` to tensor ``out``."""
+    kind = type(act).__name__
+    if kind == "Linear":
+        if not act.clipping:
+            return g.node("Identity", [x], out)
+        return _clip(g, x, out, -act.clipping, act.clipping)
+    if kind == "Saturation":
+        return _clip(g, x, out, -act.threshold, act.threshold)
+    if kind == "Rectifier":
+        return _rectifier(g, act, x, out)
+    if kind in ("Tanh", "TanhLeCun"):
+        if act.alpha != 1.0:
+            x = g.node("Mul", [x, g.const(f"{out}.alpha", np.float32(act.alpha))], f"{out}/scaled")
+        return g.node("Tanh", [x], out)
+    if kind in ("Logistic", "LogisticWithLoss"):
+        return g.node("Sigmoid", [x], out)
+    if kind == "Softplus":
+        return g.node("Softplus", [x], out)
+    if kind == "Swish":
+        s = g.node("Sigmoid", [x], f"{out}/sigmoid")
+        return g.node("Mul", [x, s], out)
+    raise UserError(f"[{out}] activation {kind} has no ONNX export")
+
+
+def _clip(g, x, out, low, high):
+    lo, hi = g.const(f"{out}.min", np.float32(low)), g.const(f"{out}.max", np.float32(high))
+    return g.node("Clip", [x, lo, hi], out)
+
+
+def _rectifier(g, act, x, out):
+    relu_out = out if not act.clipping else f"{out}/relu"
+    if act.leak_slope:
+        g.node("LeakyRelu", [x], relu_out, alpha=float(act.leak_slope))
+    else:
+        g.node("Relu", [x], relu_out)
+    if act.clipping:
+        hi = g.const(f"{out}.max", np.float32(act.clipping))
+        g.node("Min", [relu_out, hi], out)
+    return out
+
+
+def _joined(g, cell, xs):
+    """One tensor of the cell's inputs, concatenated along the channels."""
+    if len(xs) == 1:
+        return xs[0]
+    return g.node("Concat", xs, f"{cell.name}/concat", axis=1)
+
+
+def _conv_weights(cell):
+    """Per input: the effective weights, unconnected kernels zero."""
+    tensors = []
+    for k, conn in enumerate(cell.connections):
+        w = np.array(cell.effective_weights(k), dtype=np.float32)
+        if conn.mask is not None:
+            w *= conn.mask
+        if conn.groups is not None:
+            keep = np.zeros(w.shape[:2], dtype=bool)
+            for chans, outs in conn.groups:
+                keep[outs, chans] = True
+            w *= keep[:, :, None, None]
+        tensors.append(w)
+    return tensors
+
+
+def _group_layout(cell):
+    """``(groups, compact weights)`` when one input's mapping is block-diagonal
+    with equal blocks in order; None otherwise (dense weights then)."""
+    if len(cell.connections) != 1 or cell.connections[0].groups is None:
+        return None
+    conn, w = cell.connections[0], _conv_weights(cell)[0]
+    groups = conn.groups
+    n = len(groups)
+    per_out = cell.nb_outputs // n
+    for g, (chans, outs) in enumerate(groups):
+        if (outs.start, outs.stop) != (g * per_out, (g + 1) * per_out):
+            return None
+        if chans.stop - chans.start != conn.per_group:
+            return None
+    compact = np.concatenate([w[outs, chans] for chans, outs in groups])
+    return n, compact
+
+
+def _conv(g, cell, xs):
+    layout = _group_layout(cell)
+    if layout is not None:
+        group, w = layout
+    else:
+        group, w = 1, np.concatenate(_conv_weights(cell), axis=1)
+    inputs = [_joined(g, cell, xs), g.const(f"{cell.name}.weights", g.weights(cell, w))]
+    bias = g.bias(cell)
+    if bias is not None:
+        inputs.append(g.const(f"{cell.name}.biases", bias))
+    (ph, pw) = cell.padding
+    y = g.node("Conv", inputs, f"{cell.name}/conv", name=f"{cell.name}/conv",
+               kernel_shape=list(cell.kernel), strides=list(cell.stride),
+               pads=[ph, pw, ph, pw], dilations=list(cell.dilation), group=group)
+    return _activation(g, cell.activation, y, cell.name)
+
+
+def _fc_weights(cell):
+    """The weights of all inputs side by side; with ``Normalize=1`` each output's row
+    at unit norm, as the forward pass projects them before using them."""
+    w = np.concatenate([np.asarray(cell.effective_weights(k), np.float64)
+                        for k in range(len(cell.weights))], axis=1)
+    if cell.normalize:
+        stored = sum(np.einsum("ok,ok->o", p.value, p.value, dtype=np.float64)
+                     for p in cell.weights)
+        w /= np.sqrt(stored + NORM_EPSILON)[:, None]
+    return w.astype(np.float32)
+
+
+def _fc(g, cell, xs):
+    flat = [g.node("Flatten", [x], f"{cell.name}/flatten{k}", axis=1) for k, x in enumerate(xs)]
+    x = flat[0] if len(flat) == 1 else g.node("Concat", flat, f"{cell.name}/concat", axis=1)
+    inputs = [x, g.const(f"{cell.name}.weights", g.weights(cell, _fc_weights(cell)))]
+    bias = g.bias(cell)
+    if bias is not None:
+        inputs.append(g.const(f"{cell.name}.biases", bias))
+    y = g.node("Gemm", inputs, f"{cell.name}/gemm", transB=1)
+    shape = g.const(f"{cell.name}.shape", np.array([0, cell.nb_outputs, 1, 1], np.int64))
+    y = g.node("Reshape", [y, shape], f"{cell.name}/nchw")
+    return _activation(g, cell.activation, y, cell.name)
+
+
+def _deconv(g, cell, xs):
+    # ONNX's ConvTranspose scatters x[c] through W[c, o]: our (O, C, KH, KW) swapped.
+    w = g.weights(cell, np.concatenate(_conv_weights(cell), axis=1)).transpose(1, 0, 2, 3)
+    inputs = [_joined(g, cell, xs), g.const(f"{cell.name}.weights", w)]
+    bias = g.bias(cell)
+    if bias is not None:
+        inputs.append(g.const(f"{cell.name}.biases", bias))
+    (ph, pw) = cell.padding
+    y = g.node("ConvTranspose", inputs, f"{cell.name}/deconv", kernel_shape=list(cell.kernel),
+               strides=list(cell.stride), pads=[ph, pw, ph, pw],
+               dilations=list(cell.dilation))
+    return _activation(g, cell.activation, y, cell.name)
+
+
+def _normalize(g, cell, xs):
+    n, x = cell.name, xs[0]
+    axes = g.const(f"{n}.axes", np.array([1], np.int64))
+    squares = g.node("Mul", [x, x], f"{n}/squares")
+    total = g.node("ReduceSum", [squares, axes], f"{n}/sum", keepdims=1)
+    total = g.node("Add", [total, g.const(f"{n}.epsilon", np.float32(NORMALIZE_EPSILON))],
+                   f"{n}/plus_epsilon")
+    return g.node("Div", [x, g.node("Sqrt", [total], f"{n}/norm")], n)
+
+
+def _pool(g, cell, xs):
+    if not cell.identity:
+        raise UserError(f"[{cell.name}] Pool: only a one-channel-per-output mapping has an "
+                        "ONNX export")
+    (ph, pw) = cell.padding
+    attrs = {"kernel_shape": list(cell.pool), "strides": list(cell.stride),
+             "pads": [ph, pw, ph, pw]}
+    x = _joined(g, cell, xs)
+    if cell.pooling == "Max":
+        y = g.node("MaxPool", [x], f"{cell.name}/pool", **attrs)
+    else:
+        # N2D2 divides by the whole window, padding included.
+        y = g.node("AveragePool", [x], f"{cell.name}/pool", count_include_pad=1, **attrs)
+    return _activation(g, cell.activation, y, cell.name)
+
+
+def _batchnorm(g, cell, xs):
+    n = cell.name
+    if xs[0] in g.folds:
+        return _activation(g, cell.activation, xs[0], n)
+    inputs = [_joined(g, cell, xs)] + [
+        g.const(f"{n}.{key}", np.asarray(value, np.float32)) for key, value in
+        (("scales", cell.scale.value), ("biases", cell.bias.value),
+         ("means", cell.mean), ("variances", cell.variance))]
+    y = g.node("BatchNormalization", inputs, f"{n}/bn", epsilon=float(cell.epsilon))
+    return _activation(g, cell.activation, y, n)
+
+
+def _elemwise(g, cell, xs):
+    n, op = cell.name, cell.operation
+    simple = cell.coeff_mode != "PerChannel" and not cell.shifts.any()
+    if op not in ("Sum", "Prod", "Max") or not simple or (
+            op != "Sum" and not np.all(cell.coefficients == 1.0)):
+        raise UserError(f"[{n}] ElemWise Operation={op} with these coefficients/shifts has "
+                        "no ONNX export (Sum, Prod, Max with plain coefficients only)")
+    terms = list(xs)
+    if op == "Sum":
+        for k, c in enumerate(cell.coefficients[:len(xs)]):
+            if c != 1.0:
+                coeff = g.const(f"{n}.coefficient{k}", np.float32(c))
+                terms[k] = g.node("Mul", [xs[k], coeff], f"{n}/scaled{k}")
+    if op == "Prod":  # ONNX's Mul takes two inputs: a chain, the last one the cell's
+        y = terms[0]
+        for k, term in enumerate(terms[1:], 1):
+            last = k == len(terms) - 1 and linear_activation(cell.activation)
+            y = g.node("Mul", [y, term], n if last else f"{n}/prod{k}")
+        if y == n:
+            return y
+    else:
+        y = g.node(op, terms, f"{n}/{op.lower()}")
+    return _activation(g, cell.activation, y, n)
+
+
+def _padding(g, cell, xs):
+    (in_rows, out_rows), (in_cols, out_cols) = cell.rows, cell.cols
+    _, height, width = cell.input_shapes[0]
+    top = out_rows.start - in_rows.start
+    left = out_cols.start - in_cols.start
+    bottom = cell.output_shape[1] - height - top
+    right = cell.output_shape[2] - width - left
+    pads = g.const(f"{cell.name}.pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+    return g.node("Pad", [_joined(g, cell, xs), pads], cell.name)
+
+
+def _softmax(g, cell, xs):
+    if cell.group_size != cell.output_shape[0]:
+        raise UserError(f"[{cell.name}] Softmax over groups of channels has no ONNX export")
+    return g.node("Softmax", [xs[0]], cell.name, axis=1)
+
+
+def _dropout(g, cell, xs):
+    return g.node("Identity", [_joined(g, cell, xs)], cell.name)
+
+
+def _activation_cell(g, cell, xs):
+    return _activation(g, cell.activation, _joined(g, cell, xs), cell.name)
+
+
+EXPORTERS = {"Conv": _conv, "Deconv": _deconv, "Fc": _fc, "Normalize": _normalize,
+             "Pool": _pool, "BatchNorm": _batchnorm, "ElemWise": _elemwise,
+             "Padding": _padding, "Softmax": _softmax, "Dropout": _dropout,
+             "Activation": _activation_cell}
+
+
+def linear_activation(activation):
+    """True for an identity activation: Linear with no clipping."""
+    return type(activation).__name__ == "Linear" and not activation.clipping
