@@ -22,6 +22,11 @@ EXPORT_FORMATS = {
                          "(needs pip install 'n2prune[onnx]')",
                          "n2prune.io.onnx_export:write_onnx", "n2prune.io.onnx_export:require_onnx",
                          ("fold_batchnorm",)),
+    "npz": ExportFormat("model.npz", "plain numpy arrays named as the ONNX initializers, "
+                        "masks and a JSON description of the cells",
+                        "n2prune.io.npz_export:write_npz"),
+    "n2d2": ExportFormat("n2d2", "a folder N2D2 runs: model.ini and weights/*.syntxt",
+                         "n2prune.io.n2d2_export:write_n2d2"),
 }
 
 # Every option a format may take (cli.py declares them on the export verb).

@@ -7,9 +7,9 @@ its output tensor, which is the cell's name.
 
 import numpy as np
 
-from n2prune.cells.fc import NORM_EPSILON
 from n2prune.cells.normalize import EPSILON as NORMALIZE_EPSILON
 from n2prune.errors import UserError
+from n2prune.io.deployed import conv_weights, fc_weights
 
 
 class Graph:
@@ -101,28 +101,12 @@ def _joined(g, cell, xs):
     return g.node("Concat", xs, f"{cell.name}/concat", axis=1)
 
 
-def _conv_weights(cell):
-    """Per input: the effective weights, unconnected kernels zero."""
-    tensors = []
-    for k, conn in enumerate(cell.connections):
-        w = np.array(cell.effective_weights(k), dtype=np.float32)
-        if conn.mask is not None:
-            w *= conn.mask
-        if conn.groups is not None:
-            keep = np.zeros(w.shape[:2], dtype=bool)
-            for chans, outs in conn.groups:
-                keep[outs, chans] = True
-            w *= keep[:, :, None, None]
-        tensors.append(w)
-    return tensors
-
-
 def _group_layout(cell):
     """``(groups, compact weights)`` when one input's mapping is block-diagonal
     with equal blocks in order; None otherwise (dense weights then)."""
     if len(cell.connections) != 1 or cell.connections[0].groups is None:
         return None
-    conn, w = cell.connections[0], _conv_weights(cell)[0]
+    conn, w = cell.connections[0], conv_weights(cell)[0]
     groups = conn.groups
     n = len(groups)
     per_out = cell.nb_outputs // n
@@ -140,7 +124,7 @@ def _conv(g, cell, xs):
     if layout is not None:
         group, w = layout
     else:
-        group, w = 1, np.concatenate(_conv_weights(cell), axis=1)
+        group, w = 1, np.concatenate(conv_weights(cell), axis=1)
     inputs = [_joined(g, cell, xs), g.const(f"{cell.name}.weights", g.weights(cell, w))]
     bias = g.bias(cell)
     if bias is not None:
@@ -152,22 +136,10 @@ def _conv(g, cell, xs):
     return _activation(g, cell.activation, y, cell.name)
 
 
-def _fc_weights(cell):
-    """The weights of all inputs side by side; with ``Normalize=1`` each output's row
-    at unit norm, as the forward pass projects them before using them."""
-    w = np.concatenate([np.asarray(cell.effective_weights(k), np.float64)
-                        for k in range(len(cell.weights))], axis=1)
-    if cell.normalize:
-        stored = sum(np.einsum("ok,ok->o", p.value, p.value, dtype=np.float64)
-                     for p in cell.weights)
-        w /= np.sqrt(stored + NORM_EPSILON)[:, None]
-    return w.astype(np.float32)
-
-
 def _fc(g, cell, xs):
     flat = [g.node("Flatten", [x], f"{cell.name}/flatten{k}", axis=1) for k, x in enumerate(xs)]
     x = flat[0] if len(flat) == 1 else g.node("Concat", flat, f"{cell.name}/concat", axis=1)
-    inputs = [x, g.const(f"{cell.name}.weights", g.weights(cell, _fc_weights(cell)))]
+    inputs = [x, g.const(f"{cell.name}.weights", g.weights(cell, fc_weights(cell)))]
     bias = g.bias(cell)
     if bias is not None:
         inputs.append(g.const(f"{cell.name}.biases", bias))
@@ -179,7 +151,7 @@ def _fc(g, cell, xs):
 
 def _deconv(g, cell, xs):
     # ONNX's ConvTranspose scatters x[c] through W[c, o]: our (O, C, KH, KW) swapped.
-    w = g.weights(cell, np.concatenate(_conv_weights(cell), axis=1)).transpose(1, 0, 2, 3)
+    w = g.weights(cell, np.concatenate(conv_weights(cell), axis=1)).transpose(1, 0, 2, 3)
     inputs = [_joined(g, cell, xs), g.const(f"{cell.name}.weights", w)]
     bias = g.bias(cell)
     if bias is not None:

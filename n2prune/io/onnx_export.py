@@ -12,6 +12,7 @@ import numpy as np
 
 from n2prune.errors import UserError
 from n2prune.io.atomic import atomic_open
+from n2prune.io.deployed import pruning_facts
 from n2prune.io.onnx_cells import EXPORTERS, Graph, linear_activation
 
 OPSET = 17
@@ -25,25 +26,6 @@ def require_onnx():
     except ImportError:
         raise UserError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
     return onnx
-
-
-def pruning_facts(cell):
-    """``{key: text}`` of one pruned cell's facts for ``metadata_props``."""
-    q = getattr(cell, "quantizer", None)
-    if q is None:
-        return {}
-    weights = [np.asarray(cell.effective_weights(k)) for k in range(len(cell.weights))]
-    total = sum(w.size for w in weights)
-    zeros = total - sum(int(np.count_nonzero(w)) for w in weights)
-    facts = {"sparsity": f"{zeros / total:.6f}" if total else "0", "mode": str(q.prune_mode)}
-    pattern = q.options.pattern
-    facts["pattern"] = pattern if pattern is not None else f"N2D2 {q.prune_filler}"
-    params = q.params
-    for key in ("n", "m", "bank_size", "bank_interleave", "block_outputs", "block_inputs"):
-        value = getattr(params, key, None)
-        if pattern is not None and value is not None:
-            facts[key] = str(value)
-    return facts
 
 
 def _output_cell(network):
