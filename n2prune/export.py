@@ -17,6 +17,9 @@ EXPORT_FORMATS = {
     "onnx": ExportFormat("model.onnx", "ONNX opset 17, masked weights as exact zeros "
                          "(needs pip install 'n2prune[onnx]')",
                          "n2prune.io.onnx_export:write_onnx", "n2prune.io.onnx_export:require_onnx"),
+    "c": ExportFormat("c", "C99 header and source for microcontrollers, n2prune_model.h/.c "
+                      "(weights dense, bitmask or CSR, whichever is smallest per tensor)",
+                      "n2prune.io.c_export:write_c"),
 }
 
 
