@@ -27,6 +27,9 @@ EXPORT_FORMATS = {
                         "n2prune.io.npz_export:write_npz"),
     "n2d2": ExportFormat("n2d2", "a folder N2D2 runs: model.ini and weights/*.syntxt",
                          "n2prune.io.n2d2_export:write_n2d2"),
+    "c": ExportFormat("c", "C99 header and source for microcontrollers, n2prune_model.h/.c "
+                      "(weights dense, bitmask or CSR, whichever is smallest per tensor)",
+                      "n2prune.io.c_export:write_c"),
 }
 
 # Every option a format may take (cli.py declares them on the export verb).
