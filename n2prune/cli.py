@@ -12,7 +12,7 @@ import time
 
 from n2prune import __version__
 from n2prune.errors import UserError, escape_text
-from n2prune.export import EXPORT_FORMATS, export_help
+from n2prune.io.formats import EXPORT_FORMATS, export_help
 
 log = logging.getLogger("n2prune")
 

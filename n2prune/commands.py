@@ -5,9 +5,9 @@ import logging
 from pathlib import Path
 
 from n2prune.errors import UserError
-from n2prune.export import run_export  # noqa: F401  (the export verb)
-from n2prune.inspect import run_inspect  # noqa: F401  (the inspect verb)
+from n2prune.inspect import load_run, run_inspect  # noqa: F401  (the inspect verb)
 from n2prune.io.checkpoint import load_weights_file
+from n2prune.io.formats import EXPORT_FORMATS, check_options, function
 from n2prune.io.syntxt import import_network
 from n2prune.prune.channels import refresh_removed_channels
 from n2prune.prune.costs import cell_costs, n2d2_synapses, totals
@@ -183,4 +183,17 @@ def run_shrink(args):
         print(note)
     print(f"wrote {out / 'model.ini'}, {out / 'weights.npz'} and {out / 'weights'}/ "
           f"(outputs equal the run's to {difference:.1e})")
+    return 0
+
+
+def run_export(args):
+    fmt = EXPORT_FORMATS[args.format]
+    check_options(args, fmt)
+    if fmt.needs:
+        function(fmt.needs)()  # a missing package is the first thing to say, before loading
+    write = function(fmt.writer)
+    network, _weights = load_run(args.run)
+    out = Path(args.out) if args.out else Path(args.run) / fmt.default_out
+    options = {name: getattr(args, name) for name in fmt.options}
+    print(write(network, out, Path(args.run), **options))
     return 0

@@ -1,4 +1,4 @@
-"""``n2prune export RUN --format F``: a run's network written for another tool.
+"""The formats of ``n2prune export RUN --format F``: a run's network for another tool.
 
 One row per format: the file (or folder) written when ``--out`` is not given,
 the help text, and the writer, imported only when its format is asked for
@@ -10,7 +10,6 @@ the output path and the run folder, and returns the line ``export`` prints;
 
 from collections import namedtuple
 from importlib import import_module
-from pathlib import Path
 
 from n2prune.errors import UserError
 
@@ -36,7 +35,7 @@ EXPORT_FORMATS = {
 EXPORT_OPTIONS = tuple(sorted({name for fmt in EXPORT_FORMATS.values() for name in fmt.options}))
 
 
-def _function(spec):
+def function(spec):
     module, function = spec.split(":")
     return getattr(import_module(module), function)
 
@@ -46,7 +45,7 @@ def export_help():
                      for name, fmt in EXPORT_FORMATS.items())
 
 
-def _check_options(args, fmt):
+def check_options(args, fmt):
     """A format-specific option given for another format is an error, not ignored."""
     for name in EXPORT_OPTIONS:
         if getattr(args, name) and name not in fmt.options:
@@ -54,17 +53,3 @@ def _check_options(args, fmt):
             raise UserError(f"{flag} applies to --format "
                             f"{', '.join(k for k, f in EXPORT_FORMATS.items() if name in f.options)}"
                             f", not {args.format}")
-
-
-def run_export(args):
-    from n2prune.inspect import load_run
-    fmt = EXPORT_FORMATS[args.format]
-    _check_options(args, fmt)
-    if fmt.needs:
-        _function(fmt.needs)()  # a missing package is the first thing to say, before loading
-    write = _function(fmt.writer)
-    network, _weights = load_run(args.run)
-    out = Path(args.out) if args.out else Path(args.run) / fmt.default_out
-    options = {name: getattr(args, name) for name in fmt.options}
-    print(write(network, out, Path(args.run), **options))
-    return 0
