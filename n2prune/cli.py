@@ -139,6 +139,11 @@ def make_parser():
                         help="onnx: fold each BatchNorm into the Conv, Deconv or Fc before it "
                              "where that is exact (default: kept as BatchNormalization nodes)")
     export.add_argument("--debug", action="store_true", help="show tracebacks")
+    report = verbs.add_parser("report", help="one HTML page about a run: curves, sparsity, "
+                                             "masks, costs, INI (no network needed to view it)")
+    report.add_argument("run", help="a run folder written by n2prune train")
+    report.add_argument("--out", default=None, help="the HTML file (default RUN/report.html)")
+    report.add_argument("--debug", action="store_true", help="show tracebacks")
     _sensitivity(verbs)
     _infer(verbs)
     return parser

@@ -12,6 +12,7 @@ from n2prune.io.syntxt import import_network
 from n2prune.prune.channels import refresh_removed_channels
 from n2prune.prune.costs import cell_costs, n2d2_synapses, totals
 from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, set_kernel
+from n2prune.report import run_report  # noqa: F401  (the report verb)
 from n2prune.train.evaluate import evaluate
 from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
 from n2prune.train.model import Model

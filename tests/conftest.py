@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from browser import chromium_missing
 from paths import fashion_mnist_missing, n2d2_models_missing
 
 import n2prune  # noqa: F401
@@ -13,6 +14,8 @@ EXTERNAL = {
                     n2d2_models_missing),
     "fashion_mnist": ("Fashion-MNIST (apt-get install dataset-fashion-mnist)",
                       fashion_mnist_missing),
+    "chromium": ("Debian's chromium, for the report's browser tests (apt-get install chromium)",
+                 chromium_missing),
 }
 
 
