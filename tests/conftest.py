@@ -4,7 +4,7 @@ import os
 
 import pytest
 from browser import chromium_missing
-from paths import fashion_mnist_missing, n2d2_models_missing
+from paths import c_compiler_missing, fashion_mnist_missing, n2d2_models_missing
 
 import n2prune  # noqa: F401
 
@@ -14,6 +14,8 @@ EXTERNAL = {
                     n2d2_models_missing),
     "fashion_mnist": ("Fashion-MNIST (apt-get install dataset-fashion-mnist)",
                       fashion_mnist_missing),
+    "c_compiler": ("a C compiler, for the C export's tests (apt-get install gcc)",
+                   c_compiler_missing),
     "chromium": ("Debian's chromium, for the report's browser tests (apt-get install chromium)",
                  chromium_missing),
 }

@@ -10,6 +10,7 @@ sets it, and installs Fashion-MNIST).
 """
 
 import os
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,3 +52,12 @@ def n2d2_checkout():
     if checkout and (Path(checkout) / "models").is_dir():
         return Path(checkout), None
     return None, "set N2D2_CHECKOUT to a checkout of CEA-LIST/N2D2 (its models/ folder)"
+
+
+def c_compiler():
+    """The system C compiler's path (cc, gcc or clang), or None."""
+    return shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+
+
+def c_compiler_missing():
+    return None if c_compiler() else "no C compiler (cc, gcc or clang) on PATH"

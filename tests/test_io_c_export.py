@@ -4,13 +4,12 @@ tensor in the smallest of its dense, bitmask and CSR forms."""
 
 import math
 import re
-import shutil
 import subprocess
 from itertools import pairwise
 
 import numpy as np
 import pytest
-from paths import MODELS_INI
+from paths import MODELS_INI, c_compiler
 from runs import train
 
 from n2prune import cli
@@ -21,8 +20,8 @@ from n2prune.io.c_export import MODEL_NAME, build_c, export_c
 from n2prune.io.c_weights import WeightForms
 from n2prune.train.model import Model
 
-CC = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler (cc, gcc or clang) on PATH")
+CC = c_compiler()
+needs_cc = pytest.mark.c_compiler
 
 NB_IMAGES = 1000
 
