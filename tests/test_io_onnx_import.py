@@ -303,6 +303,19 @@ def test_ignore_transfer_inputs_aliases_and_def_sections(tmp_path):
     assert np.all(network.cell("conv2").weights[0].value == 0.25)
 
 
+@pytest.mark.parametrize("ignore", [0, 1])
+def test_an_input_size_other_than_the_graphs_is_a_warning_unless_ignored(tmp_path, caplog, ignore):
+    rng = np.random.default_rng(6)
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]), helper.make_node("Gemm", ["f", "w"], ["y"])]
+    path = _save(tmp_path / "g.onnx", nodes, [_const(rng, "w", (3, 4))], (3, 12, 12), "y")
+    ini = _ini(tmp_path, path, (3, 16, 16), "y", f"IgnoreInputSize={ignore}\n")
+    network, _, _ = build_network(load_ini(ini))
+    assert network.cell("g").output_shape == (3, 1, 1)  # the provider's 16x16, pooled
+    warned = [r.message for r in caplog.records if "declares input x as 3x12x12" in r.message]
+    assert len(warned) == 1 - ignore
+
+
 def _error(tmp_path, capsys, text):
     """The one line ``n2prune check`` prints (exit 2) for the INI ``text``."""
     ini = tmp_path / "bad.ini"
