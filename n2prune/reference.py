@@ -18,6 +18,7 @@ from n2prune.cells.registry import CELL_TYPES
 from n2prune.data.mnist import DATABASES
 from n2prune.data.transforms import TRANSFORMATIONS
 from n2prune.graph import cell_keys
+from n2prune.graph.onnx_section import ONNX_KEYS
 from n2prune.graph.stimuli import PROVIDER_KEYS
 from n2prune.graph.stimuli_data import STIMULI_DATA_KEYS
 from n2prune.graph.targets import TARGETS
@@ -54,7 +55,8 @@ def registries():
 
 def key_tables():
     """``{title: KeyTable}`` of the sections read against one table (no member to name)."""
-    return {"sp": PROVIDER_KEYS, "sp.StimuliData": STIMULI_DATA_KEYS, "QWeight=Prune": PRUNE_KEYS}
+    return {"sp": PROVIDER_KEYS, "sp.StimuliData": STIMULI_DATA_KEYS, "QWeight=Prune": PRUNE_KEYS,
+            "Type=ONNX": ONNX_KEYS}
 
 
 def summary(obj):

@@ -11,7 +11,7 @@ LOCATED_CELL = SP + CONV + "[fc]\nInput=c\nType={}\nNbOutputs=3\n[fc.Target]\n"
 
 @pytest.mark.parametrize("type_name,feature", [
     ("RP", "detection cells"), ("ROIPooling", "detection cells"), ("Anchor", "detection cells"),
-    ("ONNX", "importing an ONNX graph"), ("LSTM", "recurrent cells"), ("LRN", "LRN"),
+    ("LSTM", "recurrent cells"), ("LRN", "LRN"),
 ])
 def test_a_cell_type_of_n2d2_we_decline_names_its_feature(tmp_path, type_name, feature):
     message, path = error_of(tmp_path, LOCATED_CELL.format(type_name), UnknownName)
@@ -38,13 +38,12 @@ def test_a_registered_name_cannot_also_be_refused():
         CELL_TYPES.refuse(("Conv",), "no")
 
 
-def test_a_declined_type_is_reported_before_a_cell_reading_its_graph(tmp_path):
-    # As N2D2's ONNX models: [soft1] reads a node of the imported graph, which
-    # only exists through the declined [onnx] cell.
-    text = (SP + "[onnx]\nInput=sp\nType=ONNX\nFile=model.onnx\n"
-            "[soft1]\nInput=resnetv15_dense0_fwd\nType=Softmax\n[soft1.Target]\n")
+def test_a_declined_type_is_reported_before_a_cell_reading_its_cells(tmp_path):
+    # [soft1] reads a cell the declined [rp] would have made.
+    text = (SP + "[rp]\nInput=sp\nType=RP\n"
+            "[soft1]\nInput=rp_out\nType=Softmax\n[soft1.Target]\n")
     message, path = error_of(tmp_path, text, UnknownName)
-    assert message.startswith(f"Type=ONNX in [onnx] ({path}:7): importing an ONNX graph")
+    assert message.startswith(f"Type=RP in [rp] ({path}:7): detection cells")
 
 
 def test_a_declined_type_is_reported_before_errors_in_earlier_cells(tmp_path):

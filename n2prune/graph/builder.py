@@ -26,6 +26,7 @@ from n2prune.graph.keys import construct, place
 from n2prune.graph.mappings import read_mappings
 from n2prune.graph.network import PROVIDER, Network
 from n2prune.graph.objects import build_solvers
+from n2prune.graph.onnx_section import Imports, import_onnx
 from n2prune.graph.pruning_section import pruning_section_refs
 from n2prune.graph.qweight import attach_prune_quantizer
 from n2prune.graph.reader import SectionReader, unknown_key_message
@@ -52,13 +53,18 @@ class BuildContext:
         self._routed = {}
         self.budget = None  # a sizes.MemoryBudget, set once the provider is read
         self.stimuli_stats = {}  # {StimuliData section: StimuliStats}
+        # ConfigSection parameters a generator sets before the cell's own (an ONNX
+        # graph's NoBias, Epsilon...): {cell: {name: (section, key)}}.
+        self.preset_params = {}
 
     def reader(self, section):
         return SectionReader(self.ini, section, self.known_keys.setdefault(section, set()))
 
     def routed(self, cell):
         if cell not in self._routed:
-            self._routed[cell] = route_cell_config(self.ini, cell)
+            routed = route_cell_config(self.ini, cell)
+            routed.params = {**self.preset_params.get(cell, {}), **routed.params}
+            self._routed[cell] = routed
         return self._routed[cell]
 
 
@@ -84,8 +90,8 @@ def refuse_declined_types(ini):
     """Raise the one-line refusal of the first cell (file order) whose ``Type=`` n2prune
     declines (``graph/refusals``), before anything else in the cells is judged.
 
-    A file with ``Type=ONNX`` has later cells reading the ONNX graph's nodes
-    (``Input=resnetv15_dense0_fwd``): "unknown input" would hide the reason.
+    A later cell may read a cell the declined one would have made
+    (``Input=anchors``): "unknown input" would hide the reason.
     """
     for sec in ini.sections():
         if sec.has("Input") and sec.has("Type"):
@@ -94,15 +100,25 @@ def refuse_declined_types(ini):
                 CELL_TYPES.lookup(type_name, place(ini, sec.name, "Type"))
 
 
-def cell_sections(ini):
-    """Cell sections (those with ``Input=``) sorted by level, then file order."""
-    cells = {s.name: s for s in ini.sections() if s.has("Input")}
+def cell_sections(ini, imports=None):
+    """Cell sections (those with ``Input=``) sorted by level, then file order.
+
+    ``imports`` (``onnx_section.Imports``): its ``Type=ONNX`` sections are no
+    cells (an ``Input=`` naming one only orders a cell after the import, as
+    N2D2), and its aliases name the cells they stand for.
+    """
+    imports = imports or Imports()
+    cells = {s.name: s for s in ini.sections() if s.has("Input") and s.name not in imports.sections}
     for name in cells.keys() & set(PROVIDER_SECTIONS):
         raise IniError(f"[{name}] is the stimuli provider, not a cell: it takes no Input= "
                        "(remove the key, or rename the section)", ini.where(name, "Input"))
     inputs = {}
     for name in cells:
-        names = ini.value(name, "Input").split(",")
+        names = [imports.aliases.get(p, p) for p in ini.value(name, "Input").split(",")
+                 if p not in imports.sections]
+        if not names:
+            raise IniError(f"{ini.where(name, 'Input')}: names only the ONNX import; name one of "
+                           "its cells (the tensor names of the graph)")
         for parent in names:
             if parent not in cells and parent not in PROVIDER_SECTIONS:
                 message = unknown_message(f"input {parent!r}", parent, [*cells, *PROVIDER_SECTIONS])
@@ -206,17 +222,20 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, st
     sp_name, provider, ctx.budget, ctx.stimuli_stats = build_provider(
         ini, ctx.known_keys, max_memory, images, stats_source)
     ini.inject(sp_name, "_EpochSize", str(epoch_size if epoch_size else 1))
-    order, inputs = cell_sections(ini)
     shapes = {PROVIDER: (provider.size[2], provider.size[0], provider.size[1])}
+    imports = import_onnx(ini, ctx, shapes[PROVIDER])
+    order, inputs = cell_sections(ini, imports)
     cells = []
     for name in order:
         in_shapes = [shapes[p] for p in inputs[name]]
         cell = build_cell(ctx, name, inputs[name], in_shapes)
+        imports.load(cell)  # an imported cell's weights, before any mask is drawn
         charge_built(ctx, cell)
         shapes[name] = cell.output_shape
         _inject_shape_keys(ini, name, in_shapes, cell.output_shape)
         cells.append(cell)
-    targets = read_targets(ini, {n: shapes[n] for n in order}, ctx.known_keys, shapes[PROVIDER])
+    targets = read_targets(ini, {n: shapes[n] for n in order}, ctx.known_keys, shapes[PROVIDER],
+                           imports.aliases)
     _check_label_cells(ini, cells, targets)
     network = Network(cells, inputs, shapes[PROVIDER], targets)
     section_refs = pruning_section_refs(ini, ctx, cells)

@@ -14,8 +14,6 @@ _USE_N2D2 = "are not supported by n2prune (run this model in N2D2)"
 
 CELL_TYPES.refuse(("Anchor", "RP", "ROIPooling", "Proposal", "ObjectDet"),
                   f"detection cells (Anchor, RP, ROIPooling, Proposal, ObjectDet) {_USE_N2D2}")
-CELL_TYPES.refuse(("ONNX",), "importing an ONNX graph (Type=ONNX) is not supported yet; "
-                  "describe the network in the INI file instead")
 CELL_TYPES.refuse(("LSTM",), f"recurrent cells (LSTM) {_USE_N2D2}")
 CELL_TYPES.refuse(("FMP", "LRN", "Distance", "Reshape", "Resize", "Scaling", "Threshold",
                    "Transformation", "Transpose", "Unpool"),

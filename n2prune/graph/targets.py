@@ -179,16 +179,18 @@ def _dims(shape):
     return "x".join(map(str, shape))
 
 
-def read_targets(ini, cell_shapes, known_keys, input_shape=None):
+def read_targets(ini, cell_shapes, known_keys, input_shape=None, aliases=None):
     """The ``[<cell>.Target*]`` sections, in file order (at least one, one that scores).
 
     ``cell_shapes`` maps each cell, in build order, to its output shape;
     ``input_shape`` is the stimuli's (C, H, W); ``known_keys[section]``
-    receives the key names a target section may hold.
+    receives the key names a target section may hold; ``aliases`` maps other
+    names of a cell's output (an imported ONNX graph's tensors) to the cell.
     """
     sections = [sec for sec in ini.sections() if ".Target" in sec.name]
     targets = [_read_target(ini, sec, cell_shapes, input_shape,
-                            known_keys.setdefault(sec.name, set())) for sec in sections]
+                            known_keys.setdefault(sec.name, set()), aliases or {})
+               for sec in sections]
     if not targets:
         last = list(cell_shapes)[-1] if cell_shapes else None
         sec = ini.section(last) if last else None
@@ -202,8 +204,9 @@ def read_targets(ini, cell_shapes, known_keys, input_shape=None):
     return targets
 
 
-def _read_target(ini, sec, cell_shapes, input_shape, known):
+def _read_target(ini, sec, cell_shapes, input_shape, known, aliases):
     cell = sec.name[: sec.name.index(".Target")]
+    cell = aliases.get(cell, cell)
     where = f"{sec.location} [{sec.name}]"
     if cell not in cell_shapes:
         raise IniError(f"{where}: no cell [{cell}] to attach this target to")

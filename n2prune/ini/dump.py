@@ -3,7 +3,9 @@
 Inheritance is flattened (each section lists all its keys, no parents) and,
 with ``resolved=True``, each value is written evaluated, or raw when it cannot
 be evaluated yet (e.g. ``[sp]_EpochSize`` before the data are loaded). Values
-are quoted only when needed to read back identically.
+are quoted only when needed to read back identically. What a generator wrote
+(the sections of an imported ONNX graph) is left out: reading the dump
+generates it again.
 """
 
 import logging
@@ -21,6 +23,8 @@ def dumps(ini, resolved=True):
     lines = [f"; n2prune {'resolved ' if resolved else ''}INI from {source}"]
     lines += _key_lines(ini, ini.global_section, resolved)
     for section in ini.sections():
+        if section.generated:
+            continue
         lines += ["", f"[{section.name}]"]
         lines += _key_lines(ini, section, resolved)
     return "\n".join(lines) + "\n"
@@ -29,6 +33,8 @@ def dumps(ini, resolved=True):
 def _key_lines(ini, section, resolved):
     lines, keys = [], section.keys()
     for key in keys:
+        if section.entry(key).generated:
+            continue
         value = section.raw(key)
         if resolved:
             try:

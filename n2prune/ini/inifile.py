@@ -261,6 +261,23 @@ class IniFile:
         text = str(int(value)) if isinstance(value, bool) else str(value)
         self.section(section).inject(key, Entry(text, GENERATED_ORIGIN, 0, used=True))
 
+    def add_generated_section(self, name, parents, after, where):
+        """A new section ``[name]`` made by a generator, inheriting ``parents`` (names), placed
+        after section ``after`` in file order; ``where`` is ``(file, line, via)`` its
+        entries are reported at. Not dumped (``Section.generated``)."""
+        if name in self._by_name:
+            raise IniError(f"section [{name}] already exists", f"{where[0]}:{where[1]}{where[2]}")
+        section = Section(name, [self._by_name[p] for p in parents], *where, generated=True)
+        self._by_name[name] = section
+        self._sections.insert(self._sections.index(self._by_name[after]) + 1, section)
+        return section
+
+    def generate(self, section, key, value, where):
+        """Write ``key=value`` in ``section`` for a generator (``Entry.generated``: read as
+        written, never reported unused, not dumped); ``where`` as ``add_generated_section``."""
+        file, line, via = where
+        self.section(section).set_own(key, Entry(str(value), file, line, True, via, generated=True))
+
     def unused_keys(self):
         """(Section, key) for every written non-``$`` key nothing read, in file order.
 

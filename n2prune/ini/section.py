@@ -20,15 +20,19 @@ class Entry:
     """A raw value, where it was written, and whether anything read it.
 
     ``used`` belongs to the written line, so a key inherited by several
-    sections counts as used once any of them reads it.
+    sections counts as used once any of them reads it. A ``generated`` entry
+    was written by a generator (an imported ONNX graph), not by the user: it
+    is read like any other but never dumped, since the generator writes it
+    again when the dumped file is read.
     """
 
-    def __init__(self, value, file, line, used=False, via=""):
+    def __init__(self, value, file, line, used=False, via="", generated=False):
         self.value = value
         self.file = file
         self.line = line
         self.used = used
         self.via = via
+        self.generated = generated
 
     @property
     def location(self):
@@ -44,11 +48,13 @@ class Section:
     up, so a ``--set`` on a parent also reaches its children. Keys injected by
     generators (``_EpochSize``...) are readable but not part of ``keys()``.
     A section written in a template has ``via`` set: `` (included from
-    file:line [name@file.tpl])``.
+    file:line [name@file.tpl])``. A ``generated`` section holds only
+    generated entries (``Entry.generated``) and is not dumped.
     """
 
-    def __init__(self, name, parents, file, line, via=""):
+    def __init__(self, name, parents, file, line, via="", generated=False):
         self.name = name
+        self.generated = generated
         self.parents = [parent.name for parent in parents]
         self.file = file
         self.line = line
