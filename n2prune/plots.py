@@ -60,7 +60,7 @@ def plot_run(network, run_dir):
     plot_sparsity(plt, cells, paths[0])
     (run_dir / "masks").mkdir(exist_ok=True)
     for cell in cells:
-        paths.append(run_dir / "masks" / f"{cell.name}.png")
+        paths.append(run_dir / "masks" / f"{cell.file_stem}.png")
         plot_mask(plt, cell, paths[-1])
     return paths
 

@@ -53,6 +53,13 @@ class Cell:
     # INI names of the keys N2D2 reads only from a ConfigSection (the cell
     # type's *parameters*, e.g. ``NoBias``); the other keys are the section's.
     config_keys = ()
+
+    @property
+    def file_stem(self):
+        """The cell's name as one file name: an imported ONNX tensor name such as
+        ``conv2/conv`` (or a hostile ``../x``) must not make a path."""
+        return self.name.replace("/", "_").replace("\\", "_")
+
     # Per input: whether ``backward`` must compute its gradient (the network
     # clears it for the stimuli provider). None means every input's.
     input_grad_wanted = None

@@ -121,10 +121,10 @@ def mask_lines(quantizer, nb_tensors):
 
 def _write_quantizer(cell, folder):
     quantizer = cell.quantizer
-    atomic_write_text(folder / f"{cell.name}_masks.syntxt",
+    atomic_write_text(folder / f"{cell.file_stem}_masks.syntxt",
                       "\n".join(mask_lines(quantizer, len(cell.weights))) + "\n")
     pruned = [quantizer.get_quantized_weights(k) for k in range(len(cell.weights))]
-    atomic_write_text(folder / f"{cell.name}_quant_weights.syntxt",
+    atomic_write_text(folder / f"{cell.file_stem}_quant_weights.syntxt",
                       "\n".join(weight_lines(cell, pruned)) + "\n")
 
 
@@ -134,7 +134,7 @@ def _read_masks(cell, folder):
     Returns False when the file is absent: the caller then computes masks from
     the imported weights.
     """
-    path = folder / f"{cell.name}_masks.syntxt"
+    path = folder / f"{cell.file_stem}_masks.syntxt"
     if not path.is_file():
         return False
     shapes = [p.value.shape for p in cell.weights]
@@ -159,15 +159,15 @@ def export_cell(cell, folder):
     folder = Path(folder)
     if isinstance(cell, BatchNorm):
         for name, array in _batchnorm_arrays(cell).items():
-            atomic_write_text(folder / f"{cell.name}_{name}.syntxt", "\n".join(_fmt([v]) for v in array) + "\n")
+            atomic_write_text(folder / f"{cell.file_stem}_{name}.syntxt", "\n".join(_fmt([v]) for v in array) + "\n")
         return
     if not isinstance(cell, WeightCell):
         return
-    atomic_write_text(folder / f"{cell.name}_weights.syntxt", "\n".join(weight_lines(cell)) + "\n")
+    atomic_write_text(folder / f"{cell.file_stem}_weights.syntxt", "\n".join(weight_lines(cell)) + "\n")
     if getattr(cell, "quantizer", None) is not None:
         _write_quantizer(cell, folder)
     if cell.bias is not None:
-        atomic_write_text(folder / f"{cell.name}_biases.syntxt",
+        atomic_write_text(folder / f"{cell.file_stem}_biases.syntxt",
                           "\n".join(_fmt([b]) for b in cell.bias.value) + "\n")
 
 
@@ -176,13 +176,13 @@ def import_cell(cell, folder):
     folder = Path(folder)
     if isinstance(cell, BatchNorm):
         for name, array in _batchnorm_arrays(cell).items():
-            array[...] = _parse_numbers(folder / f"{cell.name}_{name}.syntxt", array.size)
+            array[...] = _parse_numbers(folder / f"{cell.file_stem}_{name}.syntxt", array.size)
         return False
     if not isinstance(cell, WeightCell):
         return False
-    _set_weights(cell, _parse_numbers(folder / f"{cell.name}_weights.syntxt", _weight_count(cell)))
+    _set_weights(cell, _parse_numbers(folder / f"{cell.file_stem}_weights.syntxt", _weight_count(cell)))
     if cell.bias is not None:
-        cell.bias.value[...] = _parse_numbers(folder / f"{cell.name}_biases.syntxt", cell.bias.value.size)
+        cell.bias.value[...] = _parse_numbers(folder / f"{cell.file_stem}_biases.syntxt", cell.bias.value.size)
         cell.bias.changed()
     return getattr(cell, "quantizer", None) is not None and _read_masks(cell, folder)
 
