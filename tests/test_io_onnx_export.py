@@ -150,16 +150,56 @@ def test_shrunk_lenet_outputs_equal(tmp_path, mnist_test):
     assert _initializers(model)["conv2.weights"].shape[0] < dense  # really smaller
 
 
-def test_unmapped_cell_type_is_one_line(tmp_path, capsys):
-    text = (MODELS_INI / "mobile_residual.ini").read_text().replace(
-        "Operation=Sum", "Operation=EuclideanSum")
+EMPTY_MAX_POOL = """
+[database]
+Type=MNIST_IDX_Database
+
+[sp]
+SizeX=28
+SizeY=28
+BatchSize=8
+
+[conv]
+Input=sp
+Type=Conv
+KernelDims=5 5
+NbOutputs=2
+
+[pool]
+Input=conv
+Type=Pool
+PoolDims=2 2
+StrideDims=2 2
+Pooling=Max
+NbOutputs=2
+Mapping(conv)=\\
+1 0 \\
+1 0
+
+[fc]
+Input=pool
+Type=Fc
+NbOutputs=10
+
+[softmax]
+Input=fc
+Type=Softmax
+NbOutputs=10
+WithLoss=1
+
+[softmax.Target]
+"""
+
+
+def test_what_has_no_export_is_one_line(tmp_path, capsys):
     ini = tmp_path / "m.ini"
-    ini.write_text(text)
+    ini.write_text(EMPTY_MAX_POOL)
     assert train(ini, tmp_path / "run", "--steps", "1") == 0
     capsys.readouterr()
     assert cli.main(["export", str(tmp_path / "run"), "--format", "onnx"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "[add2]" in err and "EuclideanSum" in err
+    assert err.count("\n") == 1 and "[pool]" in err and "no mapped channel" in err
+    assert not (tmp_path / "run" / "model.onnx").exists()
 
 
 def test_missing_onnx_is_one_line(tmp_path, capsys, monkeypatch):
@@ -292,6 +332,135 @@ WithLoss=1
 """
 
 
+# What the network above leaves out: coefficients and shifts of every ElemWise
+# operation, Pools reading several channels per output, Softmax over groups.
+# (ONNX ops that Type=ONNX does not read back: Abs, Sqrt, Where, Gather.)
+MORE_CELLS = """
+[database]
+Type=MNIST_IDX_Database
+
+[sp]
+SizeX=9
+SizeY=8
+BatchSize=4
+
+[c]
+Input=sp
+Type=Conv
+KernelDims=3 3
+PaddingDims=1 1
+NbOutputs=6
+ActivationFunction=Tanh
+
+[sum]
+Input=c,c
+Type=ElemWise
+NbOutputs=6
+Operation=Sum
+Weights=0.5 -2
+Shifts=0.25
+
+[csum]
+Input=c,sum
+Type=ElemWise
+NbOutputs=6
+Operation=Sum
+CoeffMode=PerChannel
+Weights=1 2 3 -1 -2 0.5
+Shifts=0 0.1 0.2 0.3 0.4 0.5
+
+[abs]
+Input=csum,c
+Type=ElemWise
+NbOutputs=6
+Operation=AbsSum
+Weights=0.5 2
+
+[euclid]
+Input=abs,c
+Type=ElemWise
+NbOutputs=6
+Operation=EuclideanSum
+Weights=1.5 -1
+Shifts=0.5 0.25
+
+[prod]
+Input=euclid,sum
+Type=ElemWise
+NbOutputs=6
+Operation=Prod
+Weights=3 3
+
+[pool]
+Input=prod
+Type=Pool
+PoolDims=3 2
+StrideDims=2 2
+PaddingDims=1 1
+Pooling=Average
+NbOutputs=4
+Mapping(prod)=\\
+1 0 0 1 \\
+1 1 0 0 \\
+0 1 0 1 \\
+0 0 0 1 \\
+1 1 0 0 \\
+0 0 0 1
+
+[pool2]
+Input=prod
+Type=Pool
+PoolDims=3 2
+StrideDims=2 2
+PaddingDims=1 1
+Pooling=Average
+NbOutputs=6
+Mapping.Size=1
+
+[mpool]
+Input=pool,pool2
+Type=Pool
+PoolDims=2 2
+StrideDims=2 2
+PaddingDims=1 1
+Pooling=Max
+NbOutputs=5
+Mapping(pool)=\\
+1 0 0 1 0 \\
+1 1 0 0 0 \\
+0 1 1 0 0 \\
+0 0 1 1 0
+Mapping(pool2)=\\
+0 0 0 0 1 \\
+0 0 0 0 1 \\
+1 0 0 0 0 \\
+0 1 0 0 0 \\
+0 0 0 0 0 \\
+0 0 0 0 0
+
+[gavg]
+Input=pool
+Type=Pool
+PoolDims=5 4
+Pooling=Average
+NbOutputs=3
+
+[fc]
+Input=mpool,gavg
+Type=Fc
+NbOutputs=10
+
+[softmax]
+Input=fc
+Type=Softmax
+NbOutputs=10
+GroupSize=5
+WithLoss=1
+
+[softmax.Target]
+"""
+
+
 def test_every_mapped_cell_on_random_inputs(tmp_path):
     from n2prune.io.onnx_export import export_onnx
     from n2prune.train.model import Model
@@ -309,9 +478,9 @@ def test_every_mapped_cell_on_random_inputs(tmp_path):
     _check_outputs(network, model, tmp_path / "all.onnx", x)
     ops = {n.name: n.op_type for n in model.graph.node}
     expected = {"pad": "Pad", "c3/concat": "Concat", "c3/conv": "Conv", "sum/sum": "Sum",
-                "max/max": "Max", "prod": "Mul", "drop": "Identity", "pool/pool": "AveragePool",
-                "gmax/pool": "MaxPool", "fc/concat": "Concat", "fc/gemm": "Gemm",
-                "softmax": "Softmax"}
+                "max/max": "Max", "prod/prod1": "Mul", "drop": "Identity",
+                "pool/pool": "AveragePool", "gmax/pool": "MaxPool", "fc/concat": "Concat",
+                "fc/gemm": "Gemm", "softmax": "Softmax"}
     assert {name: ops.get(name) for name in expected} == expected
     # c1's irregular mapping into c3: dense weights, unconnected kernels zero.
     w = _initializers(model)["c3.weights"]
@@ -419,3 +588,20 @@ def test_fold_batchnorm_is_refused_for_other_formats(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--fold-batchnorm applies to --format onnx" in err
+
+
+def test_coefficients_channel_mappings_and_softmax_groups(tmp_path):
+    from n2prune.io.onnx_export import export_onnx
+    from n2prune.train.model import Model
+    ini = tmp_path / "more.ini"
+    ini.write_text(MORE_CELLS)
+    network = Model(ini, need_data=False).network
+    model = export_onnx(network, tmp_path / "more.onnx")
+    x = np.random.default_rng(2).uniform(-1, 1, size=(64, *network.input_shape))
+    _check_outputs(network, model, tmp_path / "more.onnx", x.astype(np.float32))
+    ops = {n.name: n.op_type for n in model.graph.node}
+    expected = {"sum.0/shifted": "Add", "csum.1/scaled": "Mul", "abs/abs0": "Abs",
+                "euclid/sqrt": "Sqrt", "pool/channels": "Conv", "mpool/channels": "ReduceMax",
+                "gavg/outputs": "Gather", "softmax/softmax": "Softmax"}
+    assert {name: ops.get(name) for name in expected} == expected
+    assert not any(name.startswith("prod.") for name in ops)  # Prod ignores its Weights

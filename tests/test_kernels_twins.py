@@ -49,8 +49,10 @@ def test_each_compilation_reads_back_its_own_cache(tmp_path):
     two compilations one function, the second process would read one
     compilation's code for both, and the serial loop would use two threads."""
     (tmp_path / "threaded.py").write_text(textwrap.dedent(THREAD_IDS))
+    # workqueue splits the range evenly over the threads; TBB (chosen where libtbb
+    # is installed) may run 1,000 tiny items on one thread, hiding the difference.
     env = {**os.environ, "NUMBA_NUM_THREADS": "2", "PYTHONPATH": f"{tmp_path}:{ROOT}",
-           "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+           "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_THREADING_LAYER": "workqueue"}
     runs = [subprocess.run([sys.executable, "-c", "import threaded"], env=env, cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout.split()
             for _ in range(2)]

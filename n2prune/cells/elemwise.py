@@ -135,7 +135,7 @@ class ElemWise(Cell):
                             f"expected ({self.coeff_mode})")
         return np.array(values + [default] * (size - len(values)))
 
-    def _per_input(self, coeffs, dtype):
+    def per_input(self, coeffs, dtype):
         """Coefficient of each input: a scalar, or (C, 1, 1, 1) for Sum per channel."""
         if self.coeff_mode == "PerChannel" and self.operation == "Sum":
             per_channel = coeffs[:self.output_shape[0]].astype(dtype)[:, None, None, None]
@@ -144,7 +144,7 @@ class ElemWise(Cell):
 
     def forward(self, xs, train):
         dtype = xs[0].dtype
-        w, s = self._per_input(self.coefficients, dtype), self._per_input(self.shifts, dtype)
+        w, s = self.per_input(self.coefficients, dtype), self.per_input(self.shifts, dtype)
         y, extra = OPERATIONS[self.operation][0](xs, w, s)
         self._cache = (xs, w, extra) if train else None
         return self.activation.forward(np.asarray(y, dtype=dtype))

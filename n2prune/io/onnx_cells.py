@@ -173,19 +173,45 @@ def _normalize(g, cell, xs):
     return g.node("Div", [x, g.node("Sqrt", [total], f"{n}/norm")], n)
 
 
+def _pool_channels(g, cell, x):
+    """The mapped channels of each output reduced to one map (max or mean), as the cell
+    does before pooling: a masked ReduceMax, or a 1x1 Conv of 1/count weights."""
+    n, channels = cell.name, cell.mapping.shape[0]
+    counts = [len(src) for src in cell.sources]
+    if cell.pooling == "Max":
+        if 0 in counts:
+            raise UserError(f"[{n}] Pool: an output with no mapped channel (0 in n2prune) "
+                            "has no ONNX export for Max pooling")
+        mask = np.zeros((channels, len(cell.sources), 1, 1), bool)
+        for j, src in enumerate(cell.sources):
+            mask[src, j] = True
+        axes = g.const(f"{n}.channel_axis", np.array([2], np.int64))
+        x = g.node("Unsqueeze", [x, axes], f"{n}/unsqueezed")
+        x = g.node("Where", [g.const(f"{n}.mapping", mask), x,
+                            g.const(f"{n}.lowest", np.float32(-np.inf))], f"{n}/mapped")
+        return g.node("ReduceMax", [x], f"{n}/channels", axes=[1], keepdims=0)
+    mean = np.zeros((len(cell.sources), channels, 1, 1), np.float32)
+    for j, src in enumerate(cell.sources):
+        mean[j, src] = 1.0 / len(src) if len(src) else 0.0
+    return g.node("Conv", [x, g.const(f"{n}.channel_mean", mean)], f"{n}/channels",
+                  kernel_shape=[1, 1])
+
+
 def _pool(g, cell, xs):
-    if not cell.identity:
-        raise UserError(f"[{cell.name}] Pool: only a one-channel-per-output mapping has an "
-                        "ONNX export")
     (ph, pw) = cell.padding
     attrs = {"kernel_shape": list(cell.pool), "strides": list(cell.stride),
              "pads": [ph, pw, ph, pw]}
     x = _joined(g, cell, xs)
+    if not cell.identity:
+        x = _pool_channels(g, cell, x)
     if cell.pooling == "Max":
         y = g.node("MaxPool", [x], f"{cell.name}/pool", **attrs)
     else:
         # N2D2 divides by the whole window, padding included.
         y = g.node("AveragePool", [x], f"{cell.name}/pool", count_include_pad=1, **attrs)
+    if not cell.identity and len(cell.sources) != cell.nb_outputs:  # one map for all outputs
+        index = g.const(f"{cell.name}.output_map", cell.output_map.astype(np.int64))
+        y = g.node("Gather", [y, index], f"{cell.name}/outputs", axis=1)
     return _activation(g, cell.activation, y, cell.name)
 
 
@@ -201,28 +227,50 @@ def _batchnorm(g, cell, xs):
     return _activation(g, cell.activation, y, n)
 
 
+def _scaled(g, name, x, w, s):
+    """``x * w + s`` with the multiplication or addition left out where it is 1 or 0;
+    ``w`` and ``s`` a scalar or one value per channel (as ``ElemWise.per_input``)."""
+    w, s = np.asarray(w, np.float32).reshape(-1, 1, 1), np.asarray(s, np.float32).reshape(-1, 1, 1)
+    if np.any(w != 1):
+        x = g.node("Mul", [x, g.const(f"{name}.coefficient", _squeezed(w))], f"{name}/scaled")
+    if np.any(s != 0):
+        x = g.node("Add", [x, g.const(f"{name}.shift", _squeezed(s))], f"{name}/shifted")
+    return x
+
+
+def _squeezed(values):
+    """One value as a scalar, per-channel values as ``(C, 1, 1)`` (NCHW broadcast)."""
+    return values.reshape(()) if values.size == 1 else values
+
+
+def _elemwise_terms(g, cell, xs):
+    """The tensors the cell's operation sums (or multiplies, or takes the max of)."""
+    n, op, f32 = cell.name, cell.operation, np.dtype(np.float32)
+    w, s = cell.per_input(cell.coefficients, f32), cell.per_input(cell.shifts, f32)
+    if op == "Sum":
+        return [_scaled(g, f"{n}.{k}", x, w[k], s[k]) for k, x in enumerate(xs)]
+    if op == "AbsSum":
+        return [_scaled(g, f"{n}.{k}", g.node("Abs", [x], f"{n}/abs{k}"), w[k], 0)
+                for k, x in enumerate(xs)]
+    if op == "EuclideanSum":
+        return [_scaled(g, f"{n}.{k}", g.node("Mul", [x, x], f"{n}/square{k}"),
+                        np.square(w[k]), np.square(s[k])) for k, x in enumerate(xs)]
+    return list(xs)  # Prod and Max use no coefficients, as N2D2's
+
+
 def _elemwise(g, cell, xs):
     n, op = cell.name, cell.operation
-    simple = cell.coeff_mode != "PerChannel" and not cell.shifts.any()
-    if op not in ("Sum", "Prod", "Max") or not simple or (
-            op != "Sum" and not np.all(cell.coefficients == 1.0)):
-        raise UserError(f"[{n}] ElemWise Operation={op} with these coefficients/shifts has "
-                        "no ONNX export (Sum, Prod, Max with plain coefficients only)")
-    terms = list(xs)
-    if op == "Sum":
-        for k, c in enumerate(cell.coefficients[:len(xs)]):
-            if c != 1.0:
-                coeff = g.const(f"{n}.coefficient{k}", np.float32(c))
-                terms[k] = g.node("Mul", [xs[k], coeff], f"{n}/scaled{k}")
-    if op == "Prod":  # ONNX's Mul takes two inputs: a chain, the last one the cell's
+    terms = _elemwise_terms(g, cell, xs)
+    if op == "Prod":  # ONNX's Mul takes two inputs: a chain
         y = terms[0]
         for k, term in enumerate(terms[1:], 1):
-            last = k == len(terms) - 1 and linear_activation(cell.activation)
-            y = g.node("Mul", [y, term], n if last else f"{n}/prod{k}")
-        if y == n:
-            return y
+            y = g.node("Mul", [y, term], f"{n}/prod{k}")
+    elif op == "Max":
+        y = g.node("Max", terms, f"{n}/max")
     else:
-        y = g.node(op, terms, f"{n}/{op.lower()}")
+        y = g.node("Sum", terms, f"{n}/sum")
+        if op == "EuclideanSum":
+            y = g.node("Sqrt", [y], f"{n}/sqrt")
     return _activation(g, cell.activation, y, n)
 
 
@@ -238,13 +286,25 @@ def _padding(g, cell, xs):
 
 
 def _softmax(g, cell, xs):
-    if cell.group_size != cell.output_shape[0]:
-        raise UserError(f"[{cell.name}] Softmax over groups of channels has no ONNX export")
-    return g.node("Softmax", [xs[0]], cell.name, axis=1)
+    n, channels = cell.name, cell.output_shape[0]
+    if cell.group_size == channels:
+        return g.node("Softmax", [xs[0]], n, axis=1)
+    # Consecutive groups of channels: (N, groups, size, H, W), softmax over the size.
+    _, height, width = cell.output_shape
+    grouped = g.const(f"{n}.grouped", np.array([0, channels // cell.group_size,
+                                               cell.group_size, height, width], np.int64))
+    y = g.node("Reshape", [xs[0], grouped], f"{n}/grouped")
+    y = g.node("Softmax", [y], f"{n}/softmax", axis=2)
+    flat = g.const(f"{n}.shape", np.array([0, channels, height, width], np.int64))
+    return g.node("Reshape", [y, flat], n)
 
 
 def _dropout(g, cell, xs):
     return g.node("Identity", [_joined(g, cell, xs)], cell.name)
+
+
+def _target_bias(g, cell, xs):
+    return g.node("Identity", [xs[0]], cell.name)  # a training-time margin only
 
 
 def _activation_cell(g, cell, xs):
@@ -254,7 +314,7 @@ def _activation_cell(g, cell, xs):
 EXPORTERS = {"Conv": _conv, "Deconv": _deconv, "Fc": _fc, "Normalize": _normalize,
              "Pool": _pool, "BatchNorm": _batchnorm, "ElemWise": _elemwise,
              "Padding": _padding, "Softmax": _softmax, "Dropout": _dropout,
-             "Activation": _activation_cell}
+             "Activation": _activation_cell, "TargetBias": _target_bias}
 
 
 def linear_activation(activation):
