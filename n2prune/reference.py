@@ -76,7 +76,7 @@ def format_default(key):
     if isinstance(default, bool):
         return str(int(default))
     if isinstance(default, str):
-        return f"``{default}``"
+        return f"``{default}``" if default else "empty"  # ```` is not valid RST
     if isinstance(default, float):
         return f"{default:g}"
     if key.kind.name == "dims":
