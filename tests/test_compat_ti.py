@@ -1,137 +1,284 @@
-"""compat.ti: TI's PrunerModule configures the same quantizers as its INI keys."""
+"""compat.ti: TI's PrunerModule as TI's users call it, against TI's own numbers."""
 
-import compat_net
+import inspect
+import logging
+import types
+from pathlib import Path
+
 import numpy as np
 import pytest
-from compat_net import BATCH, ini_text
+from compat_net import BATCH, SECTIONS, ini_text
+from layout import chwn
 
+import n2prune.compat
 from n2prune.compat import PrunerModule
-from n2prune.compat.ti import n2m_kept, ti_kwargs
 from n2prune.graph.builder import build_network
 from n2prune.ini import parse_ini_text
-from n2prune.prune.pruned_cells import initialize_masks, step_quantizers
+from n2prune.prune import ti_epochs
+from n2prune.prune.schedules import ScheduleError
 
-EPOCH, SEED = 16, 3  # two batches per epoch
-# conv1: 8 outputs (too few for TI's channel pruning); conv2: 64 > 32; fc: never (TI v1).
-# E=8, e0=2: knee 2 + 4 = 6, so 4 fires, at the end of epochs 3..6 (steps 6, 8, 10, 12).
-TI_ARGS = {"total_epochs": 8, "init_train_ep": 2, "epoch_size": EPOCH}
-
-
-def network(keys=None, nb_outputs=64):
-    net, _provider, ctx = build_network(parse_ini_text(ini_text(keys, nb_outputs)), seed=SEED,
-                                        epoch_size=EPOCH)
-    return net, ctx
+SEED = 3
+# TI's own names as the seed README writes them (``from edgeai_torchtoolkit import xmodelopt``).
+xmodelopt = types.SimpleNamespace(pruning=n2prune.compat)
 
 
-def train(net, steps):
-    compat_net.train(net, steps, lambda: step_quantizers(net, BATCH), seed=11)
+def network(keys=None, text=None):
+    net, _provider, _ctx = build_network(parse_ini_text(text or ini_text(keys)), seed=SEED)
+    return net
 
 
-def assert_same_training(a, b):
-    for pa, pb in zip(a.params(), b.params(), strict=True):
-        assert pa.name == pb.name
-        np.testing.assert_array_equal(pa.value, pb.value)
-    for ca, cb in zip(a.cells, b.cells, strict=True):
-        qa, qb = getattr(ca, "quantizer", None), getattr(cb, "quantizer", None)
-        assert (qa is None) == (qb is None), ca.name
-        if qa is not None:
-            assert qa.target == qb.target
-            for ma, mb in zip(qa.masks, qb.masks, strict=True):
-                assert np.array_equal(ma, mb)
+def run_epochs(model, epochs, each_epoch=None, data_seed=11):
+    """TI's loop: ``train()``, one batch through ``model(x)``, ``eval()``, per epoch."""
+    data = np.random.default_rng(data_seed)
+    for _ in range(epochs):
+        model.train()
+        if each_epoch:
+            each_epoch(model)
+        model(chwn(data.random((1, BATCH, 12, 12), dtype=np.float32)))
+        model.loss_and_backward(data.integers(0, 10, BATCH))
+        model.apply_solvers(BATCH)
+        model.eval()
 
 
-@pytest.mark.parametrize("ratio, pruning_class, pruning_type, global_pruning, m, steps", [
-    (0.5, "blend", "channel", False, None, 14),
-    (0.5, "blend", "channel", False, None, 9),  # mid-ramp: soft masks
-    (0.375, "incremental", "n2m", False, 8, 14),
-    (0.5, "blend", "prunechannelunstructured", False, None, 14),
-    (0.6, "sigmoid", "unstructured", True, None, 14),
-])
-def test_facade_trains_as_its_ini_keys(ratio, pruning_class, pruning_type, global_pruning, m,
-                                       steps):
-    facade_net, _ctx = network()
-    pruner = PrunerModule(facade_net, ratio, pruning_class=pruning_class,
-                          pruning_type=pruning_type, global_pruning=global_pruning, pruning_m=m,
-                          seed=SEED, **TI_ARGS)
-    ini_net, ctx = network(pruner.ini_keys())
-    initialize_masks(ini_net, ctx.rng, EPOCH)
-    train(facade_net, steps)
-    train(ini_net, steps)
-    assert_same_training(facade_net, ini_net)
-    soft = [c.quantizer.soft for c in ini_net.cells if getattr(c, "quantizer", None)]
-    assert all(s is not None for s in soft) == (steps < 12)
-    if steps >= 12 and not global_pruning:  # past the knee: the final pattern, hard
-        # RowBalanced prunes ⌈r·9⌉ of conv1's 9-weight rows: 0.5 becomes 0.5009.
-        assert pruner.sparsity() == pytest.approx(ratio, abs=1e-3)
+def pruned_values(q):
+    """The value pruned entries are multiplied by this epoch (1 dense, 0 hard)."""
+    if q.masks[0].all():
+        return 1.0
+    return 0.0 if q.soft is None else float(np.unique(q.soft[0][q.masks[0] == 0]).item())
 
 
-def test_cells_chosen_as_ti():
-    net, _ctx = network()
-    assert PrunerModule(net, 0.5, seed=SEED, **TI_ARGS).pruned_cells == ["conv2"]
-    net, _ctx = network()
-    pruner = PrunerModule(net, 0.5, pruning_type="unstructured", **TI_ARGS)
-    assert pruner.pruned_cells == ["conv1", "conv2"]  # Fc stays dense
-    assert set(pruner.quantizers) == {"conv1", "conv2"}
-    assert net.cell("fc").quantizer is None
-    net, _ctx = network(nb_outputs=32)
-    with pytest.raises(ValueError, match="more than 32 outputs"):
-        PrunerModule(net, 0.5, **TI_ARGS)
+def test_the_readme_example_prunes_on_tis_schedule():
+    model = network()
+    args = types.SimpleNamespace(pruning_ratio=0.5, epochs=30, init_train_ep=5,
+                                 pruning_class="blend", pruning_type="channel",
+                                 global_pruning=False)
+    model = xmodelopt.pruning.PrunerModule(model, pruning_ratio=args.pruning_ratio, total_epochs=args.epochs,
+                            init_train_ep = args.init_train_ep, pruning_class=args.pruning_class,
+                            pruning_type=args.pruning_type, global_pruning=args.global_pruning)
+    assert model.knee == 16  # TI: ⌊2(30 - 5)/3⌋, e0 not added back
+    assert model.pruned_cells == ["conv2"]  # conv1: 8 outputs <= 32
+    q = model.quantizers["conv2"]
+    seen = []
+
+    def record(m):
+        cell = m.module.cell("conv2")
+        # What the forward pass of this epoch uses: W·(soft) mask.
+        expected = cell.weights[0].value * (q.masks[0] if q.soft is None else q.soft[0])
+        np.testing.assert_array_equal(cell.effective_weights(0), expected)
+        seen.append((m.epoch_count, pruned_values(q)))
+
+    run_epochs(model, 30, record)
+    alphas = dict(seen)
+    assert all(alphas[e] == 1.0 for e in range(1, 6))  # dense warm-up, no mask at all
+    for e in range(6, 16):  # α = (16 - e)²/11², in the epoch TI computes it for
+        assert alphas[e] == pytest.approx(((16 - e) / 11) ** 2, rel=1e-6), e
+    assert all(alphas[e] == 0.0 for e in range(16, 31))  # hard from the knee on
+    # The eval() ending epoch 30 bakes the masks: half the channels are zero, bias included.
+    w = model.module.cell("conv2").weights[0].value
+    removed = ~w.reshape(64, -1).any(axis=1)
+    assert removed.sum() == 32
+    assert not model.module.cell("conv2").bias.value[removed].any()
+    values = [p.value for c in model.module.cells if c.name != "fc" for p in c.params()]
+    zeros = sum(v.size - np.count_nonzero(v) for v in values)
+    assert model.sparsity == zeros / sum(v.size for v in values) > 0.4
 
 
-def test_ini_keys_of_channel_blend():
-    net, _ctx = network()
-    keys = PrunerModule(net, 0.3, **TI_ARGS).ini_keys()
-    assert keys == {"conv2": {
-        "QWeight": "Prune", "QWeight.PruningMode": "Gradual", "QWeight.Pattern": "Channel",
-        "QWeight.Criterion": "FPGM", "QWeight.Schedule": "Blend",
-        "QWeight.StartThreshold": "0.0", "QWeight.Threshold": "0.3",
-        "QWeight.StepSizeThreshold": "16", "QWeight.ScheduleDelay": "32",
-        "QWeight.ScheduleLength": "64", "QWeight.HardZero": "1"}}
+def test_blend_power_p_and_tis_own_argument_names():
+    net = network()
+    model = PrunerModule(net, 0.5, 10, "blend", 3.0, ["input_shape"], False, "unstructured", 2,
+                         None)
+    assert vars(model)["input_shape"] == net.input_shape  # copied, as TI's copy_args
+    assert model.knee == 5 and model.pruned_cells == ["conv2"]  # conv1 reads 1 channel
+    seen = []
+    run_epochs(model, 4, lambda m: seen.append(pruned_values(m.quantizers["conv2"])))
+    assert seen == [1.0, 1.0, pytest.approx((2 / 3) ** 3), pytest.approx((1 / 3) ** 3)]
+    assert model.quantizers["conv2"].sparsity() == pytest.approx(0.5, abs=1e-3)
 
 
-def test_n2m_ratio_gives_kept_n_of_m():
-    assert n2m_kept(41 / 64, 64) == 23  # TI's "41:64" prunes 41 of 64
-    assert n2m_kept(0.5, 4) == 2
-    assert n2m_kept(0.3, 4) == 2  # ⌊0.7·4⌋ kept, as TI
-    kwargs = ti_kwargs(0.75, 8, 2, "blend", "n2m", False, 16, EPOCH)
-    assert (kwargs["pattern"], kwargs["n"], kwargs["m"]) == ("NMFlat", 4, 16)
-    assert n2m_kept(0.1, 4) == 3
+def test_knee_v2_is_an_opt_in():
+    model = PrunerModule(network(), 0.5, 30, pruning_init_train_ep=5, knee="v2")
+    assert model.knee == 21
 
 
-def test_global_pruning_caps_as_ti():
-    kwargs = ti_kwargs(0.5, 8, 2, "blend", "channel", True, None, EPOCH)
-    assert (kwargs["scope"], kwargs["max_sparsity"]) == ("Global", 0.8)
-    kwargs = ti_kwargs(0.5, 8, 2, "blend", "unstructured", True, None, EPOCH)
-    assert kwargs["max_sparsity"] == 0.7
-    with pytest.raises(ValueError, match="per-layer cap 0.7"):
-        ti_kwargs(0.75, 8, 2, "blend", "unstructured", True, None, EPOCH)
+def test_six_epochs_with_the_default_warm_up_are_tis_too():
+    model = PrunerModule(network(), 0.5, total_epochs=6, pruning_type="unstructured")
+    assert model.knee == 0  # TI: ⌊2·1/3⌋: no blend at all, hard from epoch 6
+    seen = []
+    run_epochs(model, 6, lambda m: seen.append(pruned_values(m.quantizers["conv2"])))
+    assert seen == [1.0] * 5 + [0.0]
+
+
+def test_incremental_ramps_past_the_knee_unless_clamped():
+    ratios = []
+    model = PrunerModule(network(), 0.3, 30, "incremental", pruning_type="unstructured")
+    run_epochs(model, 30, lambda m: ratios.append(m.quantizers["conv2"].sparsity()))
+    expected = [0.0] * 5 + [0.3 * (e - 5) / 11 for e in range(6, 31)]  # 0.3·25/11 at 30
+    np.testing.assert_allclose(ratios, expected, atol=1 / 4608)
+    clamped = PrunerModule(network(), 0.3, 30, "incremental", pruning_type="unstructured",
+                           clamp_incremental=True)
+    run_epochs(clamped, 20)
+    assert clamped.quantizers["conv2"].sparsity() == pytest.approx(0.3, abs=1 / 4608)
+    with pytest.raises(ScheduleError, match="at epoch 27"):  # 0.5·22/11: TI fails there
+        PrunerModule(network(), 0.5, 30, "incremental", pruning_type="unstructured")
+
+
+BN_NET = """
+[sp]
+SizeX=12
+SizeY=12
+BatchSize=8
+[conv1]
+Input=sp
+Type=Conv
+KernelDims=3 3
+NbOutputs=40
+ActivationFunction=Linear
+WeightsFiller=HeFiller
+ConfigSection=solver
+[bn1]
+Input=conv1
+Type=BatchNorm
+NbOutputs=40
+ActivationFunction=Rectifier
+[conv2]
+Input=bn1
+Type=Conv
+KernelDims=3 3
+NbOutputs=40
+ActivationFunction=Linear
+WeightsFiller=HeFiller
+ConfigSection=solver
+[bn2]
+Input=conv2
+Type=BatchNorm
+NbOutputs=40
+ActivationFunction=Rectifier
+""" + "\n".join(f"[{s}]\n" + "\n".join(SECTIONS[s]) for s in ("fc", "softmax", "softmax.Target", "solver")).replace("Input=conv2", "Input=bn2")
+
+
+def test_channels_ranked_by_distance_to_the_median_of_bn_folded_filters():
+    net = network(text=BN_NET)
+    bn = net.cell("bn2")
+    bn.scale.value[:] = np.linspace(0.1, 4, 40, dtype=np.float32)
+    bn.variance[:] = np.linspace(2, 0.5, 40, dtype=np.float32)
+    w = net.cell("conv2").weights[0].value.astype(np.float64)
+    folded = np.abs(w.reshape(40, -1) * (bn.scale.value / np.sqrt(bn.variance + bn.epsilon))[:, None])
+    model = PrunerModule(net, 0.25, 10, pruning_init_train_ep=0)  # scored now, as TI
+    assert model.pruned_cells == ["conv2"]  # conv1 (40 outputs too) reads 1 channel
+    run_epochs(model, 1)
+    median = np.sort(folded, axis=0)[19]  # torch's lower median of 40 filters
+    distance = np.linalg.norm(folded - median, axis=1)
+    kept = model.quantizers["conv2"].masks[0].reshape(40, -1).any(axis=1)
+    assert kept.sum() == 30 and set(np.argsort(-distance)[:30]) == set(np.flatnonzero(kept))
+    # Epoch 1 of 6 to the knee blends the pruned channels: scaled, not removed, so their
+    # BatchNorm still passes them on.
+    assert net.removed_channels == {} and bn.scale.value[~kept].all()
+
+
+def test_scores_are_taken_when_the_model_is_wrapped():
+    masks = {}
+    for rescore in (False, True):
+        net = network()
+        model = PrunerModule(net, 0.5, 10, pruning_type="unstructured", pruning_init_train_ep=1,
+                             rescore=rescore)
+        w = net.cell("conv2").weights[0].value
+        strongest = np.unravel_index(np.argmax(np.abs(w)), w.shape)
+        w[strongest] = 0  # after wrapping: TI still ranks it by its old magnitude
+        run_epochs(model, 2)
+        masks[rescore] = model.quantizers["conv2"].masks[0][strongest]
+    assert masks == {False: 1, True: 0}
+
+
+def test_the_first_conv_reading_one_channel_stays_dense():
+    for pruning_type, m in (("unstructured", None), ("n2m", 8), ("prunechannelunstructured", None)):
+        model = PrunerModule(network(), 0.5, 10, pruning_type=pruning_type, pruning_m=m)
+        assert model.pruned_cells == ["conv2"], pruning_type
+
+
+def test_n2m_keeps_tis_count_per_chunk():
+    model = PrunerModule(network(), 41 / 64, 10, pruning_type="n2m", pruning_m=64,
+                         pruning_init_train_ep=1)
+    run_epochs(model, 2)
+    chunks = model.quantizers["conv2"].masks[0].reshape(-1, 64)
+    assert (chunks.sum(axis=1) == 23).all()
+
+
+def test_global_pruning_uses_tis_per_layer_ratios():
+    net = network()
+    model = PrunerModule(net, 0.5, 10, pruning_type="unstructured", pruning_global=True)
+    weights = [None, net.cell("conv2").weights[0].value.reshape(-1)]  # conv1: 1 input
+    expected = ti_epochs.global_ratios(weights, 0.5)
+    assert model.pruning_ratio == {"conv1": 0.0, "conv2": expected[1]}
+    assert model.quantizers["conv2"].schedule.ratio == expected[1]
 
 
 @pytest.mark.parametrize("args, error, match", [
-    ({"pruning_ratio": 0}, ValueError, "TI rejects 0"),
-    ({"pruning_type": "n2m", "global_pruning": True, "pruning_m": 4}, NotImplementedError, "n2m"),
-    ({"pruning_type": "n2m"}, ValueError, "needs pruning_m"),
+    ({"pruning_ratio": 0}, RuntimeError, "pruning ratio of 0"),
+    ({"total_epochs": None}, RuntimeError, "necessary to be provided"),
+    ({"pruning_type": "n2m"}, RuntimeError, "value of m"),
+    ({"pruning_type": "n2m", "pruning_m": 4, "pruning_global": True}, NotImplementedError, "global"),
+    ({"pruning_type": "n2m", "pruning_m": 4, "pruning_class": "sigmoid"}, NotImplementedError,
+     "undefined tensor"),
     ({"pruning_class": "cubic"}, ValueError, "pruning_class must be one of"),
-    ({"pruning_type": "block"}, ValueError, "pruning_type must be one of"),
-    ({"total_epochs": 3}, ValueError, "no epoch to prune"),
+    ({"pruning_ratio": 1.5}, ValueError, r"\(0, 1\]"),
+    ({"knee": "v3"}, ValueError, "knee must be"),
+    ({"pruning_init_train_ep": 3, "init_train_ep": 4}, TypeError, "give one of them"),
 ])
-def test_rejected_arguments(args, error, match):
-    net, _ctx = network()
+def test_refused_arguments(args, error, match):
     with pytest.raises(error, match=match):
-        PrunerModule(net, **{"pruning_ratio": 0.5, **TI_ARGS, **args})
+        PrunerModule(network(), **{"pruning_ratio": 0.5, "total_epochs": 10, **args})
 
 
-def test_sparsity_counts_the_masks():
-    net, _ctx = network()
-    pruner = PrunerModule(net, 0.5, pruning_type="unstructured", **TI_ARGS)
-    train(net, 12)
-    masks = [m for q in pruner.quantizers.values() for m in q.masks]
-    zeros = sum(np.count_nonzero(m == 0) for m in masks)
-    assert pruner.sparsity() == zeros / sum(m.size for m in masks)
-    assert pruner.sparsity() == pytest.approx(0.5, abs=0.01)
+def test_an_unknown_type_is_unstructured_as_ti(caplog):
+    with caplog.at_level(logging.WARNING, logger="n2prune"):
+        model = PrunerModule(network(), 0.5, 10, pruning_type="block")
+    assert "as TI does" in caplog.text and model.pruned_cells == ["conv2"]
+    assert model.quantizers["conv2"].options.pattern == "Unstructured"
 
 
-def test_a_cell_with_a_quantizer_is_refused():
-    net, _ctx = network({"conv2": {"QWeight": "Prune"}})
+def test_a_pruning_class_of_your_own():
+    class Halves(ti_epochs.Blend):
+        def values(self, epoch, mask, scores):
+            return mask + np.float32(0.5) * (1 - mask).astype(np.float32)
+
+    model = PrunerModule(network(), 0.5, 10, Halves, pruning_type="unstructured",
+                         pruning_init_train_ep=1)
+    run_epochs(model, 3)
+    assert pruned_values(model.quantizers["conv2"]) == 0.5
+
+
+# TI v1's PrunerModule signature (edgeai-torchmodelopt xmodelopt/pruning/pruner_module.py),
+# then the names of its older README, accepted too.
+TI_API = [("module", inspect.Parameter.empty), ("pruning_ratio", None), ("total_epochs", None),
+          ("pruning_class", "blend"), ("p", 2.0), ("copy_args", []), ("pruning_global", False),
+          ("pruning_type", "channel"), ("pruning_init_train_ep", 5), ("pruning_m", None)]
+README_NAMES = ["init_train_ep", "global_pruning"]
+
+
+def test_the_signature_holds_tis_api():
+    params = inspect.signature(PrunerModule).parameters
+    assert list(params)[:len(TI_API)] == [name for name, _ in TI_API]  # TI's positional order
+    for name, default in TI_API:
+        got = params[name].default
+        assert (list(got) if isinstance(got, tuple) else got) == default, name
+    assert set(README_NAMES) <= set(params)
+
+
+def test_the_docs_table_lists_every_argument():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "pruning-facades.rst").read_text(
+        encoding="utf-8")
+    table = text[text.index("TI: ``PrunerModule``"):text.index("Moffett: ``Prune``")]
+    missing = [n for n in [n for n, _ in TI_API] + README_NAMES + ["knee", "clamp_incremental",
+               "rescore", "seed"] if f"``{n}``" not in table]
+    assert not missing
+
+
+def test_a_cell_with_a_quantizer_is_refused_and_no_prunable_conv_warns(caplog):
     with pytest.raises(ValueError, match="conv2 already have a quantizer"):
-        PrunerModule(net, 0.5, **TI_ARGS)
+        PrunerModule(network({"conv2": {"QWeight": "Prune"}}), 0.5, 10)
+    narrow, _provider, _ctx = build_network(parse_ini_text(ini_text(nb_outputs=32)), seed=SEED)
+    with caplog.at_level(logging.WARNING, logger="n2prune"):
+        model = PrunerModule(narrow, 0.5, 4)  # channel pruning: 8 and 32 outputs, <= 32
+    assert model.pruned_cells == [] and "trains dense, as with TI" in caplog.text
+    run_epochs(model, 4)
+    assert model.sparsity == model.calculate_sparsity().sparsity

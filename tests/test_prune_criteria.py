@@ -62,6 +62,25 @@ def test_fpgm_sums_distances_to_the_other_filters():
     np.testing.assert_allclose(score("FPGM", CONV), per_channel([8.0, 9.0, 7.0], CONV.shape))
 
 
+def test_fpgm_median_is_the_distance_to_the_median_filter():
+    # Median filter of |f0|, |f1|, |f2| (the middle of three per element): (3, 0, 0, 0).
+    np.testing.assert_allclose(score("FPGMMedian", CONV), per_channel([3.0, 4.0, 0.0], CONV.shape))
+    # Folded with the next BatchNorm: |f1'| = (1.5, 2, 0, 0), |f2'| = (6, 0, 0, 0), median (1.5, 0, 0, 0).
+    folded = score("FPGMMedian", CONV, ScoreContext(out_scale=np.array([1.0, 0.5, -2.0])))
+    np.testing.assert_allclose(folded, per_channel([1.5, 2.0, 4.5], CONV.shape))
+    # An even count takes torch's lower median, (0, 0) here, not the mean (1, 1).
+    two = np.array([[0.0, 0.0], [2.0, 2.0]])
+    np.testing.assert_allclose(score("FPGMMedian", two), per_channel([0.0, 8 ** 0.5], two.shape))
+
+
+def test_a_function_is_a_criterion_too():
+    def halves(w, context):
+        return np.abs(w) / 2 + context.index
+    halves.channel_only = True
+    np.testing.assert_allclose(score(halves, FC, ScoreContext(index=1)), np.abs(FC) / 2 + 1)
+    assert is_channel_only(halves) and not is_channel_only(lambda w, c: w)
+
+
 def test_fpgm_gram_path_matches_the_direct_one(monkeypatch):
     monkeypatch.setattr(criteria, "_DIRECT_PAIRS_LIMIT", 0)
     np.testing.assert_allclose(score("FPGM", CONV), per_channel([8.0, 9.0, 7.0], CONV.shape))
@@ -119,8 +138,9 @@ def test_unknown_criterion_lists_the_known_ones():
 
 
 def test_channel_only_criteria():
-    assert {name for name in CRITERIA if is_channel_only(name)} == {"BNGamma", "FPGM"}
-    assert set(CRITERIA) == {"Magnitude", "L1", "L2", "BNFolded", "BNGamma", "FPGM", "Taylor", "Random"}
+    assert {name for name in CRITERIA if is_channel_only(name)} == {"BNGamma", "FPGM", "FPGMMedian"}
+    assert set(CRITERIA) == {"Magnitude", "L1", "L2", "BNFolded", "BNGamma", "FPGM", "FPGMMedian",
+                             "Taylor", "Random"}
 
 
 def test_register_criterion(monkeypatch):

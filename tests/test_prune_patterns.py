@@ -395,3 +395,17 @@ def test_kept_count_is_floor_of_the_kept_fraction_without_float_error():
         for hundredths in range(101):
             exact = n - math.ceil(Fraction(hundredths, 100) * n)
             assert kept_count(n, hundredths / 100) == exact, (n, hundredths)
+
+
+def test_nm_flat_ratio_takes_n_from_the_target_as_ti():
+    scores = np.arange(20, dtype=np.float64)[::-1].reshape(2, 10)  # descending: first kept
+    # TI's "41:64": r = 41/64 keeps int(23/64·64) = 23 of every 64.
+    mask = make_mask("NMFlatRatio", np.random.default_rng(0).random((3, 64)), 41 / 64,
+                     PatternParams(m=64))
+    assert (mask.sum(axis=1) == 23).all()
+    # m = 8 over 20 elements: two chunks keep int(0.5·8) = 4, the tail of 4 keeps min(4, 4):
+    # all of it, so it is left whole.
+    np.testing.assert_array_equal(make_mask("NMFlatRatio", scores, 0.5, PatternParams(m=8)).reshape(-1),
+                                  [1] * 4 + [0] * 4 + [1] * 4 + [0] * 4 + [1] * 4)
+    # int((1 - 0.9)·10) = 0 in float64: TI keeps every chunk whole.
+    assert make_mask("NMFlatRatio", scores, 0.9, PatternParams(m=10)).all()

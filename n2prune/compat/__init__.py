@@ -3,13 +3,18 @@
 ``PrunerModule`` (Texas Instruments' edgeai-torchmodelopt, ``compat.ti``),
 ``Prune`` (Moffett AI's pruning tools, ``compat.moffett``) and
 ``OneShotChannelPruner`` (TinyNeuralNetwork, ``compat.tinynn``) take their
-tool's arguments and only configure ``PruneCell`` quantizers on the
-network's cells: the pruning itself is n2prune's (patterns, criteria,
-schedules, channel groups). Each facade's ``ini_keys()`` gives the same configuration as
-``QWeight.*`` keys (docs/pruning-facades.rst).
+tool's arguments, under the tool's names and defaults, and configure
+``PruneCell`` quantizers on the network's cells: the pruning itself is
+n2prune's (patterns, criteria, schedules, channel groups; TI's per-epoch
+schedules in ``prune.ti_epochs``, Moffett's masks in
+``prune.patterns_moffett``). N2D2's own Python API is ``n2prune.quantizer
+.PruneCell`` on a Network, which iterates over its cells. Moffett's and
+TinyNN's ``ini_keys()`` give the same configuration as ``QWeight.*`` keys;
+TI's schedule follows ``train()`` calls, which an INI run does not make
+(docs/pruning-facades.rst).
 
-This module holds what both facades share: attaching the quantizers and
-writing their keyword arguments as INI values.
+This module holds what the facades share: the network of a model,
+attaching the quantizers and writing their keyword arguments as INI values.
 """
 
 import importlib
@@ -20,7 +25,8 @@ from n2prune.prune.prune_cell import PruneCell
 from n2prune.prune.prune_keys import PRUNE_KEYS
 from n2prune.prune.pruned_cells import initialize_masks
 
-__all__ = ["OneShotChannelPruner", "Prune", "PrunerModule", "attach_quantizers", "ini_values", "masks_sparsity"]
+__all__ = ["OneShotChannelPruner", "Prune", "PrunerModule", "attach_quantizers", "ini_values",
+           "network_of"]
 
 # The facades are imported on first use (PEP 562), so the facade modules
 # can import the helpers below without an import cycle.
@@ -34,6 +40,13 @@ def __getattr__(name):
     if name in _FACADES:
         return getattr(importlib.import_module(_FACADES[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def network_of(model):
+    """The Network of ``model``: a ``Model``'s ``network``, or ``model`` itself."""
+    from n2prune.train.model import Model  # the facades' own import stays light
+
+    return model.network if isinstance(model, Model) else model
 
 
 def as_rng(seed):
@@ -80,11 +93,3 @@ def _ini_text(value):
     if isinstance(value, float):
         return repr(value)
     return str(value)
-
-
-def masks_sparsity(quantizers):
-    """Fraction of zeros over every mask of ``quantizers`` (PruneCells) together; 0 if none."""
-    masks = [m for q in quantizers for m in q.masks]
-    total = sum(m.size for m in masks)
-    zeros = sum(m.size - np.count_nonzero(m) for m in masks)
-    return zeros / total if total else 0.0

@@ -238,6 +238,7 @@ def build_network(ini, seed=0, epoch_size=None, max_memory=None, images=None, st
                            imports.aliases)
     _check_label_cells(ini, cells, targets)
     network = Network(cells, inputs, shapes[PROVIDER], targets)
+    network.rng, network.log_period = ctx.rng, epoch_size or 0
     section_refs = pruning_section_refs(ini, ctx, cells)
     for cell in cells:
         # After the network exists: BN criteria score with the BatchNorm the cell feeds.

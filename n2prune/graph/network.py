@@ -8,7 +8,7 @@ import numpy as np
 
 from n2prune.cells.fusion import fuse_conv_max_pool
 from n2prune.graph.targets import ScoreTarget, Target
-from n2prune.prune.pruned_cells import add_penalties
+from n2prune.prune.pruned_cells import add_penalties, initialize_masks, pruned_cells
 
 PROVIDER = "sp"
 
@@ -20,6 +20,13 @@ class Network:
     provider). ``targets`` are the cells a loss is attached to (``Target``
     objects, or cell names for TargetScores); ``metric_target`` is the first
     that scores the network (accuracy, or mean squared error of a data target).
+
+    As N2D2's Python ``Sequence``, a network iterates over its cells (``for
+    cell in net``), ``net[i]`` and ``net["conv1"]`` give one, and a quantizer
+    assigned by hand (``cell.quantizer = PruneCell(...)``) gets its masks at
+    the next ``forward``, from ``rng`` and ``log_period`` (the build sets them
+    to the run's generator and the stimuli per epoch; ``default_rng(0)`` and 0
+    for a network made by hand).
     """
 
     def __init__(self, cells, inputs, input_shape, targets):
@@ -35,6 +42,7 @@ class Network:
         # Cell name -> indices of its output channels a channel group removed
         # (``prune.channels``): kept at exactly 0, dropped by ``shrink``.
         self.removed_channels = {}
+        self.rng, self.log_period = None, 0
         # Nobody reads the gradient of the stimuli: the first Conv skips its
         # col2im and input-gradient GEMM, a third of LeNet's backward pass.
         for cell in self.cells:
@@ -57,8 +65,30 @@ class Network:
     def cell(self, name):
         return self.by_name[name]
 
+    def __iter__(self):
+        return iter(self.cells)
+
+    def __len__(self):
+        return len(self.cells)
+
+    def __getitem__(self, item):
+        return self.by_name[item] if isinstance(item, str) else self.cells[item]
+
     def params(self):
         return [p for c in self.cells for p in c.params()]
+
+    def named_parameters(self):
+        """``(name, array)`` of every param (``conv1.weights[0]``, ``conv1.biases``), as
+        torch's ``Module.named_parameters`` that pruning tools' examples loop over."""
+        return [(p.name, p.value) for p in self.params()]
+
+    def initialize_quantizers(self):
+        """Masks of the quantizers attached since the last call (N2D2 initialises a
+        quantizer with its cell); the others keep theirs."""
+        fresh = [c for c in pruned_cells(self) if not c.quantizer.masks]
+        if fresh:
+            rng = self.rng if self.rng is not None else np.random.default_rng(0)
+            initialize_masks(self, rng, self.log_period, cells=fresh)
 
     def forward(self, x, train=False, labels=None):
         """Run every cell on ``x`` (C, H, W, N); returns the metric target's output
@@ -67,6 +97,7 @@ class Network:
         ``labels`` (N,) go to the cells that take them (TargetBias), which
         need them to train.
         """
+        self.initialize_quantizers()
         self.outputs = {PROVIDER: x}
         for cell in self.cells:
             xs = [self.outputs[name] for name in self.inputs[cell.name]]

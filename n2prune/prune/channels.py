@@ -151,8 +151,11 @@ def refresh_removed_channels(network, graph=None):
 
 
 def _masked_rows(cell):
-    """True for each output channel whose weights are masked in every tensor."""
+    """True for each output channel whose weights are masked in every tensor. Under soft
+    masks (TI's Blend and Sigmoid before the knee) a channel is scaled, not removed yet."""
     q = cell.quantizer
+    if q.soft is not None:
+        return np.zeros(cell.output_shape[0], dtype=bool)
     return np.logical_and.reduce([~q.mask(k).reshape(cell.output_shape[0], -1).any(axis=1)
                                   for k in range(len(cell.weights))])
 

@@ -40,12 +40,14 @@ class ScoreContext:
     ``saliency``: float array of ``w``'s shape, Σ over batches of |w·g| (Taylor).
     ``out_scale``: (O,), the following BatchNorm's γ/√(var+ε) (BNFolded).
     ``gamma``: (O,), the following BatchNorm's γ (BNGamma).
+    ``index``: which of the cell's weight tensors (one per input) is scored.
     """
 
     rng: np.random.Generator | None = None
     saliency: np.ndarray | None = None
     out_scale: np.ndarray | None = None
     gamma: np.ndarray | None = None
+    index: int = 0
 
 
 def register_criterion(name, channel_only=False):
@@ -62,15 +64,22 @@ def register_criterion(name, channel_only=False):
 
 
 def score(name, w, context=None):
-    """Scores of ``w`` by criterion ``name``: float64, ``w``'s shape, >= 0, higher = keep."""
-    criterion = CRITERIA.lookup(name)
+    """Scores of ``w`` by criterion ``name``: float64, ``w``'s shape, >= 0, higher = keep.
+
+    ``name`` is a ``CRITERIA`` name or, from Python, a function ``fn(w, context)``
+    of the same contract (a facade's scores, TI's taken once at construction).
+    """
+    criterion = name if callable(name) else CRITERIA.lookup(name)
     w = np.asarray(w, dtype=np.float64)
     scores = criterion(w, context if context is not None else ScoreContext())
     return np.asarray(scores, dtype=np.float64)
 
 
 def is_channel_only(name):
-    """Whether criterion ``name`` scores whole output channels (needs a channel pattern)."""
+    """Whether criterion ``name`` (or function) scores whole output channels (needs a channel
+    pattern); a function says so with a ``channel_only`` attribute."""
+    if callable(name):
+        return bool(getattr(name, "channel_only", False))
     return CRITERIA.lookup(name).channel_only
 
 
@@ -138,7 +147,7 @@ def fpgm(w, context):
 
     This is TinyNN's ``fpgm``: a filter close to all the others is
     redundant. TI's ``fpgm_weights`` instead takes the distance of each
-    filter to the element-wise median filter, a cheaper stand-in.
+    filter to the element-wise median filter (``FPGMMedian``).
     """
     filters = w.reshape(w.shape[0], -1)
     if filters.shape[0] ** 2 * filters.shape[1] <= _DIRECT_PAIRS_LIMIT:
@@ -146,6 +155,22 @@ def fpgm(w, context):
     else:
         sums = _distance_sums_gram(filters)
     return _broadcast_channels(sums, w.shape)
+
+
+@register_criterion("FPGMMedian", channel_only=True)
+def fpgm_median(w, context):
+    """‖v_o − med‖₂ with v_o = |w'[o]| flattened and med the element-wise median filter.
+
+    TI's ``fpgm_weights`` (PrunerModule): w' is folded with the next
+    BatchNorm's γ/√(var+ε) when one follows (``get_bn_adjusted_weight``),
+    and the median is torch's, the lower of the two middle values for an
+    even count of filters. A filter close to the median is redundant.
+    """
+    filters = np.abs(w.reshape(w.shape[0], -1))
+    if context.out_scale is not None:
+        filters = filters * np.abs(_per_channel(context.out_scale, w, "FPGMMedian", ""))[:, None]
+    median = np.sort(filters, axis=0)[(filters.shape[0] - 1) // 2]
+    return _broadcast_channels(np.linalg.norm(filters - median, axis=1), w.shape)
 
 
 def _distance_sums_direct(filters):

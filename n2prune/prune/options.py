@@ -29,7 +29,10 @@ class PruneOptions:
     ``pattern`` None keeps N2D2's pruning filler; otherwise the mask is
     ``patterns.make_mask(pattern, criteria.score(criterion, W), target)``.
     ``schedule_delay`` and ``schedule_length`` count stimuli, like N2D2's
-    ``StepSizeThreshold`` (the period between fires).
+    ``StepSizeThreshold`` (the period between fires). From Python (not
+    INI), ``criterion`` may be a function ``fn(w, context)`` and ``schedule``
+    a schedule object (``schedules``' protocol: ``target``, ``fires_after``,
+    ``soft_mask``...): the facades' per-epoch TI schedules are.
     """
 
     pattern: str = None
@@ -49,8 +52,10 @@ class PruneOptions:
     def __post_init__(self):
         if self.pattern is not None:
             member("pattern", patterns.PATTERNS, self.pattern)
-        member("criterion", criteria.CRITERIA, self.criterion)
-        member("schedule", SCHEDULES, self.schedule)
+        if not callable(self.criterion):
+            member("criterion", criteria.CRITERIA, self.criterion)
+        if isinstance(self.schedule, str):
+            member("schedule", SCHEDULES, self.schedule)
         check_choice("scope", "QWeight.Scope", self.scope, SCOPES)
         check_choice("group_reduction", "QWeight.GroupReduction", self.group_reduction,
                      GROUP_REDUCTIONS)
@@ -79,11 +84,16 @@ class PruneOptions:
             for name, default in (("criterion", "Magnitude"), ("scope", "Layer")):
                 if getattr(self, name) != default:
                     raise SettingError(name, f"{name} {getattr(self, name)} needs a pattern")
-            if SCHEDULES[self.schedule].soft:
+            if schedule_is_soft(self.schedule):
                 raise SettingError("schedule", f"schedule {self.schedule} needs a pattern")
         if self.fix_sparsity and self.scope == "Global":
             raise SettingError("fix_sparsity", "fix_sparsity locks each cell's own zeros: it "
                                                "cannot share a Global scope's target")
+
+
+def schedule_is_soft(schedule):
+    """Whether ``schedule`` (a ``SCHEDULES`` name or a schedule object) gives soft masks."""
+    return (SCHEDULES[schedule] if isinstance(schedule, str) else schedule).soft
 
 
 def checked_params(params):

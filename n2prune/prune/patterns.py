@@ -260,3 +260,32 @@ def channel(scores, sparsity, params):
     sums = scores.reshape(o, -1).sum(axis=1)
     kept = keep_largest(sums, max(1, kept_count(o, sparsity)))
     return np.repeat(kept, scores.size // o).reshape(scores.shape)
+
+
+def _fits_m(shape, params):
+    return int_problem(params, ("m",), 1)
+
+
+@register_pattern("NMFlatRatio", lambda mask, params: [], _fits_m)
+def n_m_flat_ratio(scores, sparsity, params):
+    """NMFlat whose N comes from the target: N = int((1 − s)·M), TI's 'n2m' arithmetic.
+
+    Chunks of M consecutive elements in C order keep their N largest; a
+    trailing chunk of L < M keeps min(N, L). A chunk that would keep none or
+    all of its elements is left whole, as TI skips it. TI's incremental class
+    ramps s, hence N, epoch by epoch.
+    """
+    flat = scores.reshape(-1)
+    keep = int((1.0 - sparsity) * params.m)  # TI truncates: (1 - 0.9)*10 keeps 0, not 1
+    kept = np.ones(flat.size, dtype=np.uint8)
+    full = flat.size - flat.size % params.m
+    if 0 < keep < params.m and full:
+        kept[:full] = keep_largest(flat[:full].reshape(-1, params.m), keep).reshape(-1)
+    tail = flat.size - full
+    if 0 < min(keep, tail) < tail:
+        kept[full:] = keep_largest(flat[full:], keep)
+    return kept.reshape(scores.shape)
+
+
+# Moffett's rules register themselves with the others (QWeight.Pattern=MoffettASIC...).
+from n2prune.prune import patterns_moffett  # noqa: F401

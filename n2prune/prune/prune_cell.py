@@ -19,10 +19,12 @@ then ``update`` after each solver step.
 """
 
 import dataclasses
+import logging
 
 import numpy as np
 
 from n2prune.errors import SettingError
+from n2prune.notices import notice_unused
 from n2prune.prune import criteria, mask_methods, patterns
 from n2prune.prune.clock import StimuliClock
 from n2prune.prune.options import (
@@ -39,6 +41,10 @@ from n2prune.prune.schedules import SCHEDULES, Frozen, restored_start
 PRUNING_MODES = ("Identity", "Static", "Gradual")
 KERNELS = ("Auto", "Dense", "Sparse")
 PATTERN_SIZES = tuple(f.name for f in dataclasses.fields(PatternParams))
+# N2D2's PruneCell inherits these from its quantizer base class and does not use them.
+N2D2_UNUSED = {"range": 255, "quant_mode": "Default", "model": "Frame", "datatype": "float"}
+
+log = logging.getLogger("n2prune")
 
 
 class PruneCell:
@@ -60,11 +66,16 @@ class PruneCell:
     criterion, schedule, scope...) and ``PatternParams`` (the pattern's
     sizes). ``target`` is the fraction the masks meet (float64, shared by
     all tensors); N2D2's current threshold is its float32
-    (``get_current_threshold``).
+    (``get_current_threshold``). N2D2's ``range``, ``quant_mode``, ``model``
+    and ``datatype`` are accepted, unused (as by N2D2's PruneCell), noticed when set.
     """
 
     def __init__(self, prune_mode="Identity", prune_filler="Random", threshold=0.2, delta=0.001,
-                 start=0.1, stepsize=0, gamma=0.05, hard_zero=False, kernel="Auto", **options):
+                 start=0.1, stepsize=0, gamma=0.05, hard_zero=False, kernel="Auto", range=255,
+                 quant_mode="Default", model="Frame", datatype="float", **options):
+        notice_unused(log, "PruneCell", {"range": range, "quant_mode": quant_mode, "model": model,
+                                         "datatype": datatype}, N2D2_UNUSED,
+                      "N2D2's PruneCell does not use it; n2prune runs on the CPU")
         self.prune_mode = check_choice("prune_mode", "QWeight.PruningMode", prune_mode,
                                        PRUNING_MODES)
         member("prune_filler", mask_methods.PRUNING_FILLERS, prune_filler)
@@ -150,9 +161,12 @@ class PruneCell:
         return restored_start(self.weights) if self.options.restore_sparsity else self.start
 
     def _schedule(self, start):
-        """Gradual's named schedule from ``start``; Identity, Static and FixSparsity: Frozen."""
+        """Gradual's named schedule from ``start`` (a schedule object as given); Identity,
+        Static and FixSparsity: Frozen."""
         if self.clock is None:
             return Frozen(start)
+        if not isinstance(self.options.schedule, str):
+            return self.options.schedule
         period = self.clock.period
         total = max(1, self.options.schedule_length // max(1, period))
         return SCHEDULES[self.options.schedule](start, self.threshold, total, self.gamma)
@@ -187,7 +201,7 @@ class PruneCell:
     def scores(self, k):
         """Criterion scores of tensor ``k`` (float64); under a monotone schedule (the
         ramps) pruned entries score 0, so the new mask stays within the current one."""
-        context = criteria.ScoreContext(rng=self.rng)
+        context = criteria.ScoreContext(rng=self.rng, index=k)
         if self.saliency is not None:
             context.saliency = self.saliency[k]
         if self.batchnorm is not None:
@@ -239,6 +253,16 @@ class PruneCell:
         if soft is not None or self.soft is not None:
             self.version += 1
         self.soft = soft
+
+    def harden(self, cutoff=0.5):
+        """Soft masks become hard: kept where the soft value is >= ``cutoff`` (TI's
+        ``binary_mask`` at its last ``eval()``); no-op without soft masks."""
+        if self.soft is None:
+            return
+        self.masks = [(s >= cutoff).astype(np.uint8) for s in self.soft]
+        self.soft = None
+        self.version += 1
+        self.after_update(self.weights)
 
     def finalize(self):
         """Bake the masks into the weights (``w *= mask``, as torch's ``prune.remove``); the
