@@ -78,3 +78,155 @@ Solvers.LearningRatePolicy=StepDecay
 Solvers.LearningRateStepSize=[sp]_EpochSize
 Solvers.LearningRateDecay=0.9
 """
+
+
+# Every cell type and activation the C export maps, on a small network: the C and
+# the ONNX export tests run it.
+EVERY_C_CELL = """
+[database]
+Type=MNIST_IDX_Database
+
+[sp]
+SizeX=11
+SizeY=12
+BatchSize=4
+
+[pad]
+Input=sp
+Type=Padding
+NbOutputs=1
+TopPadding=1
+BottomPadding=-1
+LeftPadding=2
+
+[c1]
+Input=pad
+Type=Conv
+KernelDims=3 1
+PaddingDims=1 0
+NbOutputs=4
+ActivationFunction=Rectifier
+ActivationFunction.LeakSlope=0.1
+ActivationFunction.Clipping=0.5
+
+[c2]
+Input=pad
+Type=Conv
+KernelDims=3 3
+PaddingDims=2 2
+DilationDims=2 2
+NbOutputs=4
+ActivationFunction=Tanh
+ActivationFunction.Alpha=0.7
+
+[c3]
+Input=c1,c2
+Type=Conv
+KernelDims=3 3
+StrideDims=2 2
+PaddingDims=1 1
+NbOutputs=6
+Mapping(c1)=\\
+1 0 0 1 1 0 \\
+0 1 0 0 1 1 \\
+0 0 1 1 0 1 \\
+1 1 1 0 0 0
+ActivationFunction=Logistic
+
+[bn]
+Input=c3
+Type=BatchNorm
+NbOutputs=6
+ActivationFunction=TanhLeCun
+
+[sum]
+Input=bn,c3
+Type=ElemWise
+NbOutputs=6
+Operation=Sum
+Weights=0.5 -2
+Shifts=0.25
+ActivationFunction=Swish
+
+[csum]
+Input=bn,sum
+Type=ElemWise
+NbOutputs=6
+Operation=Sum
+CoeffMode=PerChannel
+Weights=1 2 3 -1 -2 0.5
+Shifts=0 0.1 0.2 0.3 0.4 0.5
+
+[max]
+Input=bn,csum
+Type=ElemWise
+NbOutputs=6
+Operation=Max
+
+[prod]
+Input=sum,max
+Type=ElemWise
+NbOutputs=6
+Operation=Prod
+
+[drop]
+Input=prod
+Type=Dropout
+NbOutputs=6
+
+[pool]
+Input=drop
+Type=Pool
+PoolDims=3 2
+StrideDims=2 2
+PaddingDims=1 1
+Pooling=Average
+NbOutputs=4
+Mapping(drop)=\\
+1 0 0 1 \\
+1 1 0 0 \\
+0 1 0 1 \\
+0 0 0 1 \\
+1 1 0 0 \\
+0 0 0 1
+
+[sat]
+Input=pool,pool
+Type=Activation
+NbOutputs=8
+ActivationFunction=Saturation
+ActivationFunction.Threshold=0.3
+
+[mpool]
+Input=sat,pool
+Type=Pool
+PoolDims=2 2
+StrideDims=1 1
+PaddingDims=1 1
+Pooling=Max
+NbOutputs=5
+
+[gmax]
+Input=sat
+Type=Pool
+PoolDims=4 4
+Pooling=Max
+NbOutputs=8
+Mapping.Size=1
+
+[fc]
+Input=mpool,gmax
+Type=Fc
+NbOutputs=10
+ActivationFunction=Linear
+ActivationFunction.Clipping=2
+
+[softmax]
+Input=fc
+Type=Softmax
+NbOutputs=10
+GroupSize=5
+WithLoss=1
+
+[softmax.Target]
+"""

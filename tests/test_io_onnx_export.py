@@ -3,6 +3,7 @@ onnxruntime gives n2prune's outputs on the whole MNIST test set."""
 
 import numpy as np
 import pytest
+from networks import EVERY_C_CELL
 from paths import MODELS_INI
 from runs import train
 
@@ -332,10 +333,9 @@ WithLoss=1
 """
 
 
-# What the network above leaves out: coefficients and shifts of every ElemWise
-# operation, Pools reading several channels per output, Softmax over groups.
+# ElemWise operations the C export refuses (the rest: networks.EVERY_C_CELL).
 # (ONNX ops that Type=ONNX does not read back: Abs, Sqrt, Where, Gather.)
-MORE_CELLS = """
+ABS_AND_EUCLIDEAN = """
 [database]
 Type=MNIST_IDX_Database
 
@@ -352,25 +352,8 @@ PaddingDims=1 1
 NbOutputs=6
 ActivationFunction=Tanh
 
-[sum]
-Input=c,c
-Type=ElemWise
-NbOutputs=6
-Operation=Sum
-Weights=0.5 -2
-Shifts=0.25
-
-[csum]
-Input=c,sum
-Type=ElemWise
-NbOutputs=6
-Operation=Sum
-CoeffMode=PerChannel
-Weights=1 2 3 -1 -2 0.5
-Shifts=0 0.1 0.2 0.3 0.4 0.5
-
 [abs]
-Input=csum,c
+Input=c,c
 Type=ElemWise
 NbOutputs=6
 Operation=AbsSum
@@ -385,68 +368,14 @@ Weights=1.5 -1
 Shifts=0.5 0.25
 
 [prod]
-Input=euclid,sum
+Input=euclid,abs
 Type=ElemWise
 NbOutputs=6
 Operation=Prod
 Weights=3 3
 
-[pool]
-Input=prod
-Type=Pool
-PoolDims=3 2
-StrideDims=2 2
-PaddingDims=1 1
-Pooling=Average
-NbOutputs=4
-Mapping(prod)=\\
-1 0 0 1 \\
-1 1 0 0 \\
-0 1 0 1 \\
-0 0 0 1 \\
-1 1 0 0 \\
-0 0 0 1
-
-[pool2]
-Input=prod
-Type=Pool
-PoolDims=3 2
-StrideDims=2 2
-PaddingDims=1 1
-Pooling=Average
-NbOutputs=6
-Mapping.Size=1
-
-[mpool]
-Input=pool,pool2
-Type=Pool
-PoolDims=2 2
-StrideDims=2 2
-PaddingDims=1 1
-Pooling=Max
-NbOutputs=5
-Mapping(pool)=\\
-1 0 0 1 0 \\
-1 1 0 0 0 \\
-0 1 1 0 0 \\
-0 0 1 1 0
-Mapping(pool2)=\\
-0 0 0 0 1 \\
-0 0 0 0 1 \\
-1 0 0 0 0 \\
-0 1 0 0 0 \\
-0 0 0 0 0 \\
-0 0 0 0 0
-
-[gavg]
-Input=pool
-Type=Pool
-PoolDims=5 4
-Pooling=Average
-NbOutputs=3
-
 [fc]
-Input=mpool,gavg
+Input=prod
 Type=Fc
 NbOutputs=10
 
@@ -454,7 +383,6 @@ NbOutputs=10
 Input=fc
 Type=Softmax
 NbOutputs=10
-GroupSize=5
 WithLoss=1
 
 [softmax.Target]
@@ -590,18 +518,20 @@ def test_fold_batchnorm_is_refused_for_other_formats(tmp_path, capsys):
     assert err.count("\n") == 1 and "--fold-batchnorm applies to --format onnx" in err
 
 
-def test_coefficients_channel_mappings_and_softmax_groups(tmp_path):
+@pytest.mark.parametrize("text", [EVERY_C_CELL, ABS_AND_EUCLIDEAN], ids=["c_cells", "abs"])
+def test_coefficients_channel_mappings_and_softmax_groups(tmp_path, text):
     from n2prune.io.onnx_export import export_onnx
     from n2prune.train.model import Model
     ini = tmp_path / "more.ini"
-    ini.write_text(MORE_CELLS)
+    ini.write_text(text)
     network = Model(ini, need_data=False).network
     model = export_onnx(network, tmp_path / "more.onnx")
     x = np.random.default_rng(2).uniform(-1, 1, size=(64, *network.input_shape))
     _check_outputs(network, model, tmp_path / "more.onnx", x.astype(np.float32))
     ops = {n.name: n.op_type for n in model.graph.node}
-    expected = {"sum.0/shifted": "Add", "csum.1/scaled": "Mul", "abs/abs0": "Abs",
-                "euclid/sqrt": "Sqrt", "pool/channels": "Conv", "mpool/channels": "ReduceMax",
-                "gavg/outputs": "Gather", "softmax/softmax": "Softmax"}
+    expected = ({"sum.0/shifted": "Add", "csum.1/scaled": "Mul", "pool/channels": "Conv",
+                 "mpool/channels": "ReduceMax", "softmax/softmax": "Softmax"}
+                if text is EVERY_C_CELL else
+                {"abs/abs0": "Abs", "euclid/sqrt": "Sqrt", "prod/prod1": "Mul"})
     assert {name: ops.get(name) for name in expected} == expected
     assert not any(name.startswith("prod.") for name in ops)  # Prod ignores its Weights
