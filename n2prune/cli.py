@@ -107,6 +107,9 @@ def make_parser():
     train.add_argument("--resume", metavar="RUN", default=None, help="continue the run in RUN")
     train.add_argument("--weights", metavar="DIR", default=None,
                        help="start from these weights (run folder, .npz or N2D2 folder)")
+    train.add_argument("--distributed", action="store_true",
+                       help="insist on data-parallel training over MPI (mpirun -n K; on by "
+                            "itself when mpirun starts several ranks); needs n2prune[mpi]")
     _iterations(train)
     test = verbs.add_parser("test", help="measure accuracy on the test set")
     _common(test)

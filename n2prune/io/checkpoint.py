@@ -186,10 +186,16 @@ def _check_solver_entry(key, value, params, owner, source):
         check_count(value, f"{key} of {owner}", source)
 
 
-def save_snapshot(path, network, meta, extra=None):
-    """Write the snapshot atomically; ``meta`` must be JSON-serialisable."""
+def snapshot_arrays(network, meta, extra=None):
+    """Every array a snapshot holds, ``meta`` (JSON-serialisable) as a 0-d string."""
     arrays = {**network_arrays(network), **_solver_arrays(network), **(extra or {})}
     arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def save_snapshot(path, network, meta, extra=None):
+    """Write the snapshot atomically; ``meta`` must be JSON-serialisable."""
+    arrays = snapshot_arrays(network, meta, extra)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     with atomic_open(path, "wb") as handle:
@@ -206,11 +212,17 @@ def load_snapshot(path, network, epoch_size=None):
         raise UserError(f"{path}: no snapshot here (was the run started?)")
     arrays = read_npz(path, "snapshot", SNAPSHOT_HINT, text_keys=("meta",),
                       max_bytes=byte_budget(network, epoch_size or 0))
+    return restore_arrays(network, arrays, path, epoch_size)
+
+
+def restore_arrays(network, arrays, source, epoch_size=None):
+    """``load_snapshot`` from ``snapshot_arrays`` output held in memory (``source``
+    names them in messages); ``arrays`` loses its ``meta``."""
     try:
-        meta = read_meta(arrays.pop("meta", None), path)
-        check_epoch_order(arrays.get("epoch_order"), epoch_size, path)
-        solver_states = _solver_states(network, arrays, path)
-        load_network_arrays(network, arrays, path)
+        meta = read_meta(arrays.pop("meta", None), source)
+        check_epoch_order(arrays.get("epoch_order"), epoch_size, source)
+        solver_states = _solver_states(network, arrays, source)
+        load_network_arrays(network, arrays, source)
     except UserError as exc:
         raise with_hint(exc, SNAPSHOT_HINT) from None
     for solver, state in solver_states:

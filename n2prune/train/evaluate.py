@@ -12,20 +12,29 @@ from n2prune.graph.targets import ACCURACY
 EVAL_BATCH = 1000
 
 
-def evaluate(network, model, part, batch_size=EVAL_BATCH):
-    """The metric target's score per sample over ``part`` (dropout off); None if empty."""
+def evaluate(network, model, part, batch_size=EVAL_BATCH, ranks=None):
+    """The metric target's score per sample over ``part`` (dropout off); None if empty.
+
+    ``ranks`` (a distributed run's ``World``) deal the batches out, one in
+    ``ranks.size`` each, and add up the scores: every rank gets the total.
+    """
     images, labels = model.stimuli(part)
     if len(labels) == 0:
         return None
     target = network.metric_target
     # Random transformations applied to this partition draw the same numbers every time.
     rng = np.random.default_rng(0)
+    starts = range(0, len(labels), batch_size)
+    if ranks is not None:
+        starts = starts[ranks.rank::ranks.size]
     total = 0.0
-    for start in range(0, len(labels), batch_size):
+    for start in starts:
         idx = np.arange(start, min(start + batch_size, len(labels)))
         batch = model.provider.batch(images, idx, rng, part)
         out = network.forward(batch, train=False)
         total += target.score(out, labels[idx], batch)
+    if ranks is not None:
+        total = ranks.sum(total)
     return total / len(labels)
 
 

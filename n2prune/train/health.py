@@ -66,12 +66,16 @@ def grown_most(network, start_rms):
     return f"[{name}] weights grew most (RMS x{ratios[name]:.3g})"
 
 
-def check_loss(state, network, loss, labels):
-    """Record ``loss`` in ``state``; a one-line diagnosis if training went wrong."""
+def check_loss(state, network, loss, labels, chance=None):
+    """Record ``loss`` in ``state``; a one-line diagnosis if training went wrong.
+
+    ``chance`` is the batch's ``chance_loss`` when the caller has it (the
+    ranks of a distributed run each hold part of the batch; see distributed.py).
+    """
     if not math.isfinite(loss):
         return f"loss became {loss}, {nonfinite_cell(network) or 'no cell is non-finite'}"
     if state.loss_ref is None:
-        state.loss_ref = max(loss, chance_loss(network, labels))
+        state.loss_ref = max(loss, chance_loss(network, labels) if chance is None else chance)
         state.weight_rms = weight_rms(network)
     state.recent_losses = (state.recent_losses + [loss])[-DIVERGENCE_WINDOW:]
     if len(state.recent_losses) == DIVERGENCE_WINDOW and looks_diverging(state):

@@ -83,23 +83,33 @@ class Trainer:
             raise self.failure(problem)
         if looks_diverging(self.state):
             return
+        self.save_snapshot()
+        self.snapshot_step = self.state.step
+
+    def save_snapshot(self):
+        path = self.run.file("snapshot.npz")
+        with writing(path):
+            save_snapshot(path, self.net, *self.snapshot_content())
+
+    def snapshot_content(self):
+        """``(meta, extra arrays)`` of a snapshot of the run as it stands."""
         meta = {"state": self.state.to_meta(),
                 "data_rng": self.data_rng.bit_generator.state,
                 "cell_rng": self.model.rng.bit_generator.state,
                 "appended_sizes": self.run.appended_sizes()}
-        extra = {"epoch_order": self.order} if self.order is not None else {}
-        path = self.run.file("snapshot.npz")
-        with writing(path):
-            save_snapshot(path, self.net, meta, extra)
-        self.snapshot_step = self.state.step
+        return meta, {"epoch_order": self.order} if self.order is not None else {}
 
-    def resume(self, extra_fields=()):
-        meta, arrays = load_snapshot(self.run.file("snapshot.npz"), self.net, self.model.epoch_size)
+    def restore(self, meta, arrays):
+        """Take the run state of a snapshot whose arrays the network has loaded."""
         refresh_removed_channels(self.net)
         self.state = RunState.from_meta(meta["state"], self.state.epochs)
         self.data_rng.bit_generator.state = meta["data_rng"]
         self.model.rng.bit_generator.state = meta["cell_rng"]
         self.order = arrays.get("epoch_order")
+
+    def resume(self, extra_fields=()):
+        meta, arrays = load_snapshot(self.run.file("snapshot.npz"), self.net, self.model.epoch_size)
+        self.restore(meta, arrays)
         self.snapshot_step = self.state.step
         self.run.rewind(meta.get("appended_sizes"), extra_fields,
                         self.net.metric_target.metric.column)
@@ -132,13 +142,19 @@ class Trainer:
             if problem:
                 raise self.failure(problem, self.state.step + 1)
             self.net.apply_solvers(len(indices))
-        for cell in step_quantizers(self.net, len(indices)):
+        self.update_masks(len(indices))
+        return loss, score
+
+    def update_masks(self, batch_size):
+        """N2D2's quantizer updates after the solver step; returns the cells whose masks changed."""
+        changed = step_quantizers(self.net, batch_size)
+        for cell in changed:
             self.progress.line(f"[{cell.name}] Update masks: threshold "
                                f"{cell.quantizer.get_current_threshold():.4g}, "
                                f"sparsity {cell.quantizer.sparsity():.4f}")
         for note in drain_kernel_notes(self.net):
             self.progress.line(note)
-        return loss, score
+        return changed
 
     # -- epochs ----------------------------------------------------------
     def epoch_batches(self, n):
@@ -153,9 +169,13 @@ class Trainer:
     def out_of_steps(self):
         return self.max_steps is not None and self.state.step >= self.max_steps
 
+    def stop_requested(self):
+        """Ctrl-C was pressed (the loop stops at the next step boundary)."""
+        return self.interrupt.requested
+
     def between_steps(self):
         """True if the loop must stop here; takes the periodic snapshot otherwise."""
-        if self.out_of_steps() or self.interrupt.requested:
+        if self.out_of_steps() or self.stop_requested():
             return True
         if (self.snapshot_every and self.state.step % self.snapshot_every == 0
                 and self.state.step != self.snapshot_step):
@@ -187,7 +207,7 @@ class Trainer:
     def end_epoch(self):
         val = None
         if self.model.partition_size("validation"):
-            val = evaluate(self.net, self.model, "validation")
+            val = self.evaluate("validation")
             if self.net.metric_target.metric.better(val, self.state.best_val):
                 self.state.best_val, self.state.best_epoch = val, self.state.epoch
                 self.run.save_weights(self.net, "weights_validation")
@@ -216,10 +236,18 @@ class Trainer:
         finally:
             self.progress.close()
 
+    def summary_extra(self):
+        """More entries for ``summary.json``."""
+        return {}
+
+    def evaluate(self, part):
+        """The metric over partition ``part`` (None if it is empty)."""
+        return evaluate(self.net, self.model, part)
+
     def run_epochs(self, images, labels):
         while self.state.epoch < self.state.epochs and self.run_epoch(images, labels):
             pass
-        if self.interrupt.requested:
+        if self.stop_requested():
             raise KeyboardInterrupt
 
     def interrupted(self):
@@ -236,7 +264,7 @@ class Trainer:
         if self.state.step != self.snapshot_step:  # stopped inside an epoch: keep a snapshot too
             self.snapshot()
         self.run.save_weights(self.net, "weights")
-        test = evaluate(self.net, self.model, "test")
+        test = self.evaluate("test")
         metric = self.net.metric_target.metric
         summary = {
             f"test_{metric.key}": test,
@@ -246,6 +274,7 @@ class Trainer:
             "steps": self.state.step,
             "train_seconds": round(self.state.seconds, 3),
             "samples_per_second": round(self.state.samples / max(self.state.seconds, 1e-9), 1),
+            **self.summary_extra(),
         }
         self.run.write_json("summary.json", summary)
         self.progress.line(f"test {metric.title} {metric.format(test)} on {self.model.partition_size('test')} "
