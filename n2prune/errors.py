@@ -52,6 +52,16 @@ def non_negative(setting, value, label):
     return float(value)
 
 
+class CellError(UserError):
+    """A cell's settings that do not fit the network, found once it is built.
+    ``cell`` and ``key`` are data: the model turns them into the ``file:line``
+    of the key in the cell's section."""
+
+    def __init__(self, cell, key, message):
+        self.cell, self.key, self.message = cell, key, message
+        super().__init__(f"[{cell}] {key}: {message}")
+
+
 class IniError(UserError):
     """An INI file that cannot be read as written."""
 

@@ -97,5 +97,5 @@ def test_a_depthwise_cell_with_a_channel_quantizer_follows_its_producer():
 def test_a_channel_quantizer_where_no_channel_can_go_is_an_error():
     network = channel_net()
     network.cell("fc").quantizer = PruneCell(prune_mode="Static", threshold=0.5, pattern="Channel")
-    with pytest.raises(UserError, match=r"\[fc\] QWeight.Pattern=Channel: none of its channels"):
+    with pytest.raises(UserError, match=r"\[fc\] QWeight: Pattern=Channel, but none of its channels"):
         initialize_masks(network, np.random.default_rng(0), 0)

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from n2prune.errors import UserError
+from n2prune.errors import CellError, UserError
 from n2prune.prune import criteria, scope
 from n2prune.prune.channel_graph import ChannelGraph, zeroed_parameters
 from n2prune.prune.pattern_base import kept_count
@@ -63,7 +63,7 @@ def _check_members(network, graph, groups, wanted):
     quantizer elsewhere must sit on a cell some group's channels pass through."""
     grouped = {name for g in graph.groups for unit in g.units for name, _ in unit.channels}
     for name in wanted - grouped:
-        raise UserError(f"[{name}] QWeight.Pattern=Channel: none of its channels can be "
+        raise CellError(name, "QWeight", "Pattern=Channel, but none of its channels can be "
                         "removed (they reach a target, a Softmax, a channel-mixing Pool, or "
                         "an activation that does not keep 0)")
     for group in groups:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from n2prune.data.stimuli_data import StimuliStats, compute_stats, stimuli_values
-from n2prune.errors import IniError, UserError
+from n2prune.errors import CellError, IniError, UserError
 from n2prune.graph.builder import build_network, unknown_keys
 from n2prune.graph.stimuli import read_database
 from n2prune.ini import load_ini
@@ -49,9 +49,18 @@ class Model:
         self.budget = ctx.budget  # the training-memory estimate, per cell
         self.epoch_size = epoch_size
         self._check_classes()
-        initialize_masks(self.network, self.rng, epoch_size)
+        self._initialize_masks()
         self._report_unknown(unknown_keys(self.ini, ctx), strict)
         self._cache = {}
+
+    def _initialize_masks(self):
+        """``initialize_masks``; a cell it refuses is named by file:line where it has a section."""
+        try:
+            initialize_masks(self.network, self.rng, self.epoch_size)
+        except CellError as exc:
+            if not self.ini.has_section(exc.cell):
+                raise
+            raise IniError(exc.message, self.ini.where(exc.cell, exc.key)) from None
 
     def _check_classes(self):
         """Each label target's cell scores every class of the database (labels index its outputs)."""
