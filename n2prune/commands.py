@@ -123,12 +123,18 @@ def _save_stimuli_data(model, run):
         model.save_stimuli_data(run.file(STIMULI_DATA))
 
 
-def run_test(args):
+def _trained_model(args):
+    """The model of ``args.model`` with the weights and masks of ``args.weights``."""
     seed = DEFAULT_SEED if args.seed is None else args.seed
     model = Model(args.model, args.overrides, seed, args.strict, max_memory=args.max_memory,
                   stimuli_cache=_stimuli_cache(args.weights))
     _apply_kernel(model, args)
     load_masked_weights(model, args.weights)
+    return model
+
+
+def run_test(args):
+    model = _trained_model(args)
     metric = model.network.metric_target.metric
     value = evaluate(model.network, model, "test")
     print(f"test {metric.title} {metric.format(value)} on {model.partition_size('test')} images")
@@ -180,12 +186,7 @@ def format_rows(rows):
 
 def run_infer(args):
     from n2prune.infer import run_infer as classify
-    seed = DEFAULT_SEED if args.seed is None else args.seed
-    model = Model(args.model, args.overrides, seed, args.strict, max_memory=args.max_memory,
-                  stimuli_cache=_stimuli_cache(args.weights))
-    _apply_kernel(model, args)
-    load_masked_weights(model, args.weights)
-    return classify(args, model)
+    return classify(args, _trained_model(args))
 
 
 def run_sensitivity(args):
