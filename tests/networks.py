@@ -80,9 +80,9 @@ Solvers.LearningRateDecay=0.9
 """
 
 
-# Every cell type and activation the C export maps, on a small network: the C and
-# the ONNX export tests run it.
-EVERY_C_CELL = """
+# The first cells of the export tests' networks: a Padding, and a Conv with a
+# leaky, clipped ReLU.
+EXPORT_NET_HEAD = """
 [database]
 Type=MNIST_IDX_Database
 
@@ -109,7 +109,11 @@ ActivationFunction=Rectifier
 ActivationFunction.LeakSlope=0.1
 ActivationFunction.Clipping=0.5
 
-[c2]
+"""
+
+# Every cell type and activation the C export maps, on a small network: the C and
+# the ONNX export tests run it.
+EVERY_C_CELL = EXPORT_NET_HEAD + """[c2]
 Input=pad
 Type=Conv
 KernelDims=3 3

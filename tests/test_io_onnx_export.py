@@ -3,7 +3,7 @@ onnxruntime gives n2prune's outputs on the whole MNIST test set."""
 
 import numpy as np
 import pytest
-from networks import EVERY_C_CELL
+from networks import EVERY_C_CELL, EXPORT_NET_HEAD
 from paths import MODELS_INI
 from runs import train
 
@@ -211,34 +211,7 @@ def test_missing_onnx_is_one_line(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1 and "pip install 'n2prune[onnx]'" in err
 
 
-EVERY_MAPPED_CELL = """
-[database]
-Type=MNIST_IDX_Database
-
-[sp]
-SizeX=11
-SizeY=12
-BatchSize=4
-
-[pad]
-Input=sp
-Type=Padding
-NbOutputs=1
-TopPadding=1
-BottomPadding=-1
-LeftPadding=2
-
-[c1]
-Input=pad
-Type=Conv
-KernelDims=3 1
-PaddingDims=1 0
-NbOutputs=4
-ActivationFunction=Rectifier
-ActivationFunction.LeakSlope=0.1
-ActivationFunction.Clipping=0.5
-
-[c2]
+EVERY_MAPPED_CELL = EXPORT_NET_HEAD + """[c2]
 Input=pad
 Type=Conv
 KernelDims=3 3
